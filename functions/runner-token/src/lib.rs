@@ -1,0 +1,48 @@
+//! The runner-token endpoints: `POST /api/v4/runners` (register), `DELETE /api/v4/runners`
+//! (unregister) and `POST /api/v4/runners/verify`. No user authentication: the `token`
+//! parameter is a registration token or a runner token.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use runners_shared::error::json_response;
+use runners_shared::http::{ClientIp, if_unmodified_since};
+use runners_shared::params::Params;
+use runners_shared::runner_tokens::{self, RegistrationRequest, heartbeat_from_params, required_token};
+use runners_shared::{ApiError, AppState};
+
+/// This function's routes; its `main` and `runnerctl serve` both mount exactly this.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v4/runners", post(register).delete(unregister))
+        .route("/api/v4/runners/verify", post(verify))
+        .with_state(state)
+}
+
+async fn register(State(state): State<AppState>, ClientIp(ip): ClientIp, params: Params) -> Result<Response, ApiError> {
+    let request = RegistrationRequest::from_params(&params, ip)?;
+    let answer = runner_tokens::register(&state.store, request).await?;
+    Ok(json_response(StatusCode::CREATED, &answer))
+}
+
+fn token(params: &Params) -> Result<String, ApiError> {
+    let mut reader = params.reader();
+    let token = required_token(&mut reader);
+    reader.finish()?;
+    Ok(token.unwrap_or_default())
+}
+
+async fn verify(State(state): State<AppState>, ClientIp(ip): ClientIp, params: Params) -> Result<Response, ApiError> {
+    let token = token(&params)?;
+    let heartbeat = heartbeat_from_params(&params, ip);
+    let answer = runner_tokens::verify(&state.store, &token, &heartbeat, state.settings.heartbeat_interval_secs).await?;
+    Ok(answer.into_response())
+}
+
+async fn unregister(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Result<StatusCode, ApiError> {
+    let token = token(&params)?;
+    runner_tokens::unregister(&state.store, &token, if_unmodified_since(&headers)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

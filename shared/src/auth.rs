@@ -1,0 +1,185 @@
+//! Tokens: generation from the OS CSPRNG, SHA-256 digests (the only form ever stored), and
+//! personal access token authentication for the user-facing endpoints.
+
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::time::Timestamp;
+use axum::http::HeaderMap;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+/// 24 random bytes: 192 bits, 32 URL-safe characters. No `glrt-` prefix: that would switch the
+/// official runner to GitLab 16's manager-based protocol.
+const TOKEN_BYTES: usize = 24;
+
+/// A token's SHA-256 as lowercase hex: how tokens are stored and looked up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenDigest(String);
+
+impl TokenDigest {
+    pub fn of(token: &str) -> Self {
+        let hash = Sha256::digest(token.as_bytes());
+        let mut hex = String::with_capacity(64);
+        for byte in hash {
+            hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+            hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
+        }
+        Self(hex)
+    }
+
+    /// A digest as stored (64 lowercase hex characters).
+    pub fn from_stored(hex: String) -> Self {
+        Self(hex)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A new secret token. Fails only if the OS refuses randomness, which is an internal error.
+pub fn generate_token() -> Result<String, ApiError> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("OS random source: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// What a request wants to do, for scope checks: `read_api` tokens may only read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// A personal access token as stored on its token item, with the owner's flags copied onto it so
+/// that authentication is a single read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonalAccessToken {
+    pub user_id: i64,
+    pub admin: bool,
+    pub blocked: bool,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<Timestamp>,
+    pub revoked: bool,
+}
+
+/// The authenticated user of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: i64,
+    pub admin: bool,
+}
+
+/// The personal access token a request presents: `PRIVATE-TOKEN` header (any case),
+/// `Authorization: Bearer`, or the `private_token` parameter.
+pub fn presented_token(headers: &HeaderMap, params: &Params) -> Option<String> {
+    if let Some(value) = headers.get("private-token").and_then(|v| v.to_str().ok()) {
+        return Some(value.trim().to_owned());
+    }
+    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
+        if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
+            return Some(token.trim().to_owned());
+        }
+    }
+    params.reader().string("private_token")
+}
+
+/// GitLab's rules for a found token: expired or revoked is 401, a blocked owner 403, and a
+/// token without a scope that covers the access 403.
+pub fn check_personal_access_token(
+    token: &PersonalAccessToken,
+    now: Timestamp,
+    access: Access,
+) -> Result<Caller, ApiError> {
+    if token.revoked || token.expires_at.is_some_and(|at| at <= now) {
+        return Err(ApiError::Unauthorized);
+    }
+    if token.blocked {
+        return Err(ApiError::Forbidden);
+    }
+    let has = |scope: &str| token.scopes.iter().any(|s| s == scope);
+    let allowed = match access {
+        Access::Read => has("api") || has("read_api"),
+        Access::Write => has("api"),
+    };
+    if !allowed {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(Caller { user_id: token.user_id, admin: token.admin })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_is_sha256_hex() {
+        assert_eq!(
+            TokenDigest::of("abc").as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_ne!(TokenDigest::of("abc"), TokenDigest::of("abd"));
+    }
+
+    #[test]
+    fn generated_tokens_are_url_safe_long_and_distinct() {
+        let tokens: Vec<String> = (0..100).map(|_| generate_token().unwrap()).collect();
+        for token in &tokens {
+            assert_eq!(token.len(), 32);
+            assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{token}");
+            assert!(!token.starts_with("glrt-"));
+        }
+        let mut unique = tokens.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), tokens.len());
+    }
+
+    #[test]
+    fn token_sources() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(presented_token(&headers, &Params::from_query("private_token=q")).as_deref(), Some("q"));
+        headers.insert("authorization", "Bearer b".parse().unwrap());
+        assert_eq!(presented_token(&headers, &Params::default()).as_deref(), Some("b"));
+        headers.insert("Private-Token", "h".parse().unwrap());
+        assert_eq!(presented_token(&headers, &Params::default()).as_deref(), Some("h"));
+        assert_eq!(presented_token(&HeaderMap::new(), &Params::default()), None);
+    }
+
+    fn token() -> PersonalAccessToken {
+        PersonalAccessToken {
+            user_id: 7,
+            admin: false,
+            blocked: false,
+            scopes: vec!["api".into()],
+            expires_at: None,
+            revoked: false,
+        }
+    }
+
+    #[test]
+    fn personal_access_token_rules() {
+        let now = Timestamp::from_millis(1_000_000);
+        let ok = check_personal_access_token(&token(), now, Access::Write).unwrap();
+        assert_eq!(ok, Caller { user_id: 7, admin: false });
+
+        let expired = PersonalAccessToken { expires_at: Some(now), ..token() };
+        assert!(matches!(check_personal_access_token(&expired, now, Access::Read), Err(ApiError::Unauthorized)));
+        let future = PersonalAccessToken { expires_at: Some(Timestamp::from_millis(2_000_000)), ..token() };
+        assert!(check_personal_access_token(&future, now, Access::Read).is_ok());
+
+        let revoked = PersonalAccessToken { revoked: true, ..token() };
+        assert!(matches!(check_personal_access_token(&revoked, now, Access::Read), Err(ApiError::Unauthorized)));
+
+        let blocked = PersonalAccessToken { blocked: true, ..token() };
+        assert!(matches!(check_personal_access_token(&blocked, now, Access::Read), Err(ApiError::Forbidden)));
+
+        let read_only = PersonalAccessToken { scopes: vec!["read_api".into()], ..token() };
+        assert!(check_personal_access_token(&read_only, now, Access::Read).is_ok());
+        assert!(matches!(check_personal_access_token(&read_only, now, Access::Write), Err(ApiError::Forbidden)));
+
+        let other_scope = PersonalAccessToken { scopes: vec!["read_user".into()], ..token() };
+        assert!(matches!(check_personal_access_token(&other_scope, now, Access::Read), Err(ApiError::Forbidden)));
+    }
+}

@@ -1,0 +1,195 @@
+//! What every function's entry point wraps around its router: trailing-slash tolerance, GitLab's
+//! JSON 404/405, the request log line with its DynamoDB cost, and the client address.
+
+use crate::config::Settings;
+use crate::error::{ApiError, json_response};
+use crate::metrics;
+use crate::store::Store;
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{Request, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tower::ServiceExt;
+
+/// Shared by every handler: built once per process (in `main`), cloned per request.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    pub fn new(store: Store, settings: Settings) -> Self {
+        Self { store, settings: Arc::new(settings) }
+    }
+}
+
+/// The service a function runs (under `lambda_http::run`) or `runnerctl serve` mounts: the
+/// function's routes plus GitLab's JSON answers for unknown routes and methods, with a trailing
+/// slash meaning the same route (never a redirect).
+pub fn entry_point<B>(
+    routes: Router,
+) -> impl tower::Service<Request<B>, Response = Response, Error = Infallible, Future: Send + 'static> + Clone + Send + 'static
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let router = routes.fallback(not_found).method_not_allowed_fallback(method_not_allowed);
+    tower::service_fn(move |request: Request<B>| {
+        let router = router.clone();
+        async move { Ok::<_, Infallible>(handle(router, request).await) }
+    })
+}
+
+async fn not_found() -> Response {
+    json_response(StatusCode::NOT_FOUND, &json!({"error": "404 Not Found"}))
+}
+
+async fn method_not_allowed() -> Response {
+    json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"error": "405 Method Not Allowed"}))
+}
+
+async fn handle<B>(router: Router, mut request: Request<B>) -> Response
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    if let Some(uri) = without_trailing_slash(request.uri()) {
+        *request.uri_mut() = uri;
+    }
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let (result, usage) = metrics::scope(router.oneshot(request)).await;
+    let mut response = match result {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    // The path only: query strings may carry `private_token`.
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        ddb_calls = usage.calls,
+        ddb_round_trips = usage.round_trips,
+        "request"
+    );
+    response.extensions_mut().insert(usage);
+    response
+}
+
+fn without_trailing_slash(uri: &Uri) -> Option<Uri> {
+    let path = uri.path();
+    if path.len() <= 1 || !path.ends_with('/') {
+        return None;
+    }
+    let trimmed = path.trim_end_matches('/');
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{}?{query}", if trimmed.is_empty() { "/" } else { trimmed }),
+        None => (if trimmed.is_empty() { "/" } else { trimmed }).to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = path_and_query.parse().ok();
+    Uri::from_parts(parts).ok()
+}
+
+/// The client's address as the gateway saw it: API Gateway's `sourceIp`, else the socket peer
+/// (local serving). `X-Forwarded-For` only when the operator says a trusted proxy sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIp(pub Option<String>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_ip(parts, state.settings.trust_forwarded_for)))
+    }
+}
+
+pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
+    if trust_forwarded_for {
+        let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        if let Some(first) = forwarded.and_then(|v| v.split(',').next()).map(str::trim).filter(|v| !v.is_empty()) {
+            return Some(first.to_owned());
+        }
+    }
+    if let Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) =
+        parts.extensions.get::<lambda_http::request::RequestContext>()
+    {
+        if let Some(ip) = context.http.source_ip.as_ref().filter(|ip| !ip.is_empty()) {
+            return Some(ip.clone());
+        }
+    }
+    parts.extensions.get::<PeerAddr>().map(|PeerAddr(ip)| ip.to_string())
+}
+
+/// The socket peer of a locally served request; `runnerctl serve` inserts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub IpAddr);
+
+/// Logging for a Lambda function: one JSON object per line (CloudWatch adds the time), level
+/// from `RUST_LOG` (default `info`).
+pub fn init_lambda_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second call (tests) finds a subscriber already set; that is fine.
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_target(false)
+        .without_time()
+        .with_current_span(false)
+        .try_init();
+}
+
+/// The `If-Unmodified-Since` header, if it parses.
+pub fn if_unmodified_since(headers: &axum::http::HeaderMap) -> Option<crate::time::Timestamp> {
+    headers
+        .get(axum::http::header::IF_UNMODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::time::Timestamp::parse_http)
+}
+
+impl IntoResponse for crate::entities::RunnerRegistrationDetails {
+    fn into_response(self) -> Response {
+        json_response(StatusCode::OK, &self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailing_slashes() {
+        let trimmed = without_trailing_slash(&"/api/v4/runners/?a=1".parse().unwrap()).unwrap();
+        assert_eq!(trimmed.to_string(), "/api/v4/runners?a=1");
+        assert_eq!(without_trailing_slash(&"/api/v4/runners//".parse().unwrap()).unwrap().path(), "/api/v4/runners");
+        assert_eq!(without_trailing_slash(&"/api/v4/runners".parse().unwrap()), None);
+        assert_eq!(without_trailing_slash(&"/".parse().unwrap()), None);
+    }
+
+    fn parts(forwarded: Option<&str>) -> Parts {
+        let mut builder = Request::builder().uri("/");
+        if let Some(f) = forwarded {
+            builder = builder.header("x-forwarded-for", f);
+        }
+        let (mut parts, ()) = builder.body(()).unwrap().into_parts();
+        parts.extensions.insert(PeerAddr(IpAddr::from([127, 0, 0, 9])));
+        parts
+    }
+
+    #[test]
+    fn forwarded_for_only_when_trusted() {
+        assert_eq!(client_ip(&parts(Some("123.111.123.111, 10.0.0.1")), false).as_deref(), Some("127.0.0.9"));
+        assert_eq!(client_ip(&parts(Some("123.111.123.111, 10.0.0.1")), true).as_deref(), Some("123.111.123.111"));
+        assert_eq!(client_ip(&parts(None), true).as_deref(), Some("127.0.0.9"));
+    }
+}

@@ -1,0 +1,27 @@
+//! Everything the Runners API functions share.
+//!
+//! Each module is one concept: [`params`] (GitLab's parameter coercion), [`error`] (GitLab's error
+//! bodies), [`auth`] (token digests and personal access tokens), [`entities`] (the JSON the API
+//! returns), [`runner`] (the runner model and its rules), [`runner_tokens`] (register, verify and
+//! unregister), [`store`] (the single DynamoDB table) and [`http`] (what every function's entry
+//! point wraps around its router).
+
+pub mod auth;
+pub mod config;
+pub mod entities;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod params;
+pub mod runner;
+pub mod runner_tokens;
+pub mod store;
+pub mod time;
+
+#[cfg(feature = "admin")]
+pub mod admin;
+
+pub use config::Settings;
+pub use error::ApiError;
+pub use http::AppState;
+pub use store::Store;

@@ -1,0 +1,249 @@
+//! The three endpoints a runner calls with a token: register, verify (heartbeat), unregister.
+//!
+//! DynamoDB round trips: register 3 (token, id, transaction); verify 1 when the heartbeat is
+//! fresh, else 2 (token, then runner and token updates in parallel); unregister 3 (token,
+//! runner, transaction).
+
+use crate::auth::{TokenDigest, generate_token};
+use crate::entities::RunnerRegistrationDetails;
+use crate::error::ApiError;
+use crate::params::{ParamReader, Params};
+use crate::runner::{AccessLevel, Runner, RunnerChanges, RunnerInfo, RunnerType};
+use crate::store::{CreateRunnerError, Heartbeat, IdSequence, RegistrationScope, Store, TokenRecord};
+use crate::time::Timestamp;
+use serde_json::{Map, Value};
+
+/// How often register retries after an id or token collision before giving up.
+const CREATE_ATTEMPTS: usize = 3;
+/// How often unregister re-reads a runner that changed under it.
+const DELETE_ATTEMPTS: usize = 3;
+
+/// A validated `POST /runners` request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistrationRequest {
+    pub token: String,
+    pub changes: RunnerChanges,
+    pub info: RunnerInfo,
+    pub ip_address: Option<String>,
+}
+
+fn info_field(info: Option<&Map<String, Value>>, key: &str) -> Option<String> {
+    match info?.get(key)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn runner_info(info: Option<&Map<String, Value>>) -> RunnerInfo {
+    RunnerInfo {
+        name: info_field(info, "name"),
+        version: info_field(info, "version"),
+        revision: info_field(info, "revision"),
+        platform: info_field(info, "platform"),
+        architecture: info_field(info, "architecture"),
+    }
+}
+
+/// A present, non-blank string: registration ignores blank attributes (GitLab's
+/// `attributes_for_keys`), so `description=""` keeps the default.
+fn present(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+/// The runner token, which every runner-token endpoint requires.
+pub fn required_token(reader: &mut ParamReader<'_>) -> Option<String> {
+    reader.required_string("token")
+}
+
+impl RegistrationRequest {
+    /// Reads the parameters in GitLab's declaration order, so that several failures are
+    /// reported as GitLab would.
+    pub fn from_params(params: &Params, ip_address: Option<String>) -> Result<Self, ApiError> {
+        let mut p = params.reader();
+        let token = required_token(&mut p);
+        let description = p.string("description");
+        let maintenance_note = p.string("maintenance_note").or_else(|| p.string("maintainer_note"));
+        let info = p.object("info").cloned();
+        let active = p.bool("active");
+        let paused = p.bool("paused");
+        let locked = p.bool("locked");
+        let access_level = p.one_of("access_level", &AccessLevel::NAMES);
+        let run_untagged = p.bool("run_untagged");
+        let tag_list = p.tags("tag_list");
+        let maximum_timeout = p.int("maximum_timeout");
+        p.mutually_exclusive("active", "paused");
+        p.finish()?;
+        Ok(Self {
+            token: token.unwrap_or_default(),
+            changes: RunnerChanges {
+                description: present(description),
+                active: active.or(paused.map(|p| !p)),
+                locked,
+                run_untagged,
+                tag_list,
+                access_level: access_level.as_deref().and_then(AccessLevel::parse),
+                maximum_timeout,
+                maintenance_note: present(maintenance_note),
+            },
+            info: runner_info(info.as_ref()),
+            ip_address,
+        })
+    }
+}
+
+/// Registers a runner with a registration token: 201 with its id and new token; 403 for a token
+/// that is not a registration token; 400 for a runner GitLab's rules reject.
+pub async fn register(store: &Store, request: RegistrationRequest) -> Result<RunnerRegistrationDetails, ApiError> {
+    let registration_digest = TokenDigest::of(&request.token);
+    let scope = match store.find_token(&registration_digest).await? {
+        Some(TokenRecord::Registration(scope)) => scope,
+        _ => return Err(ApiError::Forbidden),
+    };
+    let now = Timestamp::now();
+    let (runner_type, project_ids, group_id) = match scope {
+        RegistrationScope::Instance => (RunnerType::Instance, vec![], None),
+        RegistrationScope::Group(id) => (RunnerType::Group, vec![], Some(id)),
+        RegistrationScope::Project(id) => (RunnerType::Project, vec![id], None),
+    };
+    let mut runner = Runner::new(0, runner_type, registration_digest.clone(), now);
+    runner.apply(request.changes);
+    runner.info = request.info;
+    runner.ip_address = request.ip_address;
+    runner.project_ids = project_ids;
+    runner.group_id = group_id;
+    // Validate before taking an id, so that rejected registrations cost no write.
+    runner.validate()?;
+
+    for _ in 0..CREATE_ATTEMPTS {
+        runner.id = store.allocate_id(IdSequence::Runner).await?;
+        let token = generate_token()?;
+        runner.token_digest = TokenDigest::of(&token);
+        match store.create_runner(&runner, &registration_digest).await {
+            Ok(()) => return Ok(RunnerRegistrationDetails { id: runner.id, token, token_expires_at: None }),
+            Err(CreateRunnerError::RegistrationTokenGone) => return Err(ApiError::Forbidden),
+            Err(CreateRunnerError::Collision) => {
+                tracing::warn!(runner_id = runner.id, "runner id or token already taken; retrying");
+            }
+            Err(CreateRunnerError::Storage(e)) => return Err(e),
+        }
+    }
+    Err(ApiError::internal("no free runner id after retries: is the runner counter behind the data?"))
+}
+
+/// What a heartbeat carries: the client address and `info` version fields. (`info[name]` is
+/// only taken at registration, as in GitLab.)
+pub fn heartbeat_from_params(params: &Params, ip_address: Option<String>) -> Heartbeat {
+    let info = match params.get("info") {
+        Some(Value::Object(info)) => Some(info),
+        _ => None,
+    };
+    let RunnerInfo { version, revision, platform, architecture, .. } = runner_info(info);
+    Heartbeat { ip_address, version, revision, platform, architecture }
+}
+
+/// Verifies a runner token and records a heartbeat, at most once per `heartbeat_interval_secs`.
+pub async fn verify(
+    store: &Store,
+    token: &str,
+    heartbeat: &Heartbeat,
+    heartbeat_interval_secs: i64,
+) -> Result<RunnerRegistrationDetails, ApiError> {
+    let digest = TokenDigest::of(token);
+    let Some(TokenRecord::Runner { runner_id, heartbeat_at }) = store.find_token(&digest).await? else {
+        return Err(ApiError::Forbidden);
+    };
+    let now = Timestamp::now();
+    let fresh = heartbeat_at.is_some_and(|at| at.within(now, heartbeat_interval_secs.saturating_mul(1000)));
+    if !fresh && !store.record_heartbeat(runner_id, &digest, heartbeat, now).await? {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(RunnerRegistrationDetails { id: runner_id, token: token.to_owned(), token_expires_at: None })
+}
+
+/// `If-Unmodified-Since` is precise to the second; a runner changed within the second the
+/// client names is not "modified since".
+pub fn modified_since(updated_at: Timestamp, if_unmodified_since: Option<Timestamp>) -> bool {
+    if_unmodified_since.is_some_and(|since| since.millis().div_euclid(1000) < updated_at.millis().div_euclid(1000))
+}
+
+/// Removes the runner a token belongs to, with its token item and links, in one transaction.
+pub async fn unregister(store: &Store, token: &str, if_unmodified_since: Option<Timestamp>) -> Result<(), ApiError> {
+    let digest = TokenDigest::of(token);
+    let Some(TokenRecord::Runner { runner_id, .. }) = store.find_token(&digest).await? else {
+        return Err(ApiError::Forbidden);
+    };
+    for _ in 0..DELETE_ATTEMPTS {
+        let Some(runner) = store.get_runner(runner_id).await? else {
+            return Err(ApiError::Forbidden);
+        };
+        if runner.token_digest != digest {
+            return Err(ApiError::Forbidden);
+        }
+        if modified_since(runner.updated_at, if_unmodified_since) {
+            return Err(ApiError::PreconditionFailed);
+        }
+        if store.delete_runner(&runner).await? {
+            return Ok(());
+        }
+    }
+    Err(ApiError::internal(format!("runner {runner_id} kept changing while being deleted")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn params(value: Value) -> Params {
+        let mut p = Params::default();
+        p.merge_form(b"");
+        let Value::Object(map) = value else { unreachable!() };
+        let mut text = Vec::new();
+        for (k, v) in map {
+            text.push(format!("{k}={}", v.as_str().unwrap_or_default()));
+        }
+        Params::from_query(&text.join("&"))
+    }
+
+    #[test]
+    fn registration_defaults_and_blank_values() {
+        let request = RegistrationRequest::from_params(
+            &params(json!({"token": "t", "description": "", "maximum_timeout": ""})),
+            None,
+        )
+        .unwrap();
+        assert_eq!(request.token, "t");
+        assert_eq!(request.changes, RunnerChanges::default(), "blank values are ignored at registration");
+    }
+
+    #[test]
+    fn registration_reads_info_and_paused() {
+        let p = Params::from_query("token=t&info[name]=box&info[version]=12.0&paused=true&tag_list=a,b");
+        let request = RegistrationRequest::from_params(&p, Some("10.0.0.1".into())).unwrap();
+        assert_eq!(request.info.name.as_deref(), Some("box"));
+        assert_eq!(request.info.version.as_deref(), Some("12.0"));
+        assert_eq!(request.changes.active, Some(false));
+        assert_eq!(request.changes.tag_list, Some(vec!["a".into(), "b".into()]));
+        assert_eq!(request.ip_address.as_deref(), Some("10.0.0.1"));
+    }
+
+    #[test]
+    fn registration_parameter_errors_in_gitlab_order() {
+        let p = Params::from_query("active=maybe&access_level=x&maximum_timeout=soon");
+        let error = RegistrationRequest::from_params(&p, None).unwrap_err();
+        assert_eq!(
+            error.body(),
+            json!({"error": "token is missing, active is invalid, access_level does not have a valid value, maximum_timeout is invalid"})
+        );
+    }
+
+    #[test]
+    fn if_unmodified_since_compares_whole_seconds() {
+        let updated = Timestamp::from_millis(1_000_500);
+        assert!(!modified_since(updated, None));
+        assert!(!modified_since(updated, Some(Timestamp::from_millis(1_000_000))), "same second");
+        assert!(modified_since(updated, Some(Timestamp::from_millis(999_999))));
+        assert!(!modified_since(updated, Some(Timestamp::from_millis(2_000_000))));
+    }
+}

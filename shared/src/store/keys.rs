@@ -1,0 +1,107 @@
+//! The single table's key layout. `docs/data-model.md` lists every item and access pattern;
+//! this module is the only place that spells keys.
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+
+/// GSI1, overloaded: all runners by id (`RUNNERS`), and a user's memberships (`USER#<id>`).
+pub const GSI1: &str = "gsi1";
+pub const GSI1_PK: &str = "gsi1pk";
+pub const GSI1_SK: &str = "gsi1sk";
+/// GSI2: runners by type (`RUNNERS#<type>`), ordered by id.
+pub const GSI2: &str = "gsi2";
+pub const GSI2_PK: &str = "gsi2pk";
+pub const GSI2_SK: &str = "gsi2sk";
+
+/// Ids in sort keys are zero-padded so that string order is numeric order.
+pub fn padded(id: i64) -> String {
+    format!("{id:020}")
+}
+
+pub fn runner(id: i64) -> (String, String) {
+    (format!("RUNNER#{id}"), "RUNNER".to_owned())
+}
+
+pub const ALL_RUNNERS: &str = "RUNNERS";
+
+pub fn runners_of_type(runner_type: &str) -> String {
+    format!("RUNNERS#{runner_type}")
+}
+
+pub fn token(digest: &str) -> (String, String) {
+    (format!("TOKEN#{digest}"), "TOKEN".to_owned())
+}
+
+pub fn user(id: i64) -> (String, String) {
+    (format!("USER#{id}"), "USER".to_owned())
+}
+
+/// A user's personal access token, listed under the user so that blocking or promoting the
+/// user can update the copies of those flags on each token item.
+pub fn user_token(user_id: i64, digest: &str) -> (String, String) {
+    (format!("USER#{user_id}"), format!("TOKEN#{digest}"))
+}
+
+pub fn username(name: &str) -> (String, String) {
+    (format!("USERNAME#{}", name.to_lowercase()), "USERNAME".to_owned())
+}
+
+pub fn group(id: i64) -> (String, String) {
+    (format!("GROUP#{id}"), "GROUP".to_owned())
+}
+
+pub fn project(id: i64) -> (String, String) {
+    (format!("PROJECT#{id}"), "PROJECT".to_owned())
+}
+
+/// A full path (`group/sub/project`), case-insensitive as in GitLab.
+pub fn path(full_path: &str) -> (String, String) {
+    (format!("PATH#{}", full_path.to_lowercase()), "PATH".to_owned())
+}
+
+pub fn project_runner_link(project_id: i64, runner_id: i64) -> (String, String) {
+    (format!("PROJECT#{project_id}"), format!("RUNNER#{}", padded(runner_id)))
+}
+
+pub fn group_runner_link(group_id: i64, runner_id: i64) -> (String, String) {
+    (format!("GROUP#{group_id}"), format!("RUNNER#{}", padded(runner_id)))
+}
+
+pub fn group_member(group_id: i64, user_id: i64) -> (String, String) {
+    (format!("GROUP#{group_id}"), format!("MEMBER#{}", padded(user_id)))
+}
+
+pub fn project_member(project_id: i64, user_id: i64) -> (String, String) {
+    (format!("PROJECT#{project_id}"), format!("MEMBER#{}", padded(user_id)))
+}
+
+pub fn job(runner_id: i64, job_id: i64) -> (String, String) {
+    (format!("RUNNER#{runner_id}"), format!("JOB#{}", padded(job_id)))
+}
+
+pub fn settings() -> (String, String) {
+    ("SETTINGS".to_owned(), "SETTINGS".to_owned())
+}
+
+pub fn counter(name: &str) -> (String, String) {
+    (format!("COUNTER#{name}"), "COUNTER".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_ids_sort_numerically() {
+        let mut keys = vec![padded(10), padded(9), padded(100)];
+        keys.sort();
+        assert_eq!(keys, [padded(9), padded(10), padded(100)]);
+        assert_eq!(padded(i64::MAX).len(), 20);
+    }
+
+    #[test]
+    fn paths_are_case_insensitive() {
+        assert_eq!(path("Group/Project"), path("group/project"));
+        assert_eq!(username("Root"), username("root"));
+    }
+}

@@ -1,0 +1,326 @@
+//! Runner items and the writes that keep a runner, its token item and its links in step.
+
+use super::item::{Item, ItemBuilder, ItemReader, key_of};
+use super::tokens::TokenRecord;
+use super::{Store, keys, storage_error};
+use crate::auth::TokenDigest;
+use crate::error::ApiError;
+use crate::metrics;
+use crate::runner::{AccessLevel, Runner, RunnerInfo, RunnerType};
+use crate::time::Timestamp;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
+
+/// The most links one runner may have: a delete removes the runner, its token and every link
+/// in one transaction of at most 100 actions.
+pub const MAX_LINKS_PER_RUNNER: usize = 98;
+
+/// What a heartbeat (`POST /runners/verify`) records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub ip_address: Option<String>,
+    pub version: Option<String>,
+    pub revision: Option<String>,
+    pub platform: Option<String>,
+    pub architecture: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum CreateRunnerError {
+    /// The registration token was reset or removed while we registered.
+    RegistrationTokenGone,
+    /// The id or the token digest is already taken (a seeded id, or a digest collision).
+    Collision,
+    Storage(ApiError),
+}
+
+impl From<ApiError> for CreateRunnerError {
+    fn from(e: ApiError) -> Self {
+        Self::Storage(e)
+    }
+}
+
+fn build_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(format!("building a DynamoDB request: {e}"))
+}
+
+impl Runner {
+    pub fn to_item(&self) -> Item {
+        let padded = keys::padded(self.id);
+        ItemBuilder::keyed(keys::runner(self.id))
+            .s(keys::GSI1_PK, keys::ALL_RUNNERS)
+            .s(keys::GSI1_SK, padded.clone())
+            .s(keys::GSI2_PK, keys::runners_of_type(self.runner_type.as_str()))
+            .s(keys::GSI2_SK, padded)
+            .s("entity", "runner")
+            .n("id", self.id)
+            .s("runner_type", self.runner_type.as_str())
+            .opt_s("description", self.description.clone())
+            .bool("active", self.active)
+            .bool("locked", self.locked)
+            .bool("run_untagged", self.run_untagged)
+            .strings("tag_list", &self.tag_list)
+            .s("access_level", self.access_level.as_str())
+            .opt_n("maximum_timeout", self.maximum_timeout)
+            .opt_s("maintenance_note", self.maintenance_note.clone())
+            .opt_s("name", self.info.name.clone())
+            .opt_s("version", self.info.version.clone())
+            .opt_s("revision", self.info.revision.clone())
+            .opt_s("platform", self.info.platform.clone())
+            .opt_s("architecture", self.info.architecture.clone())
+            .opt_s("ip_address", self.ip_address.clone())
+            .opt_time("contacted_at", self.contacted_at)
+            .time("created_at", self.created_at)
+            .time("updated_at", self.updated_at)
+            .number_set("project_ids", &self.project_ids)
+            .opt_n("group_id", self.group_id)
+            .s("token_digest", self.token_digest.as_str())
+            .n("lock_version", self.lock_version)
+            .build()
+    }
+
+    pub fn from_item(item: &Item) -> Result<Self, ApiError> {
+        let r = ItemReader::new(item, "runner");
+        let runner_type = r.s("runner_type")?;
+        let access_level = r.s("access_level")?;
+        Ok(Self {
+            id: r.n("id")?,
+            runner_type: RunnerType::parse(&runner_type)
+                .ok_or_else(|| ApiError::internal(format!("runner type {runner_type}")))?,
+            description: r.opt_s("description"),
+            active: r.bool("active")?,
+            locked: r.bool("locked")?,
+            run_untagged: r.bool("run_untagged")?,
+            tag_list: r.strings("tag_list")?,
+            access_level: AccessLevel::parse(&access_level)
+                .ok_or_else(|| ApiError::internal(format!("access level {access_level}")))?,
+            maximum_timeout: r.opt_n("maximum_timeout")?,
+            maintenance_note: r.opt_s("maintenance_note"),
+            info: RunnerInfo {
+                name: r.opt_s("name"),
+                version: r.opt_s("version"),
+                revision: r.opt_s("revision"),
+                platform: r.opt_s("platform"),
+                architecture: r.opt_s("architecture"),
+            },
+            ip_address: r.opt_s("ip_address"),
+            contacted_at: r.opt_time("contacted_at")?,
+            created_at: r.time("created_at")?,
+            updated_at: r.time("updated_at")?,
+            project_ids: r.numbers("project_ids")?,
+            group_id: r.opt_n("group_id")?,
+            token_digest: TokenDigest::from_stored(r.s("token_digest")?),
+            lock_version: r.n("lock_version")?,
+        })
+    }
+
+    /// The link items that make the runner show up under its projects and group.
+    fn link_keys(&self) -> Vec<(String, String)> {
+        let projects = self.project_ids.iter().map(|p| keys::project_runner_link(*p, self.id));
+        let group = self.group_id.map(|g| keys::group_runner_link(g, self.id));
+        projects.chain(group).collect()
+    }
+}
+
+fn link_item(key: (String, String), runner_id: i64, now: Timestamp) -> Item {
+    ItemBuilder::keyed(key).s("entity", "runner_link").n("runner_id", runner_id).time("created_at", now).build()
+}
+
+fn is_conditional_failure(code: Option<&str>) -> bool {
+    code == Some("ConditionalCheckFailed")
+}
+
+/// The cancellation reason codes of a cancelled transaction, in the order of its actions.
+fn cancellation_codes<R>(error: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<Option<String>>> {
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Some(
+            cancelled.cancellation_reasons().iter().map(|reason| reason.code().map(str::to_owned)).collect(),
+        ),
+        _ => None,
+    }
+}
+
+impl Store {
+    pub async fn get_runner(&self, id: i64) -> Result<Option<Runner>, ApiError> {
+        match self.get(keys::runner(id)).await? {
+            Some(item) => Runner::from_item(&item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, ApiError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Creates a runner with its token item and links in one transaction, on condition that the
+    /// registration token still exists and that neither the id nor the token is taken. Either
+    /// everything is written or nothing is.
+    pub async fn create_runner(
+        &self,
+        runner: &Runner,
+        registration_token: &TokenDigest,
+    ) -> Result<(), CreateRunnerError> {
+        let now = runner.created_at;
+        let token = TokenRecord::Runner { runner_id: runner.id, heartbeat_at: None };
+        let registration_check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::token(registration_token.as_str()))))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let mut actions = vec![
+            self.put(runner.to_item(), "attribute_not_exists(pk)")?,
+            self.put(token.to_item(&runner.token_digest, now).build(), "attribute_not_exists(pk)")?,
+            TransactWriteItem::builder().condition_check(registration_check).build(),
+        ];
+        for key in runner.link_keys() {
+            actions.push(self.put(link_item(key, runner.id, now), "attribute_not_exists(pk)")?);
+        }
+        let result = metrics::track(
+            self.client.transact_write_items().set_transact_items(Some(actions)).send(),
+        )
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => match cancellation_codes(&error) {
+                Some(codes) if codes.get(2).is_some_and(|c| is_conditional_failure(c.as_deref())) => {
+                    Err(CreateRunnerError::RegistrationTokenGone)
+                }
+                Some(codes) if codes.iter().any(|c| is_conditional_failure(c.as_deref())) => {
+                    Err(CreateRunnerError::Collision)
+                }
+                _ => Err(CreateRunnerError::Storage(storage_error(error))),
+            },
+        }
+    }
+
+    /// Records a heartbeat on the runner and its token item, in parallel. Returns `false` when
+    /// the runner no longer exists or no longer has this token.
+    pub async fn record_heartbeat(
+        &self,
+        runner_id: i64,
+        token: &TokenDigest,
+        heartbeat: &Heartbeat,
+        at: Timestamp,
+    ) -> Result<bool, ApiError> {
+        let mut sets = vec!["contacted_at = :at"];
+        let mut runner_update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::runner(runner_id))))
+            .condition_expression("attribute_exists(pk) AND token_digest = :digest")
+            .expression_attribute_values(":at", AttributeValue::N(at.millis().to_string()))
+            .expression_attribute_values(":digest", AttributeValue::S(token.as_str().to_owned()));
+        let fields = [
+            ("ip_address", ":ip", &heartbeat.ip_address),
+            ("version", ":version", &heartbeat.version),
+            ("revision", ":revision", &heartbeat.revision),
+            ("platform", ":platform", &heartbeat.platform),
+            ("architecture", ":architecture", &heartbeat.architecture),
+        ];
+        let mut assignments = Vec::new();
+        for (attribute, placeholder, value) in fields {
+            if let Some(value) = value {
+                assignments.push(format!("{attribute} = {placeholder}"));
+                runner_update = runner_update.expression_attribute_values(placeholder, AttributeValue::S(value.clone()));
+            }
+        }
+        sets.extend(assignments.iter().map(String::as_str));
+        let runner_update = runner_update.update_expression(format!("SET {}", sets.join(", ")));
+        let token_update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::token(token.as_str()))))
+            .condition_expression("attribute_exists(pk)")
+            .update_expression("SET heartbeat_at = :at")
+            .expression_attribute_values(":at", AttributeValue::N(at.millis().to_string()));
+        let (runner_result, token_result) =
+            futures_util::future::join(metrics::track(runner_update.send()), metrics::track(token_update.send())).await;
+        for result in [runner_result.map(drop), token_result.map(drop)] {
+            if let Err(error) = result {
+                if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) {
+                    return Ok(false);
+                }
+                return Err(storage_error(error));
+            }
+        }
+        Ok(true)
+    }
+
+    /// Deletes the runner, its token item and every link in one transaction, on condition that
+    /// the runner has not changed since it was read (`lock_version`). `Ok(false)` means it did:
+    /// read again and retry.
+    pub async fn delete_runner(&self, runner: &Runner) -> Result<bool, ApiError> {
+        let links = runner.link_keys();
+        if links.len() > MAX_LINKS_PER_RUNNER {
+            return Err(ApiError::internal(format!(
+                "runner {} has {} links; one transaction removes at most {MAX_LINKS_PER_RUNNER}",
+                runner.id,
+                links.len()
+            )));
+        }
+        let delete = |key: (String, String), condition: Option<&str>| -> Result<TransactWriteItem, ApiError> {
+            let mut builder = Delete::builder().table_name(&self.table).set_key(Some(key_of(key)));
+            if let Some(condition) = condition {
+                builder = builder
+                    .condition_expression(condition)
+                    .expression_attribute_values(":version", AttributeValue::N(runner.lock_version.to_string()));
+            }
+            Ok(TransactWriteItem::builder().delete(builder.build().map_err(build_error)?).build())
+        };
+        let mut actions = vec![
+            delete(keys::runner(runner.id), Some("lock_version = :version"))?,
+            delete(keys::token(runner.token_digest.as_str()), None)?,
+        ];
+        for key in links {
+            actions.push(delete(key, None)?);
+        }
+        let result =
+            metrics::track(self.client.transact_write_items().set_transact_items(Some(actions)).send()).await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) => match cancellation_codes(&error) {
+                Some(codes) if codes.first().is_some_and(|c| is_conditional_failure(c.as_deref())) => Ok(false),
+                _ => Err(storage_error(error)),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runner_item_round_trips() {
+        let mut runner = Runner::new(42, RunnerType::Project, TokenDigest::of("t"), Timestamp::from_millis(5));
+        runner.description = Some("d".into());
+        runner.tag_list = vec!["b".into(), "a".into()];
+        runner.project_ids = vec![7, 3];
+        runner.maximum_timeout = Some(3600);
+        runner.info.name = Some("n".into());
+        runner.contacted_at = Some(Timestamp::from_millis(9));
+        let item = runner.to_item();
+        assert_eq!(item["gsi1sk"].as_s().unwrap(), "00000000000000000042");
+        assert_eq!(item["gsi2pk"].as_s().unwrap(), "RUNNERS#project_type");
+        let back = Runner::from_item(&item).unwrap();
+        assert_eq!(back.project_ids, [3, 7], "a number set reads back in id order");
+        assert_eq!(Runner { project_ids: vec![7, 3], ..back }, runner);
+    }
+
+    #[test]
+    fn an_item_missing_attributes_is_an_internal_error_not_a_panic() {
+        let item = ItemBuilder::keyed(keys::runner(1)).s("runner_type", "instance_type").build();
+        let error = Runner::from_item(&item).unwrap_err();
+        assert_eq!(error.status().as_u16(), 500);
+    }
+}

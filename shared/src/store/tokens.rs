@@ -1,0 +1,91 @@
+//! Token items: every secret the service accepts is stored once, as `TOKEN#<sha256>`, and
+//! resolved with a single strongly consistent read.
+
+use super::item::{ItemBuilder, ItemReader};
+use super::{Store, keys};
+use crate::auth::{PersonalAccessToken, TokenDigest};
+use crate::error::ApiError;
+use crate::time::Timestamp;
+
+/// What a registration token registers: an instance, group or project runner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationScope {
+    Instance,
+    Group(i64),
+    Project(i64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRecord {
+    /// A runner authentication token. `heartbeat_at` copies the runner's last recorded contact
+    /// so that a heartbeat can be skipped without reading the runner.
+    Runner { runner_id: i64, heartbeat_at: Option<Timestamp> },
+    Registration(RegistrationScope),
+    PersonalAccess(PersonalAccessToken),
+}
+
+pub(crate) const KIND_RUNNER: &str = "runner";
+pub(crate) const KIND_REGISTRATION: &str = "registration";
+pub(crate) const KIND_PERSONAL_ACCESS: &str = "personal_access";
+
+impl TokenRecord {
+    pub fn to_item(&self, digest: &TokenDigest, now: Timestamp) -> ItemBuilder {
+        let base = ItemBuilder::keyed(keys::token(digest.as_str())).s("entity", "token").time("created_at", now);
+        match self {
+            Self::Runner { runner_id, heartbeat_at } => {
+                base.s("kind", KIND_RUNNER).n("runner_id", *runner_id).opt_time("heartbeat_at", *heartbeat_at)
+            }
+            Self::Registration(scope) => {
+                let (name, subject) = match scope {
+                    RegistrationScope::Instance => ("instance", None),
+                    RegistrationScope::Group(id) => ("group", Some(*id)),
+                    RegistrationScope::Project(id) => ("project", Some(*id)),
+                };
+                base.s("kind", KIND_REGISTRATION).s("scope", name).opt_n("subject_id", subject)
+            }
+            Self::PersonalAccess(pat) => base
+                .s("kind", KIND_PERSONAL_ACCESS)
+                .n("user_id", pat.user_id)
+                .bool("admin", pat.admin)
+                .bool("blocked", pat.blocked)
+                .strings("scopes", &pat.scopes)
+                .opt_time("expires_at", pat.expires_at)
+                .bool("revoked", pat.revoked),
+        }
+    }
+
+    fn from_item(item: &super::item::Item) -> Result<Self, ApiError> {
+        let r = ItemReader::new(item, "token");
+        match r.s("kind")?.as_str() {
+            KIND_RUNNER => Ok(Self::Runner { runner_id: r.n("runner_id")?, heartbeat_at: r.opt_time("heartbeat_at")? }),
+            KIND_REGISTRATION => {
+                let scope = match r.s("scope")?.as_str() {
+                    "instance" => RegistrationScope::Instance,
+                    "group" => RegistrationScope::Group(r.n("subject_id")?),
+                    "project" => RegistrationScope::Project(r.n("subject_id")?),
+                    other => return Err(ApiError::internal(format!("unknown registration scope {other}"))),
+                };
+                Ok(Self::Registration(scope))
+            }
+            KIND_PERSONAL_ACCESS => Ok(Self::PersonalAccess(PersonalAccessToken {
+                user_id: r.n("user_id")?,
+                admin: r.bool_or("admin", false),
+                blocked: r.bool_or("blocked", false),
+                scopes: r.strings("scopes")?,
+                expires_at: r.opt_time("expires_at")?,
+                revoked: r.bool_or("revoked", false),
+            })),
+            other => Err(ApiError::internal(format!("unknown token kind {other}"))),
+        }
+    }
+}
+
+impl Store {
+    /// Resolves a presented token by its digest: one read, whatever its kind.
+    pub async fn find_token(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, ApiError> {
+        match self.get(keys::token(digest.as_str())).await? {
+            Some(item) => TokenRecord::from_item(&item).map(Some),
+            None => Ok(None),
+        }
+    }
+}
