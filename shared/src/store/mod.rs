@@ -4,6 +4,7 @@
 
 pub mod item;
 pub mod keys;
+pub mod directory;
 mod runners;
 mod tokens;
 
@@ -86,7 +87,7 @@ impl Store {
 
     /// One item by key, strongly consistent: a runner that just registered must be able to
     /// verify at once.
-    async fn get(&self, key: (String, String)) -> Result<Option<Item>, ApiError> {
+    pub(crate) async fn get(&self, key: (String, String)) -> Result<Option<Item>, ApiError> {
         let output = metrics::track(
             self.client
                 .get_item()

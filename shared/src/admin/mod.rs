@@ -1,0 +1,29 @@
+//! Operator-side code, compiled only with the `admin` feature (runnerctl, tests): creating the
+//! table from `template.yaml`, running DynamoDB Local, importing fixtures, and the day-to-day
+//! commands for users, groups, projects and registration tokens.
+
+pub mod dynamodb_local;
+pub mod fixtures;
+pub mod operator;
+pub mod schema;
+mod writes;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+
+/// A DynamoDB client for an operator: the AWS default chain for a deployed table, or an
+/// explicit endpoint (DynamoDB Local) with dummy credentials when none are configured.
+pub async fn client_for(endpoint: Option<&str>, region: Option<&str>) -> Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint).region(Region::new(region.unwrap_or("us-east-1").to_owned()));
+        let has_credentials =
+            std::env::var_os("AWS_ACCESS_KEY_ID").is_some() || std::env::var_os("AWS_PROFILE").is_some();
+        if !has_credentials {
+            loader = loader.credentials_provider(Credentials::new("local", "local", None, None, "runnerctl"));
+        }
+    } else if let Some(region) = region {
+        loader = loader.region(Region::new(region.to_owned()));
+    }
+    Client::new(&loader.load().await)
+}
