@@ -40,7 +40,8 @@ impl TokenDigest {
 /// A new secret token. Fails only if the OS refuses randomness, which is an internal error.
 pub fn generate_token() -> Result<String, ApiError> {
     let mut bytes = [0u8; TOKEN_BYTES];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("OS random source: {e}")))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| ApiError::internal(format!("OS random source: {e}")))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
@@ -76,7 +77,10 @@ pub fn presented_token(headers: &HeaderMap, params: &Params) -> Option<String> {
     if let Some(value) = headers.get("private-token").and_then(|v| v.to_str().ok()) {
         return Some(value.trim().to_owned());
     }
-    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(value) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
         if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
             return Some(token.trim().to_owned());
@@ -106,7 +110,10 @@ pub fn check_personal_access_token(
     if !allowed {
         return Err(ApiError::Forbidden);
     }
-    Ok(Caller { user_id: token.user_id, admin: token.admin })
+    Ok(Caller {
+        user_id: token.user_id,
+        admin: token.admin,
+    })
 }
 
 #[cfg(test)]
@@ -127,7 +134,12 @@ mod tests {
         let tokens: Vec<String> = (0..100).map(|_| generate_token().unwrap()).collect();
         for token in &tokens {
             assert_eq!(token.len(), 32);
-            assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{token}");
+            assert!(
+                token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "{token}"
+            );
             assert!(!token.starts_with("glrt-"));
         }
         let mut unique = tokens.clone();
@@ -139,11 +151,20 @@ mod tests {
     #[test]
     fn token_sources() {
         let mut headers = HeaderMap::new();
-        assert_eq!(presented_token(&headers, &Params::from_query("private_token=q")).as_deref(), Some("q"));
+        assert_eq!(
+            presented_token(&headers, &Params::from_query("private_token=q")).as_deref(),
+            Some("q")
+        );
         headers.insert("authorization", "Bearer b".parse().unwrap());
-        assert_eq!(presented_token(&headers, &Params::default()).as_deref(), Some("b"));
+        assert_eq!(
+            presented_token(&headers, &Params::default()).as_deref(),
+            Some("b")
+        );
         headers.insert("Private-Token", "h".parse().unwrap());
-        assert_eq!(presented_token(&headers, &Params::default()).as_deref(), Some("h"));
+        assert_eq!(
+            presented_token(&headers, &Params::default()).as_deref(),
+            Some("h")
+        );
         assert_eq!(presented_token(&HeaderMap::new(), &Params::default()), None);
     }
 
@@ -162,24 +183,63 @@ mod tests {
     fn personal_access_token_rules() {
         let now = Timestamp::from_millis(1_000_000);
         let ok = check_personal_access_token(&token(), now, Access::Write).unwrap();
-        assert_eq!(ok, Caller { user_id: 7, admin: false });
+        assert_eq!(
+            ok,
+            Caller {
+                user_id: 7,
+                admin: false
+            }
+        );
 
-        let expired = PersonalAccessToken { expires_at: Some(now), ..token() };
-        assert!(matches!(check_personal_access_token(&expired, now, Access::Read), Err(ApiError::Unauthorized)));
-        let future = PersonalAccessToken { expires_at: Some(Timestamp::from_millis(2_000_000)), ..token() };
+        let expired = PersonalAccessToken {
+            expires_at: Some(now),
+            ..token()
+        };
+        assert!(matches!(
+            check_personal_access_token(&expired, now, Access::Read),
+            Err(ApiError::Unauthorized)
+        ));
+        let future = PersonalAccessToken {
+            expires_at: Some(Timestamp::from_millis(2_000_000)),
+            ..token()
+        };
         assert!(check_personal_access_token(&future, now, Access::Read).is_ok());
 
-        let revoked = PersonalAccessToken { revoked: true, ..token() };
-        assert!(matches!(check_personal_access_token(&revoked, now, Access::Read), Err(ApiError::Unauthorized)));
+        let revoked = PersonalAccessToken {
+            revoked: true,
+            ..token()
+        };
+        assert!(matches!(
+            check_personal_access_token(&revoked, now, Access::Read),
+            Err(ApiError::Unauthorized)
+        ));
 
-        let blocked = PersonalAccessToken { blocked: true, ..token() };
-        assert!(matches!(check_personal_access_token(&blocked, now, Access::Read), Err(ApiError::Forbidden)));
+        let blocked = PersonalAccessToken {
+            blocked: true,
+            ..token()
+        };
+        assert!(matches!(
+            check_personal_access_token(&blocked, now, Access::Read),
+            Err(ApiError::Forbidden)
+        ));
 
-        let read_only = PersonalAccessToken { scopes: vec!["read_api".into()], ..token() };
+        let read_only = PersonalAccessToken {
+            scopes: vec!["read_api".into()],
+            ..token()
+        };
         assert!(check_personal_access_token(&read_only, now, Access::Read).is_ok());
-        assert!(matches!(check_personal_access_token(&read_only, now, Access::Write), Err(ApiError::Forbidden)));
+        assert!(matches!(
+            check_personal_access_token(&read_only, now, Access::Write),
+            Err(ApiError::Forbidden)
+        ));
 
-        let other_scope = PersonalAccessToken { scopes: vec!["read_user".into()], ..token() };
-        assert!(matches!(check_personal_access_token(&other_scope, now, Access::Read), Err(ApiError::Forbidden)));
+        let other_scope = PersonalAccessToken {
+            scopes: vec!["read_user".into()],
+            ..token()
+        };
+        assert!(matches!(
+            check_personal_access_token(&other_scope, now, Access::Read),
+            Err(ApiError::Forbidden)
+        ));
     }
 }

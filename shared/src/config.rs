@@ -39,13 +39,23 @@ impl Settings {
     pub fn from_env() -> Self {
         let defaults = Self::default();
         let number = |name: &str, default: i64| {
-            env::var(name).ok().and_then(|v| v.trim().parse::<i64>().ok()).filter(|n| *n >= 0).unwrap_or(default)
+            env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .filter(|n| *n >= 0)
+                .unwrap_or(default)
         };
         Self {
-            table_name: env::var("TABLE_NAME").ok().filter(|s| !s.is_empty()).unwrap_or(defaults.table_name),
+            table_name: env::var("TABLE_NAME")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or(defaults.table_name),
             online_timeout_secs: number("ONLINE_TIMEOUT_SECONDS", defaults.online_timeout_secs),
-            heartbeat_interval_secs: number("HEARTBEAT_INTERVAL_SECONDS", defaults.heartbeat_interval_secs)
-                .min(MAX_HEARTBEAT_INTERVAL_SECS),
+            heartbeat_interval_secs: number(
+                "HEARTBEAT_INTERVAL_SECONDS",
+                defaults.heartbeat_interval_secs,
+            )
+            .min(MAX_HEARTBEAT_INTERVAL_SECS),
             external_url: env::var("EXTERNAL_URL")
                 .ok()
                 .map(|s| s.trim_end_matches('/').to_owned())

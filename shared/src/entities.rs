@@ -117,7 +117,12 @@ mod tests {
     use serde_json::json;
 
     fn runner() -> Runner {
-        let mut r = Runner::new(6, RunnerType::Project, TokenDigest::of("t"), Timestamp::from_millis(0));
+        let mut r = Runner::new(
+            6,
+            RunnerType::Project,
+            TokenDigest::of("t"),
+            Timestamp::from_millis(0),
+        );
         r.description = Some("test-1-20150125".into());
         r.ip_address = Some("127.0.0.1".into());
         r.tag_list = vec!["ruby".into(), "mysql".into()];
@@ -129,7 +134,11 @@ mod tests {
 
     #[test]
     fn registration_answer() {
-        let answer = RunnerRegistrationDetails { id: 12345, token: "6337ff461c94fd3fa32ba3b1ff4125".into(), token_expires_at: None };
+        let answer = RunnerRegistrationDetails {
+            id: 12345,
+            token: "6337ff461c94fd3fa32ba3b1ff4125".into(),
+            token_expires_at: None,
+        };
         assert_eq!(
             serde_json::to_string(&answer).unwrap(),
             r#"{"id":12345,"token":"6337ff461c94fd3fa32ba3b1ff4125","token_expires_at":null}"#
@@ -148,7 +157,10 @@ mod tests {
                    "online": true, "status": "online"})
         );
         let text = serde_json::to_string(&RunnerEntity::new(&r, now, 3600)).unwrap();
-        assert!(text.starts_with(r#"{"id":6,"description":"#), "GitLab's key order: {text}");
+        assert!(
+            text.starts_with(r#"{"id":6,"description":"#),
+            "GitLab's key order: {text}"
+        );
     }
 
     #[test]
@@ -173,17 +185,33 @@ mod tests {
             path_with_namespace: "gitlab-org/gitlab-ce".into(),
             created_at: Timestamp::from_millis(0),
         };
-        let value = serde_json::to_value(RunnerDetailsEntity::new(&r, now, 3600, vec![project], vec![])).unwrap();
+        let value = serde_json::to_value(RunnerDetailsEntity::new(
+            &r,
+            now,
+            3600,
+            vec![project],
+            vec![],
+        ))
+        .unwrap();
         assert_eq!(value["tag_list"], json!(["ruby", "mysql"]));
         assert_eq!(value["maximum_timeout"], json!(null));
         assert_eq!(value["access_level"], json!("not_protected"));
         assert_eq!(value["contacted_at"], json!("2016-01-25T16:39:48.066Z"));
         assert_eq!(value["version"], json!("12.0.0"));
         assert_eq!(value["platform"], json!(null));
-        assert_eq!(value["projects"][0]["path_with_namespace"], json!("gitlab-org/gitlab-ce"));
-        assert_eq!(value["projects"][0]["created_at"], json!("1970-01-01T00:00:00.000Z"));
+        assert_eq!(
+            value["projects"][0]["path_with_namespace"],
+            json!("gitlab-org/gitlab-ce")
+        );
+        assert_eq!(
+            value["projects"][0]["created_at"],
+            json!("1970-01-01T00:00:00.000Z")
+        );
         assert_eq!(value["groups"], json!([]));
-        assert!(value.get("token").is_none(), "tokens are never returned after registration");
+        assert!(
+            value.get("token").is_none(),
+            "tokens are never returned after registration"
+        );
         assert_eq!(value["id"], json!(6));
     }
 }

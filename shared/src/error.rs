@@ -50,7 +50,9 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::ForbiddenBecause(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::InvalidParams(_) | Self::Validation(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidParams(_) | Self::Validation(_) | Self::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -62,7 +64,9 @@ impl ApiError {
         match self {
             Self::Unauthorized => json!({"message": "401 Unauthorized"}),
             Self::Forbidden => json!({"message": "403 Forbidden"}),
-            Self::ForbiddenBecause(reason) => json!({"message": format!("403 Forbidden - {reason}")}),
+            Self::ForbiddenBecause(reason) => {
+                json!({"message": format!("403 Forbidden - {reason}")})
+            }
             Self::NotFound(what) => json!({"message": format!("404 {what} Not Found")}),
             Self::InvalidParams(problems) => json!({"error": problems.join(", ")}),
             Self::Validation(errors) => json!({"message": errors}),
@@ -78,7 +82,9 @@ impl ApiError {
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Unavailable(detail) | Self::Internal(detail) => write!(f, "{}: {detail}", self.status()),
+            Self::Unavailable(detail) | Self::Internal(detail) => {
+                write!(f, "{}: {detail}", self.status())
+            }
             other => write!(f, "{}: {}", other.status(), other.body()),
         }
     }
@@ -104,9 +110,10 @@ pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Re
         Ok(body) => {
             let mut response = Response::new(axum::body::Body::from(body));
             *response.status_mut() = status;
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             response
         }
         Err(e) => ApiError::internal(format!("serialising response: {e}")).into_response(),
@@ -132,7 +139,11 @@ impl ValidationErrors {
     }
 
     pub fn into_result(self) -> Result<(), ApiError> {
-        if self.is_empty() { Ok(()) } else { Err(ApiError::Validation(self)) }
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self))
+        }
     }
 }
 
@@ -153,21 +164,40 @@ mod tests {
     #[test]
     fn gitlab_bodies() {
         let cases = [
-            (ApiError::Unauthorized, 401, r#"{"message":"401 Unauthorized"}"#),
+            (
+                ApiError::Unauthorized,
+                401,
+                r#"{"message":"401 Unauthorized"}"#,
+            ),
             (ApiError::Forbidden, 403, r#"{"message":"403 Forbidden"}"#),
             (
                 ApiError::forbidden_because("No access granted"),
                 403,
                 r#"{"message":"403 Forbidden - No access granted"}"#,
             ),
-            (ApiError::NotFound("Runner"), 404, r#"{"message":"404 Runner Not Found"}"#),
             (
-                ApiError::InvalidParams(vec!["token is missing".into(), "active is invalid".into()]),
+                ApiError::NotFound("Runner"),
+                404,
+                r#"{"message":"404 Runner Not Found"}"#,
+            ),
+            (
+                ApiError::InvalidParams(vec![
+                    "token is missing".into(),
+                    "active is invalid".into(),
+                ]),
                 400,
                 r#"{"error":"token is missing, active is invalid"}"#,
             ),
-            (ApiError::PreconditionFailed, 412, r#"{"message":"412 Precondition Failed"}"#),
-            (ApiError::Unavailable("throttled".into()), 503, r#"{"message":"503 Service Unavailable"}"#),
+            (
+                ApiError::PreconditionFailed,
+                412,
+                r#"{"message":"412 Precondition Failed"}"#,
+            ),
+            (
+                ApiError::Unavailable("throttled".into()),
+                503,
+                r#"{"message":"503 Service Unavailable"}"#,
+            ),
         ];
         for (error, status, body) in cases {
             assert_eq!(error.status().as_u16(), status);
@@ -178,7 +208,10 @@ mod tests {
     #[test]
     fn internal_detail_never_reaches_the_body() {
         let error = ApiError::internal("ResourceNotFoundException: table gitlab-runners");
-        assert_eq!(error.body().to_string(), r#"{"message":"500 Internal Server Error"}"#);
+        assert_eq!(
+            error.body().to_string(),
+            r#"{"message":"500 Internal Server Error"}"#
+        );
     }
 
     #[test]

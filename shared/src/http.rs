@@ -26,7 +26,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Store, settings: Settings) -> Self {
-        Self { store, settings: Arc::new(settings) }
+        Self {
+            store,
+            settings: Arc::new(settings),
+        }
     }
 }
 
@@ -35,12 +38,17 @@ impl AppState {
 /// slash meaning the same route (never a redirect).
 pub fn entry_point<B>(
     routes: Router,
-) -> impl tower::Service<Request<B>, Response = Response, Error = Infallible, Future: Send + 'static> + Clone + Send + 'static
+) -> impl tower::Service<Request<B>, Response = Response, Error = Infallible, Future: Send + 'static>
++ Clone
++ Send
++ 'static
 where
     B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
-    let router = routes.fallback(not_found).method_not_allowed_fallback(method_not_allowed);
+    let router = routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
     tower::service_fn(move |request: Request<B>| {
         let router = router.clone();
         async move { Ok::<_, Infallible>(handle(router, request).await) }
@@ -52,7 +60,10 @@ async fn not_found() -> Response {
 }
 
 async fn method_not_allowed() -> Response {
-    json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"error": "405 Method Not Allowed"}))
+    json_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &json!({"error": "405 Method Not Allowed"}),
+    )
 }
 
 async fn handle<B>(router: Router, mut request: Request<B>) -> Response
@@ -108,26 +119,40 @@ pub struct ClientIp(pub Option<String>);
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(Self(client_ip(parts, state.settings.trust_forwarded_for)))
     }
 }
 
 pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
     if trust_forwarded_for {
-        let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        if let Some(first) = forwarded.and_then(|v| v.split(',').next()).map(str::trim).filter(|v| !v.is_empty()) {
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        if let Some(first) = forwarded
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
             return Some(first.to_owned());
         }
     }
     if let Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) =
-        parts.extensions.get::<lambda_http::request::RequestContext>()
+        parts
+            .extensions
+            .get::<lambda_http::request::RequestContext>()
+        && let Some(ip) = context.http.source_ip.as_ref().filter(|ip| !ip.is_empty())
     {
-        if let Some(ip) = context.http.source_ip.as_ref().filter(|ip| !ip.is_empty()) {
-            return Some(ip.clone());
-        }
+        return Some(ip.clone());
     }
-    parts.extensions.get::<PeerAddr>().map(|PeerAddr(ip)| ip.to_string())
+    parts
+        .extensions
+        .get::<PeerAddr>()
+        .map(|PeerAddr(ip)| ip.to_string())
 }
 
 /// The socket peer of a locally served request; `runnerctl serve` inserts it.
@@ -171,8 +196,16 @@ mod tests {
     fn trailing_slashes() {
         let trimmed = without_trailing_slash(&"/api/v4/runners/?a=1".parse().unwrap()).unwrap();
         assert_eq!(trimmed.to_string(), "/api/v4/runners?a=1");
-        assert_eq!(without_trailing_slash(&"/api/v4/runners//".parse().unwrap()).unwrap().path(), "/api/v4/runners");
-        assert_eq!(without_trailing_slash(&"/api/v4/runners".parse().unwrap()), None);
+        assert_eq!(
+            without_trailing_slash(&"/api/v4/runners//".parse().unwrap())
+                .unwrap()
+                .path(),
+            "/api/v4/runners"
+        );
+        assert_eq!(
+            without_trailing_slash(&"/api/v4/runners".parse().unwrap()),
+            None
+        );
         assert_eq!(without_trailing_slash(&"/".parse().unwrap()), None);
     }
 
@@ -182,14 +215,22 @@ mod tests {
             builder = builder.header("x-forwarded-for", f);
         }
         let (mut parts, ()) = builder.body(()).unwrap().into_parts();
-        parts.extensions.insert(PeerAddr(IpAddr::from([127, 0, 0, 9])));
+        parts
+            .extensions
+            .insert(PeerAddr(IpAddr::from([127, 0, 0, 9])));
         parts
     }
 
     #[test]
     fn forwarded_for_only_when_trusted() {
-        assert_eq!(client_ip(&parts(Some("123.111.123.111, 10.0.0.1")), false).as_deref(), Some("127.0.0.9"));
-        assert_eq!(client_ip(&parts(Some("123.111.123.111, 10.0.0.1")), true).as_deref(), Some("123.111.123.111"));
+        assert_eq!(
+            client_ip(&parts(Some("123.111.123.111, 10.0.0.1")), false).as_deref(),
+            Some("127.0.0.9")
+        );
+        assert_eq!(
+            client_ip(&parts(Some("123.111.123.111, 10.0.0.1")), true).as_deref(),
+            Some("123.111.123.111")
+        );
         assert_eq!(client_ip(&parts(None), true).as_deref(), Some("127.0.0.9"));
     }
 }

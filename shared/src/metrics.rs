@@ -69,7 +69,13 @@ mod tests {
             track(call()).await;
         })
         .await;
-        assert_eq!(usage, DynamoUsage { calls: 5, round_trips: 3 });
+        assert_eq!(
+            usage,
+            DynamoUsage {
+                calls: 5,
+                round_trips: 3
+            }
+        );
     }
 
     #[tokio::test]

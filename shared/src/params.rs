@@ -43,7 +43,10 @@ impl Params {
     }
 
     pub fn reader(&self) -> ParamReader<'_> {
-        ParamReader { params: self, problems: Vec::new() }
+        ParamReader {
+            params: self,
+            problems: Vec::new(),
+        }
     }
 
     /// Parses an urlencoded string (query or body) into this parameter tree.
@@ -60,17 +63,29 @@ impl Params {
                 Ok(())
             }
             Ok(Value::Null) => Ok(()),
-            Ok(_) => Err(ApiError::BadRequest("400 Bad request - the JSON body must be an object".into())),
-            Err(_) => Err(ApiError::BadRequest("400 Bad request - the body is not valid JSON".into())),
+            Ok(_) => Err(ApiError::BadRequest(
+                "400 Bad request - the JSON body must be an object".into(),
+            )),
+            Err(_) => Err(ApiError::BadRequest(
+                "400 Bad request - the body is not valid JSON".into(),
+            )),
         }
     }
 
-    async fn merge_multipart(&mut self, boundary: String, body: axum::body::Bytes) -> Result<(), ApiError> {
-        let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    async fn merge_multipart(
+        &mut self,
+        boundary: String,
+        body: axum::body::Bytes,
+    ) -> Result<(), ApiError> {
+        let stream =
+            futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
         let mut multipart = multer::Multipart::new(stream, boundary);
-        let malformed = |_| ApiError::BadRequest("400 Bad request - malformed multipart body".into());
+        let malformed =
+            |_| ApiError::BadRequest("400 Bad request - malformed multipart body".into());
         while let Some(field) = multipart.next_field().await.map_err(malformed)? {
-            let Some(name) = field.name().map(str::to_owned) else { continue };
+            let Some(name) = field.name().map(str::to_owned) else {
+                continue;
+            };
             let text = field.text().await.map_err(malformed)?;
             insert_form_pair(&mut self.0, &name, Value::String(text));
         }
@@ -78,27 +93,39 @@ impl Params {
     }
 
     /// Reads the body according to its content type and merges it over the query parameters.
-    pub async fn from_parts(query: Option<&str>, content_type: Option<&str>, body: Body) -> Result<Self, ApiError> {
+    pub async fn from_parts(
+        query: Option<&str>,
+        content_type: Option<&str>,
+        body: Body,
+    ) -> Result<Self, ApiError> {
         let mut params = Self::from_query(query.unwrap_or(""));
-        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
-            if is_length_limit(&e) {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BadRequest("400 Bad request - the body could not be read".into())
-            }
-        })?;
+        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|e| {
+                if is_length_limit(&e) {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest("400 Bad request - the body could not be read".into())
+                }
+            })?;
         // python-gitlab sends `Content-Type: application/json` with empty GET and DELETE bodies.
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(params);
         }
         let content_type = content_type.unwrap_or("");
-        let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let mime = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match mime.as_str() {
             "application/json" => params.merge_json(&bytes)?,
             "application/x-www-form-urlencoded" => params.merge_form(&bytes),
             "multipart/form-data" => {
-                let boundary = multer::parse_boundary(content_type)
-                    .map_err(|_| ApiError::BadRequest("400 Bad request - multipart body without boundary".into()))?;
+                let boundary = multer::parse_boundary(content_type).map_err(|_| {
+                    ApiError::BadRequest("400 Bad request - multipart body without boundary".into())
+                })?;
                 params.merge_multipart(boundary, bytes).await?;
             }
             // A body of any other type carries no parameters; Grape ignores it too.
@@ -124,7 +151,10 @@ impl<S: Send + Sync> FromRequest<S> for Params {
 
     async fn from_request(request: Request<Body>, _state: &S) -> Result<Self, Self::Rejection> {
         let (parts, body) = request.into_parts();
-        let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         Self::from_parts(parts.uri.query(), content_type, body).await
     }
 }
@@ -132,14 +162,18 @@ impl<S: Send + Sync> FromRequest<S> for Params {
 /// `a[b][c]` -> `["a", "b", "c"]`; `a[]` -> `["a", ""]`. A key that does not follow the bracket
 /// grammar is taken literally.
 fn split_bracket_key(key: &str) -> Vec<&str> {
-    let Some(open) = key.find('[') else { return vec![key] };
+    let Some(open) = key.find('[') else {
+        return vec![key];
+    };
     if open == 0 || !key.ends_with(']') {
         return vec![key];
     }
     let mut parts = vec![&key[..open]];
     let mut rest = &key[open..];
     while let Some(inner) = rest.strip_prefix('[') {
-        let Some(close) = inner.find(']') else { return vec![key] };
+        let Some(close) = inner.find(']') else {
+            return vec![key];
+        };
         parts.push(&inner[..close]);
         rest = &inner[close + 1..];
     }
@@ -168,7 +202,9 @@ fn insert_path(map: &mut Map<String, Value>, path: &[&str], value: Value) {
             }
         },
         [""] => {
-            let slot = map.entry(head.to_owned()).or_insert_with(|| Value::Array(Vec::new()));
+            let slot = map
+                .entry(head.to_owned())
+                .or_insert_with(|| Value::Array(Vec::new()));
             match slot {
                 Value::Array(items) => items.push(value),
                 other => {
@@ -178,7 +214,9 @@ fn insert_path(map: &mut Map<String, Value>, path: &[&str], value: Value) {
             }
         }
         _ => {
-            let slot = map.entry(head.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+            let slot = map
+                .entry(head.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
             if !slot.is_object() {
                 *slot = Value::Object(Map::new());
             }
@@ -239,7 +277,7 @@ impl ParamReader<'_> {
         let text = self.scalar(key).flatten()?;
         match parse_bool(&text) {
             Ok(value) => value,
-            Err(()) => {
+            Err(NotABoolean) => {
                 self.invalid(key);
                 None
             }
@@ -267,7 +305,8 @@ impl ParamReader<'_> {
         if allowed.contains(&text.as_str()) {
             Some(text)
         } else {
-            self.problems.push(format!("{key} does not have a valid value"));
+            self.problems
+                .push(format!("{key} does not have a valid value"));
             None
         }
     }
@@ -304,7 +343,8 @@ impl ParamReader<'_> {
     /// Grape's `mutually_exclusive`: both present is `"a, b are mutually exclusive"`.
     pub fn mutually_exclusive(&mut self, a: &str, b: &str) {
         if self.params.contains(a) && self.params.contains(b) {
-            self.problems.push(format!("{a}, {b} are mutually exclusive"));
+            self.problems
+                .push(format!("{a}, {b} are mutually exclusive"));
         }
     }
 
@@ -314,7 +354,11 @@ impl ParamReader<'_> {
     }
 
     pub fn finish(self) -> Result<(), ApiError> {
-        if self.problems.is_empty() { Ok(()) } else { Err(ApiError::InvalidParams(self.problems)) }
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::InvalidParams(self.problems))
+        }
     }
 }
 
@@ -328,12 +372,16 @@ fn push_tag_text(value: &Value, out: &mut Vec<String>) -> bool {
     true
 }
 
-pub fn parse_bool(text: &str) -> Result<Option<bool>, ()> {
+/// A text that is none of the accepted boolean spellings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotABoolean;
+
+pub fn parse_bool(text: &str) -> Result<Option<bool>, NotABoolean> {
     match text.to_ascii_lowercase().as_str() {
         "" => Ok(None),
         "true" | "t" | "yes" | "on" | "1" => Ok(Some(true)),
         "false" | "f" | "no" | "off" | "0" => Ok(Some(false)),
-        _ => Err(()),
+        _ => Err(NotABoolean),
     }
 }
 
@@ -341,7 +389,11 @@ pub fn parse_bool(text: &str) -> Result<Option<bool>, ()> {
 /// removed keeping the first. Case is kept (matching is case-sensitive).
 pub fn normalize_tags<'a>(parts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut tags: Vec<String> = Vec::new();
-    for tag in parts.into_iter().flat_map(|part| part.split(',')).map(str::trim) {
+    for tag in parts
+        .into_iter()
+        .flat_map(|part| part.split(','))
+        .map(str::trim)
+    {
         if !tag.is_empty() && !tags.iter().any(|t| t == tag) {
             tags.push(tag.to_owned());
         }
@@ -354,7 +406,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    async fn parse(query: &str, content_type: &str, body: &'static str) -> Result<Params, ApiError> {
+    async fn parse(
+        query: &str,
+        content_type: &str,
+        body: &'static str,
+    ) -> Result<Params, ApiError> {
         Params::from_parts(Some(query), Some(content_type), Body::from(body)).await
     }
 
@@ -367,15 +423,19 @@ mod tests {
 
     #[test]
     fn every_boolean_spelling() {
-        for yes in ["true", "True", "TRUE", "t", "T", "yes", "Yes", "on", "ON", "1"] {
+        for yes in [
+            "true", "True", "TRUE", "t", "T", "yes", "Yes", "on", "ON", "1",
+        ] {
             assert_eq!(parse_bool(yes), Ok(Some(true)), "{yes}");
         }
-        for no in ["false", "False", "FALSE", "f", "F", "no", "NO", "off", "Off", "0"] {
+        for no in [
+            "false", "False", "FALSE", "f", "F", "no", "NO", "off", "Off", "0",
+        ] {
             assert_eq!(parse_bool(no), Ok(Some(false)), "{no}");
         }
         assert_eq!(parse_bool(""), Ok(None));
         for bad in ["maybe", "2", "truee", " true"] {
-            assert_eq!(parse_bool(bad), Err(()), "{bad}");
+            assert_eq!(parse_bool(bad), Err(NotABoolean), "{bad}");
         }
     }
 
@@ -389,9 +449,17 @@ mod tests {
         assert_eq!(r.bool("absent"), None);
         assert_eq!(problems(r.finish()), "active is invalid");
 
-        let params = Params(json!({"a": true, "b": false, "c": 1, "d": null, "e": "x"}).as_object().unwrap().clone());
+        let params = Params(
+            json!({"a": true, "b": false, "c": 1, "d": null, "e": "x"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
         let mut r = params.reader();
-        assert_eq!((r.bool("a"), r.bool("b"), r.bool("c"), r.bool("d")), (Some(true), Some(false), Some(true), None));
+        assert_eq!(
+            (r.bool("a"), r.bool("b"), r.bool("c"), r.bool("d")),
+            (Some(true), Some(false), Some(true), None)
+        );
         assert_eq!(r.bool("e"), None);
         assert_eq!(problems(r.finish()), "e is invalid");
     }
@@ -413,14 +481,34 @@ mod tests {
     async fn tag_list_in_all_four_shapes() {
         let expected = vec!["a".to_owned(), "b".to_owned()];
         let shapes = [
-            parse("", "application/json", r#"{"tag_list":["a","b"]}"#).await.unwrap(),
-            parse("", "application/json", r#"{"tag_list":"a, b"}"#).await.unwrap(),
-            parse("", "application/x-www-form-urlencoded", "tag_list=a&tag_list=b").await.unwrap(),
-            parse("", "application/x-www-form-urlencoded", "tag_list%5B%5D=a&tag_list%5B%5D=b").await.unwrap(),
+            parse("", "application/json", r#"{"tag_list":["a","b"]}"#)
+                .await
+                .unwrap(),
+            parse("", "application/json", r#"{"tag_list":"a, b"}"#)
+                .await
+                .unwrap(),
+            parse(
+                "",
+                "application/x-www-form-urlencoded",
+                "tag_list=a&tag_list=b",
+            )
+            .await
+            .unwrap(),
+            parse(
+                "",
+                "application/x-www-form-urlencoded",
+                "tag_list%5B%5D=a&tag_list%5B%5D=b",
+            )
+            .await
+            .unwrap(),
             parse("tag_list=a,b", "", "").await.unwrap(),
         ];
         for params in shapes {
-            assert_eq!(params.reader().tags("tag_list"), Some(expected.clone()), "{params:?}");
+            assert_eq!(
+                params.reader().tags("tag_list"),
+                Some(expected.clone()),
+                "{params:?}"
+            );
         }
     }
 
@@ -442,16 +530,29 @@ mod tests {
 
     #[tokio::test]
     async fn bracket_keys_nest() {
-        let params = parse("", "application/x-www-form-urlencoded", "token=t&info%5Bname%5D=x&info[version]=1.2")
-            .await
-            .unwrap();
-        assert_eq!(params.get("info"), Some(&json!({"name": "x", "version": "1.2"})));
+        let params = parse(
+            "",
+            "application/x-www-form-urlencoded",
+            "token=t&info%5Bname%5D=x&info[version]=1.2",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            params.get("info"),
+            Some(&json!({"name": "x", "version": "1.2"}))
+        );
         assert_eq!(params.reader().string("token").as_deref(), Some("t"));
     }
 
     #[tokio::test]
     async fn body_wins_over_query_and_repeated_scalars_take_the_last() {
-        let params = parse("token=query&description=q", "application/json", r#"{"token":"body"}"#).await.unwrap();
+        let params = parse(
+            "token=query&description=q",
+            "application/json",
+            r#"{"token":"body"}"#,
+        )
+        .await
+        .unwrap();
         let mut r = params.reader();
         assert_eq!(r.string("token").as_deref(), Some("body"));
         assert_eq!(r.string("description").as_deref(), Some("q"));
@@ -463,14 +564,18 @@ mod tests {
     async fn multipart_bodies() {
         let body = "--XyZ\r\nContent-Disposition: form-data; name=\"token\"\r\n\r\nreg\r\n\
                     --XyZ\r\nContent-Disposition: form-data; name=\"info[name]\"\r\n\r\nbox\r\n--XyZ--\r\n";
-        let params = parse("", "multipart/form-data; boundary=XyZ", body).await.unwrap();
+        let params = parse("", "multipart/form-data; boundary=XyZ", body)
+            .await
+            .unwrap();
         assert_eq!(params.get("token"), Some(&json!("reg")));
         assert_eq!(params.get("info"), Some(&json!({"name": "box"})));
     }
 
     #[tokio::test]
     async fn json_content_type_with_empty_body_is_fine() {
-        let params = parse("private_token=x", "application/json", "").await.unwrap();
+        let params = parse("private_token=x", "application/json", "")
+            .await
+            .unwrap();
         assert_eq!(params.get("private_token"), Some(&json!("x")));
     }
 
@@ -490,9 +595,14 @@ mod tests {
     #[tokio::test]
     async fn oversized_bodies_are_413() {
         let big = "a".repeat(MAX_BODY_BYTES + 1);
-        let error = Params::from_parts(None, Some("text/plain"), Body::from(big)).await.unwrap_err();
+        let error = Params::from_parts(None, Some("text/plain"), Body::from(big))
+            .await
+            .unwrap_err();
         assert_eq!(error.status().as_u16(), 413);
-        assert_eq!(error.body().to_string(), r#"{"message":"413 Request Entity Too Large"}"#);
+        assert_eq!(
+            error.body().to_string(),
+            r#"{"message":"413 Request Entity Too Large"}"#
+        );
     }
 
     #[test]
@@ -500,8 +610,14 @@ mod tests {
         let params = Params::from_query("access_level=sometimes");
         let mut r = params.reader();
         assert_eq!(r.required_string("token"), None);
-        assert_eq!(r.one_of("access_level", &["not_protected", "ref_protected"]), None);
-        assert_eq!(problems(r.finish()), "token is missing, access_level does not have a valid value");
+        assert_eq!(
+            r.one_of("access_level", &["not_protected", "ref_protected"]),
+            None
+        );
+        assert_eq!(
+            problems(r.finish()),
+            "token is missing, access_level does not have a valid value"
+        );
     }
 
     #[test]
@@ -510,7 +626,10 @@ mod tests {
         let mut r = params.reader();
         assert!(r.object("info").is_none());
         r.mutually_exclusive("active", "paused");
-        assert_eq!(problems(r.finish()), "info is invalid, active, paused are mutually exclusive");
+        assert_eq!(
+            problems(r.finish()),
+            "info is invalid, active, paused are mutually exclusive"
+        );
     }
 
     #[test]

@@ -115,7 +115,12 @@ pub const MAX_DESCRIPTION_CHARS: usize = 1024;
 impl Runner {
     /// A runner with GitLab's registration defaults: active, runs untagged jobs, unlocked,
     /// not protected, no timeout, never contacted.
-    pub fn new(id: i64, runner_type: RunnerType, token_digest: TokenDigest, now: Timestamp) -> Self {
+    pub fn new(
+        id: i64,
+        runner_type: RunnerType,
+        token_digest: TokenDigest,
+        now: Timestamp,
+    ) -> Self {
         Self {
             id,
             runner_type,
@@ -180,21 +185,46 @@ impl Runner {
     pub fn validate(&self) -> Result<(), ApiError> {
         let mut errors = ValidationErrors::default();
         if self.tag_list.is_empty() && !self.run_untagged {
-            errors.add("tags_list", "can not be empty when runner is not allowed to pick untagged jobs");
+            errors.add(
+                "tags_list",
+                "can not be empty when runner is not allowed to pick untagged jobs",
+            );
         }
         if self.tag_list.len() > MAX_TAGS {
-            errors.add("tags_list", format!("Too many tags specified. Please limit the number of tags to {MAX_TAGS}"));
+            errors.add(
+                "tags_list",
+                format!("Too many tags specified. Please limit the number of tags to {MAX_TAGS}"),
+            );
         }
-        if let Some(tag) = self.tag_list.iter().find(|t| t.chars().count() > MAX_TAG_CHARS) {
+        if let Some(tag) = self
+            .tag_list
+            .iter()
+            .find(|t| t.chars().count() > MAX_TAG_CHARS)
+        {
             let start: String = tag.chars().take(20).collect();
-            errors.add("tags_list", format!("tag '{start}...' is too long (maximum is {MAX_TAG_CHARS} characters)"));
+            errors.add(
+                "tags_list",
+                format!("tag '{start}...' is too long (maximum is {MAX_TAG_CHARS} characters)"),
+            );
         }
-        if self.maximum_timeout.is_some_and(|t| t < MIN_MAXIMUM_TIMEOUT) {
+        if self
+            .maximum_timeout
+            .is_some_and(|t| t < MIN_MAXIMUM_TIMEOUT)
+        {
             errors.add("maximum_timeout", "needs to be at least 10 minutes");
         }
-        for (attribute, value) in [("description", &self.description), ("maintenance_note", &self.maintenance_note)] {
-            if value.as_ref().is_some_and(|v| v.chars().count() > MAX_DESCRIPTION_CHARS) {
-                errors.add(attribute, format!("is too long (maximum is {MAX_DESCRIPTION_CHARS} characters)"));
+        for (attribute, value) in [
+            ("description", &self.description),
+            ("maintenance_note", &self.maintenance_note),
+        ] {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.chars().count() > MAX_DESCRIPTION_CHARS)
+            {
+                errors.add(
+                    attribute,
+                    format!("is too long (maximum is {MAX_DESCRIPTION_CHARS} characters)"),
+                );
             }
         }
         errors.into_result()
@@ -206,7 +236,8 @@ impl Runner {
 
     /// `null` when never contacted, else whether the last contact is within the timeout.
     pub fn online(&self, now: Timestamp, online_timeout_secs: i64) -> Option<bool> {
-        self.contacted_at.map(|at| at.within(now, online_timeout_secs.saturating_mul(1000)))
+        self.contacted_at
+            .map(|at| at.within(now, online_timeout_secs.saturating_mul(1000)))
     }
 
     /// GitLab 12's status: never contacted wins over paused.
@@ -244,7 +275,12 @@ mod tests {
     use super::*;
 
     fn runner() -> Runner {
-        Runner::new(1, RunnerType::Instance, TokenDigest::of("t"), Timestamp::from_millis(0))
+        Runner::new(
+            1,
+            RunnerType::Instance,
+            TokenDigest::of("t"),
+            Timestamp::from_millis(0),
+        )
     }
 
     fn message(runner: &Runner) -> String {
@@ -264,7 +300,10 @@ mod tests {
     fn untagged_rule() {
         let mut r = runner();
         r.run_untagged = false;
-        assert_eq!(message(&r), r#"{"tags_list":["can not be empty when runner is not allowed to pick untagged jobs"]}"#);
+        assert_eq!(
+            message(&r),
+            r#"{"tags_list":["can not be empty when runner is not allowed to pick untagged jobs"]}"#
+        );
         r.tag_list = vec!["ruby".into()];
         assert!(r.validate().is_ok());
     }
@@ -273,12 +312,18 @@ mod tests {
     fn limits() {
         let mut r = runner();
         r.maximum_timeout = Some(599);
-        assert_eq!(message(&r), r#"{"maximum_timeout":["needs to be at least 10 minutes"]}"#);
+        assert_eq!(
+            message(&r),
+            r#"{"maximum_timeout":["needs to be at least 10 minutes"]}"#
+        );
         r.maximum_timeout = Some(600);
         assert!(r.validate().is_ok());
 
         r.tag_list = (0..51).map(|i| format!("t{i}")).collect();
-        assert_eq!(message(&r), r#"{"tags_list":["Too many tags specified. Please limit the number of tags to 50"]}"#);
+        assert_eq!(
+            message(&r),
+            r#"{"tags_list":["Too many tags specified. Please limit the number of tags to 50"]}"#
+        );
         r.tag_list.pop();
         assert!(r.validate().is_ok());
 
@@ -288,29 +333,49 @@ mod tests {
         assert!(r.validate().is_ok());
 
         r.description = Some("d".repeat(1025));
-        assert_eq!(message(&r), r#"{"description":["is too long (maximum is 1024 characters)"]}"#);
+        assert_eq!(
+            message(&r),
+            r#"{"description":["is too long (maximum is 1024 characters)"]}"#
+        );
     }
 
     #[test]
     fn status_and_online() {
         let now = Timestamp::from_millis(10_000_000);
         let mut r = runner();
-        assert_eq!((r.online(now, 3600), r.status(now, 3600)), (None, RunnerStatus::NotConnected));
+        assert_eq!(
+            (r.online(now, 3600), r.status(now, 3600)),
+            (None, RunnerStatus::NotConnected)
+        );
         r.active = false;
-        assert_eq!(r.status(now, 3600), RunnerStatus::NotConnected, "never contacted wins over paused");
+        assert_eq!(
+            r.status(now, 3600),
+            RunnerStatus::NotConnected,
+            "never contacted wins over paused"
+        );
         r.contacted_at = Some(Timestamp::from_millis(now.millis() - 1000));
         assert_eq!(r.status(now, 3600), RunnerStatus::Paused);
         r.active = true;
-        assert_eq!((r.online(now, 3600), r.status(now, 3600)), (Some(true), RunnerStatus::Online));
+        assert_eq!(
+            (r.online(now, 3600), r.status(now, 3600)),
+            (Some(true), RunnerStatus::Online)
+        );
         r.contacted_at = Some(Timestamp::from_millis(now.millis() - 3_600_000));
-        assert_eq!((r.online(now, 3600), r.status(now, 3600)), (Some(false), RunnerStatus::Offline));
+        assert_eq!(
+            (r.online(now, 3600), r.status(now, 3600)),
+            (Some(false), RunnerStatus::Offline)
+        );
     }
 
     #[test]
     fn apply_changes_only_what_was_sent() {
         let mut r = runner();
         r.description = Some("keep".into());
-        r.apply(RunnerChanges { locked: Some(true), tag_list: Some(vec!["a".into()]), ..Default::default() });
+        r.apply(RunnerChanges {
+            locked: Some(true),
+            tag_list: Some(vec!["a".into()]),
+            ..Default::default()
+        });
         assert_eq!(r.description.as_deref(), Some("keep"));
         assert!(r.locked);
         assert_eq!(r.tag_list, ["a"]);

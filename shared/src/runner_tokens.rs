@@ -9,7 +9,9 @@ use crate::entities::RunnerRegistrationDetails;
 use crate::error::ApiError;
 use crate::params::{ParamReader, Params};
 use crate::runner::{AccessLevel, Runner, RunnerChanges, RunnerInfo, RunnerType};
-use crate::store::{CreateRunnerError, Heartbeat, IdSequence, RegistrationScope, Store, TokenRecord};
+use crate::store::{
+    CreateRunnerError, Heartbeat, IdSequence, RegistrationScope, Store, TokenRecord,
+};
 use crate::time::Timestamp;
 use serde_json::{Map, Value};
 
@@ -63,7 +65,9 @@ impl RegistrationRequest {
         let mut p = params.reader();
         let token = required_token(&mut p);
         let description = p.string("description");
-        let maintenance_note = p.string("maintenance_note").or_else(|| p.string("maintainer_note"));
+        let maintenance_note = p
+            .string("maintenance_note")
+            .or_else(|| p.string("maintainer_note"));
         let info = p.object("info").cloned();
         let active = p.bool("active");
         let paused = p.bool("paused");
@@ -94,7 +98,10 @@ impl RegistrationRequest {
 
 /// Registers a runner with a registration token: 201 with its id and new token; 403 for a token
 /// that is not a registration token; 400 for a runner GitLab's rules reject.
-pub async fn register(store: &Store, request: RegistrationRequest) -> Result<RunnerRegistrationDetails, ApiError> {
+pub async fn register(
+    store: &Store,
+    request: RegistrationRequest,
+) -> Result<RunnerRegistrationDetails, ApiError> {
     let registration_digest = TokenDigest::of(&request.token);
     let scope = match store.find_token(&registration_digest).await? {
         Some(TokenRecord::Registration(scope)) => scope,
@@ -120,15 +127,26 @@ pub async fn register(store: &Store, request: RegistrationRequest) -> Result<Run
         let token = generate_token()?;
         runner.token_digest = TokenDigest::of(&token);
         match store.create_runner(&runner, &registration_digest).await {
-            Ok(()) => return Ok(RunnerRegistrationDetails { id: runner.id, token, token_expires_at: None }),
+            Ok(()) => {
+                return Ok(RunnerRegistrationDetails {
+                    id: runner.id,
+                    token,
+                    token_expires_at: None,
+                });
+            }
             Err(CreateRunnerError::RegistrationTokenGone) => return Err(ApiError::Forbidden),
             Err(CreateRunnerError::Collision) => {
-                tracing::warn!(runner_id = runner.id, "runner id or token already taken; retrying");
+                tracing::warn!(
+                    runner_id = runner.id,
+                    "runner id or token already taken; retrying"
+                );
             }
             Err(CreateRunnerError::Storage(e)) => return Err(e),
         }
     }
-    Err(ApiError::internal("no free runner id after retries: is the runner counter behind the data?"))
+    Err(ApiError::internal(
+        "no free runner id after retries: is the runner counter behind the data?",
+    ))
 }
 
 /// What a heartbeat carries: the client address and `info` version fields. (`info[name]` is
@@ -138,8 +156,20 @@ pub fn heartbeat_from_params(params: &Params, ip_address: Option<String>) -> Hea
         Some(Value::Object(info)) => Some(info),
         _ => None,
     };
-    let RunnerInfo { version, revision, platform, architecture, .. } = runner_info(info);
-    Heartbeat { ip_address, version, revision, platform, architecture }
+    let RunnerInfo {
+        version,
+        revision,
+        platform,
+        architecture,
+        ..
+    } = runner_info(info);
+    Heartbeat {
+        ip_address,
+        version,
+        revision,
+        platform,
+        architecture,
+    }
 }
 
 /// Verifies a runner token and records a heartbeat, at most once per `heartbeat_interval_secs`.
@@ -150,25 +180,43 @@ pub async fn verify(
     heartbeat_interval_secs: i64,
 ) -> Result<RunnerRegistrationDetails, ApiError> {
     let digest = TokenDigest::of(token);
-    let Some(TokenRecord::Runner { runner_id, heartbeat_at }) = store.find_token(&digest).await? else {
+    let Some(TokenRecord::Runner {
+        runner_id,
+        heartbeat_at,
+    }) = store.find_token(&digest).await?
+    else {
         return Err(ApiError::Forbidden);
     };
     let now = Timestamp::now();
-    let fresh = heartbeat_at.is_some_and(|at| at.within(now, heartbeat_interval_secs.saturating_mul(1000)));
-    if !fresh && !store.record_heartbeat(runner_id, &digest, heartbeat, now).await? {
+    let fresh =
+        heartbeat_at.is_some_and(|at| at.within(now, heartbeat_interval_secs.saturating_mul(1000)));
+    if !fresh
+        && !store
+            .record_heartbeat(runner_id, &digest, heartbeat, now)
+            .await?
+    {
         return Err(ApiError::Forbidden);
     }
-    Ok(RunnerRegistrationDetails { id: runner_id, token: token.to_owned(), token_expires_at: None })
+    Ok(RunnerRegistrationDetails {
+        id: runner_id,
+        token: token.to_owned(),
+        token_expires_at: None,
+    })
 }
 
 /// `If-Unmodified-Since` is precise to the second; a runner changed within the second the
 /// client names is not "modified since".
 pub fn modified_since(updated_at: Timestamp, if_unmodified_since: Option<Timestamp>) -> bool {
-    if_unmodified_since.is_some_and(|since| since.millis().div_euclid(1000) < updated_at.millis().div_euclid(1000))
+    if_unmodified_since
+        .is_some_and(|since| since.millis().div_euclid(1000) < updated_at.millis().div_euclid(1000))
 }
 
 /// Removes the runner a token belongs to, with its token item and links, in one transaction.
-pub async fn unregister(store: &Store, token: &str, if_unmodified_since: Option<Timestamp>) -> Result<(), ApiError> {
+pub async fn unregister(
+    store: &Store,
+    token: &str,
+    if_unmodified_since: Option<Timestamp>,
+) -> Result<(), ApiError> {
     let digest = TokenDigest::of(token);
     let Some(TokenRecord::Runner { runner_id, .. }) = store.find_token(&digest).await? else {
         return Err(ApiError::Forbidden);
@@ -187,7 +235,9 @@ pub async fn unregister(store: &Store, token: &str, if_unmodified_since: Option<
             return Ok(());
         }
     }
-    Err(ApiError::internal(format!("runner {runner_id} kept changing while being deleted")))
+    Err(ApiError::internal(format!(
+        "runner {runner_id} kept changing while being deleted"
+    )))
 }
 
 #[cfg(test)]
@@ -198,7 +248,9 @@ mod tests {
     fn params(value: Value) -> Params {
         let mut p = Params::default();
         p.merge_form(b"");
-        let Value::Object(map) = value else { unreachable!() };
+        let Value::Object(map) = value else {
+            unreachable!()
+        };
         let mut text = Vec::new();
         for (k, v) in map {
             text.push(format!("{k}={}", v.as_str().unwrap_or_default()));
@@ -214,12 +266,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(request.token, "t");
-        assert_eq!(request.changes, RunnerChanges::default(), "blank values are ignored at registration");
+        assert_eq!(
+            request.changes,
+            RunnerChanges::default(),
+            "blank values are ignored at registration"
+        );
     }
 
     #[test]
     fn registration_reads_info_and_paused() {
-        let p = Params::from_query("token=t&info[name]=box&info[version]=12.0&paused=true&tag_list=a,b");
+        let p = Params::from_query(
+            "token=t&info[name]=box&info[version]=12.0&paused=true&tag_list=a,b",
+        );
         let request = RegistrationRequest::from_params(&p, Some("10.0.0.1".into())).unwrap();
         assert_eq!(request.info.name.as_deref(), Some("box"));
         assert_eq!(request.info.version.as_deref(), Some("12.0"));
@@ -242,8 +300,17 @@ mod tests {
     fn if_unmodified_since_compares_whole_seconds() {
         let updated = Timestamp::from_millis(1_000_500);
         assert!(!modified_since(updated, None));
-        assert!(!modified_since(updated, Some(Timestamp::from_millis(1_000_000))), "same second");
-        assert!(modified_since(updated, Some(Timestamp::from_millis(999_999))));
-        assert!(!modified_since(updated, Some(Timestamp::from_millis(2_000_000))));
+        assert!(
+            !modified_since(updated, Some(Timestamp::from_millis(1_000_000))),
+            "same second"
+        );
+        assert!(modified_since(
+            updated,
+            Some(Timestamp::from_millis(999_999))
+        ));
+        assert!(!modified_since(
+            updated,
+            Some(Timestamp::from_millis(2_000_000))
+        ));
     }
 }

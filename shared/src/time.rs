@@ -34,7 +34,9 @@ impl Timestamp {
             return Some(Self(t.timestamp_millis()));
         }
         let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
-        Some(Self(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis()))
+        Some(Self(
+            date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis(),
+        ))
     }
 
     /// Parses an `If-Unmodified-Since` value. Clients send HTTP dates, RFC 3339, and ISO 8601
@@ -73,8 +75,14 @@ mod tests {
     fn prints_milliseconds_and_z() {
         let t = Timestamp::parse("2016-01-25T16:39:48.066Z").unwrap();
         assert_eq!(t.to_string(), "2016-01-25T16:39:48.066Z");
-        assert_eq!(Timestamp::from_millis(0).to_string(), "1970-01-01T00:00:00.000Z");
-        assert_eq!(serde_json::to_string(&t).unwrap(), "\"2016-01-25T16:39:48.066Z\"");
+        assert_eq!(
+            Timestamp::from_millis(0).to_string(),
+            "1970-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            "\"2016-01-25T16:39:48.066Z\""
+        );
     }
 
     #[test]
@@ -85,7 +93,10 @@ mod tests {
 
     #[test]
     fn bare_dates_are_midnight_utc() {
-        assert_eq!(Timestamp::parse("2030-05-01").unwrap().to_string(), "2030-05-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::parse("2030-05-01").unwrap().to_string(),
+            "2030-05-01T00:00:00.000Z"
+        );
         assert_eq!(Timestamp::parse("yesterday"), None);
     }
 

@@ -10,7 +10,9 @@ use axum::routing::post;
 use runners_shared::error::json_response;
 use runners_shared::http::{ClientIp, if_unmodified_since};
 use runners_shared::params::Params;
-use runners_shared::runner_tokens::{self, RegistrationRequest, heartbeat_from_params, required_token};
+use runners_shared::runner_tokens::{
+    self, RegistrationRequest, heartbeat_from_params, required_token,
+};
 use runners_shared::{ApiError, AppState};
 
 /// This function's routes; its `main` and `runnerctl serve` both mount exactly this.
@@ -21,7 +23,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn register(State(state): State<AppState>, ClientIp(ip): ClientIp, params: Params) -> Result<Response, ApiError> {
+async fn register(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    params: Params,
+) -> Result<Response, ApiError> {
     let request = RegistrationRequest::from_params(&params, ip)?;
     let answer = runner_tokens::register(&state.store, request).await?;
     Ok(json_response(StatusCode::CREATED, &answer))
@@ -34,14 +40,28 @@ fn token(params: &Params) -> Result<String, ApiError> {
     Ok(token.unwrap_or_default())
 }
 
-async fn verify(State(state): State<AppState>, ClientIp(ip): ClientIp, params: Params) -> Result<Response, ApiError> {
+async fn verify(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    params: Params,
+) -> Result<Response, ApiError> {
     let token = token(&params)?;
     let heartbeat = heartbeat_from_params(&params, ip);
-    let answer = runner_tokens::verify(&state.store, &token, &heartbeat, state.settings.heartbeat_interval_secs).await?;
+    let answer = runner_tokens::verify(
+        &state.store,
+        &token,
+        &heartbeat,
+        state.settings.heartbeat_interval_secs,
+    )
+    .await?;
     Ok(answer.into_response())
 }
 
-async fn unregister(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Result<StatusCode, ApiError> {
+async fn unregister(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<StatusCode, ApiError> {
     let token = token(&params)?;
     runner_tokens::unregister(&state.store, &token, if_unmodified_since(&headers)).await?;
     Ok(StatusCode::NO_CONTENT)

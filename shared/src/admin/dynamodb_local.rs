@@ -18,7 +18,10 @@ pub fn find_install() -> Result<PathBuf, String> {
         return if dir.join("DynamoDBLocal.jar").is_file() {
             Ok(dir)
         } else {
-            Err(format!("DYNAMODB_LOCAL_DIR={} has no DynamoDBLocal.jar", dir.display()))
+            Err(format!(
+                "DYNAMODB_LOCAL_DIR={} has no DynamoDBLocal.jar",
+                dir.display()
+            ))
         };
     }
     let start = std::env::current_dir().map_err(|e| e.to_string())?;
@@ -46,7 +49,10 @@ fn jar_dir_in(lib: &Path) -> Option<PathBuf> {
 
 fn free_port() -> Result<u16, String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
 }
 
 impl DynamoDbLocal {
@@ -55,17 +61,31 @@ impl DynamoDbLocal {
         let dir = find_install()?;
         let port = free_port()?;
         let child = Command::new("java")
-            .arg(format!("-Djava.library.path={}", dir.join("DynamoDBLocal_lib").display()))
+            .arg(format!(
+                "-Djava.library.path={}",
+                dir.join("DynamoDBLocal_lib").display()
+            ))
             .arg("-jar")
             .arg(dir.join("DynamoDBLocal.jar"))
-            .args(["-inMemory", "-sharedDb", "-disableTelemetry", "-port", &port.to_string()])
+            .args([
+                "-inMemory",
+                "-sharedDb",
+                "-disableTelemetry",
+                "-port",
+                &port.to_string(),
+            ])
             .current_dir(&dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("starting java for DynamoDB Local: {e} (is Java 17+ installed?)"))?;
-        let local = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+            .map_err(|e| {
+                format!("starting java for DynamoDB Local: {e} (is Java 17+ installed?)")
+            })?;
+        let local = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
         local.wait_until_ready(port).await?;
         Ok(local)
     }
@@ -73,14 +93,18 @@ impl DynamoDbLocal {
     async fn wait_until_ready(&self, port: u16) -> Result<(), String> {
         let client = super::client_for(Some(&self.endpoint), None).await;
         for _ in 0..150 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
                 && client.list_tables().limit(1).send().await.is_ok()
             {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Err(format!("DynamoDB Local did not answer on port {port} within 15 s"))
+        Err(format!(
+            "DynamoDB Local did not answer on port {port} within 15 s"
+        ))
     }
 
     pub async fn stop(mut self) {

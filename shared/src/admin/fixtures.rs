@@ -8,7 +8,9 @@ use super::writes::{delete_all, get_all, put_all, raise_counter};
 use crate::auth::{PersonalAccessToken, TokenDigest};
 use crate::params::normalize_tags;
 use crate::runner::{AccessLevel, Runner, RunnerInfo, RunnerType};
-use crate::store::directory::{Group, Job, MemberOf, Membership, PathOwner, Project, User, UserProfile};
+use crate::store::directory::{
+    Group, Job, MemberOf, Membership, PathOwner, Project, User, UserProfile,
+};
 use crate::store::item::{Item, ItemBuilder, ItemReader, key_of};
 use crate::store::{IdSequence, RegistrationScope, Store, TokenRecord, keys};
 use crate::time::Timestamp;
@@ -149,7 +151,11 @@ impl<'a> Entry<'a> {
         if allowed.contains(&value.as_str()) {
             Some(value)
         } else {
-            problems.at(&self.path, key, format!("expected one of {}", allowed.join(", ")));
+            problems.at(
+                &self.path,
+                key,
+                format!("expected one of {}", allowed.join(", ")),
+            );
             None
         }
     }
@@ -170,7 +176,11 @@ impl<'a> Entry<'a> {
         for (i, value) in self.list(key, problems).iter().enumerate() {
             match value.as_i64().filter(|i| *i > 0) {
                 Some(id) => ids.push(id),
-                None => problems.at(&self.path, &format!("{key}[{i}]"), "expected a positive integer"),
+                None => problems.at(
+                    &self.path,
+                    &format!("{key}[{i}]"),
+                    "expected a positive integer",
+                ),
             }
         }
         ids
@@ -188,7 +198,11 @@ impl<'a> Entry<'a> {
     }
 
     fn entries(&self, key: &str, problems: &mut Problems) -> Vec<Entry<'a>> {
-        entries_of(self.list(key, problems), &format!("{}.{key}", self.path), problems)
+        entries_of(
+            self.list(key, problems),
+            &format!("{}.{key}", self.path),
+            problems,
+        )
     }
 }
 
@@ -196,14 +210,21 @@ fn entries_of<'a>(items: &'a [Value], path: &str, problems: &mut Problems) -> Ve
     let mut entries = Vec::new();
     for (i, item) in items.iter().enumerate() {
         match item {
-            Value::Object(map) => entries.push(Entry { path: format!("{path}[{i}]"), map }),
+            Value::Object(map) => entries.push(Entry {
+                path: format!("{path}[{i}]"),
+                map,
+            }),
             _ => problems.0.push(format!("{path}[{i}]: expected an object")),
         }
     }
     entries
 }
 
-fn top_level<'a>(root: &'a Map<String, Value>, key: &str, problems: &mut Problems) -> Vec<Entry<'a>> {
+fn top_level<'a>(
+    root: &'a Map<String, Value>,
+    key: &str,
+    problems: &mut Problems,
+) -> Vec<Entry<'a>> {
     match root.get(key) {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => entries_of(items, key, problems),
@@ -215,7 +236,13 @@ fn top_level<'a>(root: &'a Map<String, Value>, key: &str, problems: &mut Problem
 }
 
 /// Claims a unique value, reporting the second use.
-fn claim<T: Eq + std::hash::Hash>(seen: &mut HashSet<T>, value: T, path: &str, field: &str, problems: &mut Problems) {
+fn claim<T: Eq + std::hash::Hash>(
+    seen: &mut HashSet<T>,
+    value: T,
+    path: &str,
+    field: &str,
+    problems: &mut Problems,
+) {
     if !seen.insert(value) {
         problems.at(path, field, "already used by an earlier entry");
     }
@@ -238,8 +265,11 @@ fn profile(entry: &Entry<'_>, problems: &mut Problems) -> UserProfile {
 impl Fixture {
     /// Parses and validates a whole fixture file. `Err` lists every problem found.
     pub fn parse(text: &str) -> Result<Self, Vec<String>> {
-        let root: Value = serde_json::from_str(text).map_err(|e| vec![format!("not valid JSON: {e}")])?;
-        let Value::Object(root) = root else { return Err(vec!["the file must hold a JSON object".to_owned()]) };
+        let root: Value =
+            serde_json::from_str(text).map_err(|e| vec![format!("not valid JSON: {e}")])?;
+        let Value::Object(root) = root else {
+            return Err(vec!["the file must hold a JSON object".to_owned()]);
+        };
         let mut problems = Problems(Vec::new());
         let mut fixture = Fixture::default();
         let mut tokens_seen: HashSet<String> = HashSet::new();
@@ -248,10 +278,20 @@ impl Fixture {
         match root.get("settings") {
             None | Some(Value::Null) => {}
             Some(Value::Object(map)) => {
-                let settings = Entry { path: "settings".into(), map };
-                fixture.registration_token = settings.string("runners_registration_token", &mut problems);
+                let settings = Entry {
+                    path: "settings".into(),
+                    map,
+                };
+                fixture.registration_token =
+                    settings.string("runners_registration_token", &mut problems);
                 if let Some(token) = &fixture.registration_token {
-                    claim(&mut tokens_seen, token.clone(), "settings", "runners_registration_token", &mut problems);
+                    claim(
+                        &mut tokens_seen,
+                        token.clone(),
+                        "settings",
+                        "runners_registration_token",
+                        &mut problems,
+                    );
                 }
             }
             Some(_) => problems.0.push("settings: expected an object".into()),
@@ -266,8 +306,16 @@ impl Fixture {
             let state = entry.one_of("state", &["active", "blocked"], &mut problems);
             let mut tokens = Vec::new();
             for token_entry in entry.entries("tokens", &mut problems) {
-                let Some(token) = token_entry.required_string("token", &mut problems) else { continue };
-                claim(&mut tokens_seen, token.clone(), &token_entry.path, "token", &mut problems);
+                let Some(token) = token_entry.required_string("token", &mut problems) else {
+                    continue;
+                };
+                claim(
+                    &mut tokens_seen,
+                    token.clone(),
+                    &token_entry.path,
+                    "token",
+                    &mut problems,
+                );
                 let scopes: Vec<String> = token_entry
                     .list("scopes", &mut problems)
                     .iter()
@@ -275,21 +323,39 @@ impl Fixture {
                     .collect();
                 tokens.push(FixtureToken {
                     token,
-                    scopes: if scopes.is_empty() { vec!["api".to_owned()] } else { scopes },
+                    scopes: if scopes.is_empty() {
+                        vec!["api".to_owned()]
+                    } else {
+                        scopes
+                    },
                     expires_at: token_entry.time("expires_at", &mut problems),
                     revoked: token_entry.bool("revoked", false, &mut problems),
                 });
             }
-            let (Some(id), Some(username)) = (id, username) else { continue };
-            claim(&mut user_ids, id, &entry.path, "id", &mut problems);
-            claim(&mut paths_seen, username.to_lowercase(), &entry.path, "username", &mut problems);
+            if let Some(id) = id {
+                claim(&mut user_ids, id, &entry.path, "id", &mut problems);
+            }
+            let (Some(id), Some(username)) = (id, username) else {
+                continue;
+            };
+            claim(
+                &mut paths_seen,
+                username.to_lowercase(),
+                &entry.path,
+                "username",
+                &mut problems,
+            );
             let user = User {
                 id,
-                name: entry.string("name", &mut problems).unwrap_or_else(|| username.clone()),
+                name: entry
+                    .string("name", &mut problems)
+                    .unwrap_or_else(|| username.clone()),
                 email: entry.string("email", &mut problems),
                 admin: entry.bool("admin", false, &mut problems),
                 blocked: state.as_deref() == Some("blocked"),
-                created_at: entry.time("created_at", &mut problems).unwrap_or(DEFAULT_TIME),
+                created_at: entry
+                    .time("created_at", &mut problems)
+                    .unwrap_or(DEFAULT_TIME),
                 profile: profile(&entry, &mut problems),
                 username,
             };
@@ -317,18 +383,30 @@ impl Fixture {
             let parent_id = entry.opt_id("parent_id", &mut problems);
             let token = entry.string("runners_token", &mut problems);
             if let Some(token) = &token {
-                claim(&mut tokens_seen, token.clone(), &entry.path, "runners_token", &mut problems);
+                claim(
+                    &mut tokens_seen,
+                    token.clone(),
+                    &entry.path,
+                    "runners_token",
+                    &mut problems,
+                );
             }
             if let Some(id) = id {
                 for member in entry.entries("members", &mut problems) {
                     member_entries.push((MemberOf::Group(id), member));
                 }
             }
-            let (Some(id), Some(path)) = (id, path) else { continue };
+            let (Some(id), Some(path)) = (id, path) else {
+                continue;
+            };
             claim(&mut group_ids, id, &entry.path, "id", &mut problems);
             raw_groups.push(RawGroup {
-                name: entry.string("name", &mut problems).unwrap_or_else(|| path.clone()),
-                created_at: entry.time("created_at", &mut problems).unwrap_or(DEFAULT_TIME),
+                name: entry
+                    .string("name", &mut problems)
+                    .unwrap_or_else(|| path.clone()),
+                created_at: entry
+                    .time("created_at", &mut problems)
+                    .unwrap_or(DEFAULT_TIME),
                 path_in_file: entry.path,
                 id,
                 path,
@@ -345,13 +423,21 @@ impl Fixture {
             while let Some(parent_id) = chain.last().and_then(|g| g.parent_id) {
                 match by_id.get(&parent_id) {
                     Some(parent) if chain.iter().any(|g| g.id == parent.id) => {
-                        problems.at(&raw.path_in_file, "parent_id", "the group hierarchy has a cycle");
+                        problems.at(
+                            &raw.path_in_file,
+                            "parent_id",
+                            "the group hierarchy has a cycle",
+                        );
                         broken = true;
                         break;
                     }
                     Some(parent) => chain.push(parent),
                     None => {
-                        problems.at(&raw.path_in_file, "parent_id", format!("no group with id {parent_id}"));
+                        problems.at(
+                            &raw.path_in_file,
+                            "parent_id",
+                            format!("no group with id {parent_id}"),
+                        );
                         broken = true;
                         break;
                     }
@@ -361,14 +447,28 @@ impl Fixture {
                 continue;
             }
             chain.reverse();
-            let full_path = chain.iter().map(|g| g.path.as_str()).collect::<Vec<_>>().join("/");
-            claim(&mut paths_seen, full_path.to_lowercase(), &raw.path_in_file, "path", &mut problems);
+            let full_path = chain
+                .iter()
+                .map(|g| g.path.as_str())
+                .collect::<Vec<_>>()
+                .join("/");
+            claim(
+                &mut paths_seen,
+                full_path.to_lowercase(),
+                &raw.path_in_file,
+                "path",
+                &mut problems,
+            );
             let group = Group {
                 id: raw.id,
                 name: raw.name.clone(),
                 path: raw.path.clone(),
                 parent_id: raw.parent_id,
-                full_name: chain.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join(" / "),
+                full_name: chain
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" / "),
                 full_path,
                 ancestor_ids: chain[..chain.len() - 1].iter().map(|g| g.id).collect(),
                 created_at: raw.created_at,
@@ -385,18 +485,33 @@ impl Fixture {
             let namespace_id = entry.opt_id("namespace_id", &mut problems);
             let token = entry.string("runners_token", &mut problems);
             if let Some(token) = &token {
-                claim(&mut tokens_seen, token.clone(), &entry.path, "runners_token", &mut problems);
+                claim(
+                    &mut tokens_seen,
+                    token.clone(),
+                    &entry.path,
+                    "runners_token",
+                    &mut problems,
+                );
             }
             let members = entry.entries("members", &mut problems);
-            let first_member = members.first().and_then(|m| m.get("user_id")).and_then(Value::as_i64);
+            let first_member = members
+                .first()
+                .and_then(|m| m.get("user_id"))
+                .and_then(Value::as_i64);
             if let Some(id) = id {
                 for member in members {
                     member_entries.push((MemberOf::Project(id), member));
                 }
             }
-            let (Some(id), Some(path)) = (id, path) else { continue };
-            claim(&mut project_ids, id, &entry.path, "id", &mut problems);
-            let name = entry.string("name", &mut problems).unwrap_or_else(|| path.clone());
+            if let Some(id) = id {
+                claim(&mut project_ids, id, &entry.path, "id", &mut problems);
+            }
+            let (Some(id), Some(path)) = (id, path) else {
+                continue;
+            };
+            let name = entry
+                .string("name", &mut problems)
+                .unwrap_or_else(|| path.clone());
             let (namespace_path, namespace_name, group_ids, owner_id) = match namespace_id {
                 Some(group_id) => match groups.get(&group_id) {
                     Some(group) => {
@@ -405,20 +520,39 @@ impl Fixture {
                         (group.full_path.clone(), group.full_name.clone(), ids, None)
                     }
                     None => {
-                        problems.at(&entry.path, "namespace_id", format!("no group with id {group_id}"));
+                        problems.at(
+                            &entry.path,
+                            "namespace_id",
+                            format!("no group with id {group_id}"),
+                        );
                         continue;
                     }
                 },
                 None => match first_member.and_then(|uid| users.get(&uid)) {
-                    Some(owner) => (owner.username.clone(), owner.name.clone(), Vec::new(), Some(owner.id)),
+                    Some(owner) => (
+                        owner.username.clone(),
+                        owner.name.clone(),
+                        Vec::new(),
+                        Some(owner.id),
+                    ),
                     None => {
-                        problems.at(&entry.path, "namespace_id", "required when the project has no member to own it");
+                        problems.at(
+                            &entry.path,
+                            "namespace_id",
+                            "required when the project has no member to own it",
+                        );
                         continue;
                     }
                 },
             };
             let path_with_namespace = format!("{namespace_path}/{path}");
-            claim(&mut paths_seen, path_with_namespace.to_lowercase(), &entry.path, "path", &mut problems);
+            claim(
+                &mut paths_seen,
+                path_with_namespace.to_lowercase(),
+                &entry.path,
+                "path",
+                &mut problems,
+            );
             let project = Project {
                 id,
                 name_with_namespace: format!("{namespace_name} / {name}"),
@@ -429,7 +563,9 @@ impl Fixture {
                 owner_id,
                 path_with_namespace,
                 group_ids,
-                created_at: entry.time("created_at", &mut problems).unwrap_or(DEFAULT_TIME),
+                created_at: entry
+                    .time("created_at", &mut problems)
+                    .unwrap_or(DEFAULT_TIME),
             };
             fixture.projects.push((project, token));
         }
@@ -445,14 +581,28 @@ impl Fixture {
                 }
                 continue;
             };
-            if !users.contains_key(&user_id) {
+            if !user_ids.contains(&user_id) {
                 problems.at(&entry.path, "user_id", format!("no user with id {user_id}"));
             }
             if !ACCESS_LEVELS.contains(&level) {
-                problems.at(&entry.path, "access_level", "expected one of 10, 20, 30, 40, 50");
+                problems.at(
+                    &entry.path,
+                    "access_level",
+                    "expected one of 10, 20, 30, 40, 50",
+                );
             }
-            claim(&mut seen_members, (of, user_id), &entry.path, "user_id", &mut problems);
-            fixture.memberships.push(Membership { of, user_id, access_level: level });
+            claim(
+                &mut seen_members,
+                (of, user_id),
+                &entry.path,
+                "user_id",
+                &mut problems,
+            );
+            fixture.memberships.push(Membership {
+                of,
+                user_id,
+                access_level: level,
+            });
         }
 
         // Runners
@@ -461,14 +611,22 @@ impl Fixture {
             let id = entry.id("id", &mut problems);
             let token = entry.required_string("token", &mut problems);
             if let Some(token) = &token {
-                claim(&mut tokens_seen, token.clone(), &entry.path, "token", &mut problems);
+                claim(
+                    &mut tokens_seen,
+                    token.clone(),
+                    &entry.path,
+                    "token",
+                    &mut problems,
+                );
             }
             let runner_type = match entry.get("runner_type") {
                 None => {
                     problems.at(&entry.path, "runner_type", "required");
                     None
                 }
-                Some(_) => entry.one_of("runner_type", &RunnerType::NAMES, &mut problems).and_then(|t| RunnerType::parse(&t)),
+                Some(_) => entry
+                    .one_of("runner_type", &RunnerType::NAMES, &mut problems)
+                    .and_then(|t| RunnerType::parse(&t)),
             };
             let access_level = entry
                 .one_of("access_level", &AccessLevel::NAMES, &mut problems)
@@ -482,7 +640,11 @@ impl Fixture {
             let runner_groups = entry.ids("groups", &mut problems);
             for project in &projects {
                 if !project_ids.contains(project) {
-                    problems.at(&entry.path, "projects", format!("no project with id {project}"));
+                    problems.at(
+                        &entry.path,
+                        "projects",
+                        format!("no project with id {project}"),
+                    );
                 }
             }
             for group in &runner_groups {
@@ -491,28 +653,46 @@ impl Fixture {
                 }
             }
             match runner_type {
-                Some(RunnerType::Project) if projects.is_empty() => {
-                    problems.at(&entry.path, "projects", "a project_type runner needs at least one project")
-                }
-                Some(RunnerType::Group) if runner_groups.len() != 1 => {
-                    problems.at(&entry.path, "groups", "a group_type runner needs exactly one group")
-                }
+                Some(RunnerType::Project) if projects.is_empty() => problems.at(
+                    &entry.path,
+                    "projects",
+                    "a project_type runner needs at least one project",
+                ),
+                Some(RunnerType::Group) if runner_groups.len() != 1 => problems.at(
+                    &entry.path,
+                    "groups",
+                    "a group_type runner needs exactly one group",
+                ),
                 Some(RunnerType::Instance) if !projects.is_empty() || !runner_groups.is_empty() => {
-                    problems.at(&entry.path, "runner_type", "an instance_type runner has no projects or groups")
+                    problems.at(
+                        &entry.path,
+                        "runner_type",
+                        "an instance_type runner has no projects or groups",
+                    )
                 }
                 Some(RunnerType::Project) if !runner_groups.is_empty() => {
                     problems.at(&entry.path, "groups", "a project_type runner has no groups")
                 }
-                Some(RunnerType::Group) if !projects.is_empty() => {
-                    problems.at(&entry.path, "projects", "a group_type runner has no projects")
-                }
+                Some(RunnerType::Group) if !projects.is_empty() => problems.at(
+                    &entry.path,
+                    "projects",
+                    "a group_type runner has no projects",
+                ),
                 _ => {}
             }
-            let (Some(id), Some(token), Some(runner_type)) = (id, token, runner_type) else { continue };
-            claim(&mut runner_ids, id, &entry.path, "id", &mut problems);
-            let created_at = entry.time("created_at", &mut problems).unwrap_or(DEFAULT_TIME);
+            if let Some(id) = id {
+                claim(&mut runner_ids, id, &entry.path, "id", &mut problems);
+            }
+            let (Some(id), Some(token), Some(runner_type)) = (id, token, runner_type) else {
+                continue;
+            };
+            let created_at = entry
+                .time("created_at", &mut problems)
+                .unwrap_or(DEFAULT_TIME);
             let mut runner = Runner::new(id, runner_type, TokenDigest::of(&token), created_at);
-            runner.updated_at = entry.time("updated_at", &mut problems).unwrap_or(created_at);
+            runner.updated_at = entry
+                .time("updated_at", &mut problems)
+                .unwrap_or(created_at);
             runner.description = entry.string("description", &mut problems);
             runner.active = entry.bool("active", true, &mut problems);
             runner.locked = entry.bool("locked", false, &mut problems);
@@ -533,7 +713,9 @@ impl Fixture {
             runner.project_ids = projects;
             runner.group_id = runner_groups.first().copied();
             if let Err(e) = runner.validate() {
-                problems.0.push(format!("{}: {}", entry.path, e.body()["message"]));
+                problems
+                    .0
+                    .push(format!("{}: {}", entry.path, e.body()["message"]));
             }
             fixture.runners.push((runner, token));
         }
@@ -558,10 +740,12 @@ impl Fixture {
             if let Some(p) = project_id.filter(|p| !project_ids.contains(p)) {
                 problems.at(&entry.path, "project_id", format!("no project with id {p}"));
             }
-            if let Some(u) = user_id.filter(|u| !users.contains_key(u)) {
+            if let Some(u) = user_id.filter(|u| !user_ids.contains(u)) {
                 problems.at(&entry.path, "user_id", format!("no user with id {u}"));
             }
-            let (Some(id), Some(runner_id), Some(project_id), Some(status)) = (id, runner_id, project_id, status) else {
+            let (Some(id), Some(runner_id), Some(project_id), Some(status)) =
+                (id, runner_id, project_id, status)
+            else {
                 continue;
             };
             claim(&mut job_ids, id, &entry.path, "id", &mut problems);
@@ -576,7 +760,9 @@ impl Fixture {
                 ref_name: entry.string("ref", &mut problems),
                 tag: entry.bool("tag", false, &mut problems),
                 coverage: entry.number("coverage", &mut problems),
-                created_at: entry.time("created_at", &mut problems).unwrap_or(DEFAULT_TIME),
+                created_at: entry
+                    .time("created_at", &mut problems)
+                    .unwrap_or(DEFAULT_TIME),
                 started_at: entry.time("started_at", &mut problems),
                 finished_at: entry.time("finished_at", &mut problems),
                 commit: entry.object("commit", &mut problems),
@@ -584,7 +770,11 @@ impl Fixture {
             });
         }
 
-        if problems.0.is_empty() { Ok(fixture) } else { Err(problems.0) }
+        if problems.0.is_empty() {
+            Ok(fixture)
+        } else {
+            Err(problems.0)
+        }
     }
 
     /// Every item the fixture consists of.
@@ -592,7 +782,11 @@ impl Fixture {
         let mut items = Vec::new();
         if let Some(token) = &self.registration_token {
             let digest = TokenDigest::of(token);
-            items.push(TokenRecord::Registration(RegistrationScope::Instance).to_item(&digest, DEFAULT_TIME).build());
+            items.push(
+                TokenRecord::Registration(RegistrationScope::Instance)
+                    .to_item(&digest, DEFAULT_TIME)
+                    .build(),
+            );
             items.push(settings_item(&digest));
         }
         for (user, tokens) in &self.users {
@@ -609,8 +803,16 @@ impl Fixture {
                     expires_at: token.expires_at,
                     revoked: token.revoked,
                 };
-                items.push(TokenRecord::PersonalAccess(pat).to_item(&digest, DEFAULT_TIME).build());
-                items.push(ItemBuilder::keyed(keys::user_token(user.id, digest.as_str())).s("entity", "user_token").build());
+                items.push(
+                    TokenRecord::PersonalAccess(pat)
+                        .to_item(&digest, DEFAULT_TIME)
+                        .build(),
+                );
+                items.push(
+                    ItemBuilder::keyed(keys::user_token(user.id, digest.as_str()))
+                        .s("entity", "user_token")
+                        .build(),
+                );
             }
         }
         for (group, token) in &self.groups {
@@ -618,7 +820,11 @@ impl Fixture {
             items.push(group.to_item(digest.as_ref().map(TokenDigest::as_str)));
             items.push(PathOwner::Group(group.id).to_item(&group.full_path));
             if let Some(digest) = &digest {
-                items.push(TokenRecord::Registration(RegistrationScope::Group(group.id)).to_item(digest, DEFAULT_TIME).build());
+                items.push(
+                    TokenRecord::Registration(RegistrationScope::Group(group.id))
+                        .to_item(digest, DEFAULT_TIME)
+                        .build(),
+                );
             }
         }
         for (project, token) in &self.projects {
@@ -627,20 +833,31 @@ impl Fixture {
             items.push(PathOwner::Project(project.id).to_item(&project.path_with_namespace));
             if let Some(digest) = &digest {
                 items.push(
-                    TokenRecord::Registration(RegistrationScope::Project(project.id)).to_item(digest, DEFAULT_TIME).build(),
+                    TokenRecord::Registration(RegistrationScope::Project(project.id))
+                        .to_item(digest, DEFAULT_TIME)
+                        .build(),
                 );
             }
         }
         items.extend(self.memberships.iter().map(Membership::to_item));
         for (runner, _) in &self.runners {
             items.push(runner.to_item());
-            let token = TokenRecord::Runner { runner_id: runner.id, heartbeat_at: runner.contacted_at };
+            let token = TokenRecord::Runner {
+                runner_id: runner.id,
+                heartbeat_at: runner.contacted_at,
+            };
             items.push(token.to_item(&runner.token_digest, DEFAULT_TIME).build());
             for project_id in &runner.project_ids {
-                items.push(link_item(keys::project_runner_link(*project_id, runner.id), runner.id));
+                items.push(link_item(
+                    keys::project_runner_link(*project_id, runner.id),
+                    runner.id,
+                ));
             }
             if let Some(group_id) = runner.group_id {
-                items.push(link_item(keys::group_runner_link(group_id, runner.id), runner.id));
+                items.push(link_item(
+                    keys::group_runner_link(group_id, runner.id),
+                    runner.id,
+                ));
             }
         }
         items.extend(self.jobs.iter().map(Job::to_item));
@@ -652,27 +869,50 @@ impl Fixture {
     async fn stale_token_keys(&self, store: &Store) -> Result<Vec<Item>, String> {
         let mut current: HashMap<(String, String), Option<String>> = HashMap::new();
         if let Some(token) = &self.registration_token {
-            current.insert(keys::settings(), Some(TokenDigest::of(token).as_str().to_owned()));
+            current.insert(
+                keys::settings(),
+                Some(TokenDigest::of(token).as_str().to_owned()),
+            );
         }
         for (group, token) in &self.groups {
-            current.insert(keys::group(group.id), token.as_deref().map(|t| TokenDigest::of(t).as_str().to_owned()));
+            current.insert(
+                keys::group(group.id),
+                token
+                    .as_deref()
+                    .map(|t| TokenDigest::of(t).as_str().to_owned()),
+            );
         }
         for (project, token) in &self.projects {
-            current.insert(keys::project(project.id), token.as_deref().map(|t| TokenDigest::of(t).as_str().to_owned()));
+            current.insert(
+                keys::project(project.id),
+                token
+                    .as_deref()
+                    .map(|t| TokenDigest::of(t).as_str().to_owned()),
+            );
         }
         for (runner, _) in &self.runners {
-            current.insert(keys::runner(runner.id), Some(runner.token_digest.as_str().to_owned()));
+            current.insert(
+                keys::runner(runner.id),
+                Some(runner.token_digest.as_str().to_owned()),
+            );
         }
         let existing = get_all(store, current.keys().cloned().map(key_of).collect()).await?;
         let mut stale = Vec::new();
         for item in existing {
             let r = ItemReader::new(&item, "fixture target");
-            let (Ok(pk), Ok(sk)) = (r.s(keys::PK), r.s(keys::SK)) else { continue };
-            let old = r.opt_s("runners_token_digest").or_else(|| r.opt_s("token_digest")).or_else(|| r.opt_s("registration_token_digest"));
-            if let Some(old) = old {
-                if current.get(&(pk, sk)).is_some_and(|new| new.as_deref() != Some(old.as_str())) {
-                    stale.push(key_of(keys::token(&old)));
-                }
+            let (Ok(pk), Ok(sk)) = (r.s(keys::PK), r.s(keys::SK)) else {
+                continue;
+            };
+            let old = r
+                .opt_s("runners_token_digest")
+                .or_else(|| r.opt_s("token_digest"))
+                .or_else(|| r.opt_s("registration_token_digest"));
+            if let Some(old) = old
+                && current
+                    .get(&(pk, sk))
+                    .is_some_and(|new| new.as_deref() != Some(old.as_str()))
+            {
+                stale.push(key_of(keys::token(&old)));
             }
         }
         Ok(stale)
@@ -682,16 +922,34 @@ impl Fixture {
     pub async fn import(&self, store: &Store) -> Result<ImportSummary, String> {
         let stale = self.stale_token_keys(store).await?;
         let items = self.items();
-        let summary = ImportSummary { items: items.len(), stale_tokens_removed: stale.len() };
+        let summary = ImportSummary {
+            items: items.len(),
+            stale_tokens_removed: stale.len(),
+        };
         put_all(store, items).await?;
         delete_all(store, stale).await?;
         let highest = |ids: Vec<i64>| ids.into_iter().max().unwrap_or(0);
         let counters = [
-            (IdSequence::User, highest(self.users.iter().map(|(u, _)| u.id).collect())),
-            (IdSequence::Group, highest(self.groups.iter().map(|(g, _)| g.id).collect())),
-            (IdSequence::Project, highest(self.projects.iter().map(|(p, _)| p.id).collect())),
-            (IdSequence::Runner, highest(self.runners.iter().map(|(r, _)| r.id).collect())),
-            (IdSequence::Job, highest(self.jobs.iter().map(|j| j.id).collect())),
+            (
+                IdSequence::User,
+                highest(self.users.iter().map(|(u, _)| u.id).collect()),
+            ),
+            (
+                IdSequence::Group,
+                highest(self.groups.iter().map(|(g, _)| g.id).collect()),
+            ),
+            (
+                IdSequence::Project,
+                highest(self.projects.iter().map(|(p, _)| p.id).collect()),
+            ),
+            (
+                IdSequence::Runner,
+                highest(self.runners.iter().map(|(r, _)| r.id).collect()),
+            ),
+            (
+                IdSequence::Job,
+                highest(self.jobs.iter().map(|j| j.id).collect()),
+            ),
         ];
         for (sequence, max) in counters {
             if max > 0 {
@@ -709,8 +967,17 @@ pub struct ImportSummary {
 }
 
 /// GitLab 12's job statuses.
-pub const JOB_STATUSES: [&str; 9] =
-    ["created", "pending", "running", "success", "failed", "canceled", "skipped", "manual", "scheduled"];
+pub const JOB_STATUSES: [&str; 9] = [
+    "created",
+    "pending",
+    "running",
+    "success",
+    "failed",
+    "canceled",
+    "skipped",
+    "manual",
+    "scheduled",
+];
 
 pub(crate) fn settings_item(registration_digest: &TokenDigest) -> Item {
     ItemBuilder::keyed(keys::settings())
@@ -721,7 +988,11 @@ pub(crate) fn settings_item(registration_digest: &TokenDigest) -> Item {
 }
 
 fn link_item(key: (String, String), runner_id: i64) -> Item {
-    ItemBuilder::keyed(key).s("entity", "runner_link").n("runner_id", runner_id).time("created_at", DEFAULT_TIME).build()
+    ItemBuilder::keyed(key)
+        .s("entity", "runner_link")
+        .n("runner_id", runner_id)
+        .time("created_at", DEFAULT_TIME)
+        .build()
 }
 
 #[cfg(test)]
@@ -756,14 +1027,20 @@ mod tests {
     fn the_operations_example_parses_with_paths_built_from_the_chain() {
         let fixture = Fixture::parse(EXAMPLE).unwrap();
         let sub = &fixture.groups.iter().find(|(g, _)| g.id == 11).unwrap().0;
-        assert_eq!((sub.full_path.as_str(), sub.full_name.as_str()), ("group/sub", "Group / Sub"));
+        assert_eq!(
+            (sub.full_path.as_str(), sub.full_name.as_str()),
+            ("group/sub", "Group / Sub")
+        );
         assert_eq!(sub.ancestor_ids, [10]);
         let project = &fixture.projects[0].0;
         assert_eq!(project.path_with_namespace, "group/sub/project-one");
         assert_eq!(project.name_with_namespace, "Group / Sub / Project One");
         assert_eq!(project.group_ids, [10, 11]);
         let personal = &fixture.projects[1].0;
-        assert_eq!((personal.path_with_namespace.as_str(), personal.owner_id), ("user/mine", Some(2)));
+        assert_eq!(
+            (personal.path_with_namespace.as_str(), personal.owner_id),
+            ("user/mine", Some(2))
+        );
         assert_eq!(fixture.memberships.len(), 3);
         assert_eq!(fixture.runners[0].0.project_ids, [100]);
     }
@@ -772,7 +1049,13 @@ mod tests {
     fn no_plaintext_token_is_in_any_item() {
         let fixture = Fixture::parse(EXAMPLE).unwrap();
         let dump = format!("{:?}", fixture.items());
-        for secret in ["instance-reg-token", "root-pat", "group-reg-token", "project-reg-token", "runner-token\""] {
+        for secret in [
+            "instance-reg-token",
+            "root-pat",
+            "group-reg-token",
+            "project-reg-token",
+            "runner-token\"",
+        ] {
             assert!(!dump.contains(secret), "{secret} stored in plaintext");
         }
         assert!(dump.contains(TokenDigest::of("runner-token").as_str()));
@@ -788,7 +1071,10 @@ mod tests {
             {"id": 2, "token": "b", "runner_type": "instance_type"},
             {"id": 3, "token": "c", "runner_type": "instance_type"},
             {"id": 4, "token": "d", "runner_type": "shared"}]}"#;
-        assert_eq!(problems(bad_type), ["runners[3].runner_type: expected one of instance_type, group_type, project_type"]);
+        assert_eq!(
+            problems(bad_type),
+            ["runners[3].runner_type: expected one of instance_type, group_type, project_type"]
+        );
     }
 
     #[test]
@@ -811,16 +1097,27 @@ mod tests {
             "jobs[0].status: expected one of created, pending, running, success, failed, canceled, skipped, manual, scheduled",
             "jobs[0].runner_id: no runner with id 77",
         ] {
-            assert!(found.iter().any(|p| p == expected), "missing {expected:?} in {found:#?}");
+            assert!(
+                found.iter().any(|p| p == expected),
+                "missing {expected:?} in {found:#?}"
+            );
         }
     }
 
     #[test]
     fn cycles_and_path_clashes() {
         let cycle = r#"{"groups": [{"id": 1, "path": "a", "parent_id": 2}, {"id": 2, "path": "b", "parent_id": 1}]}"#;
-        assert!(problems(cycle).iter().all(|p| p.ends_with("the group hierarchy has a cycle")));
-        let clash = r#"{"users": [{"id": 1, "username": "Same"}], "groups": [{"id": 1, "path": "same"}]}"#;
-        assert_eq!(problems(clash), ["groups[0].path: already used by an earlier entry"]);
+        assert!(
+            problems(cycle)
+                .iter()
+                .all(|p| p.ends_with("the group hierarchy has a cycle"))
+        );
+        let clash =
+            r#"{"users": [{"id": 1, "username": "Same"}], "groups": [{"id": 1, "path": "same"}]}"#;
+        assert_eq!(
+            problems(clash),
+            ["groups[0].path: already used by an earlier entry"]
+        );
     }
 
     #[test]
@@ -828,7 +1125,9 @@ mod tests {
         let text = r#"{"runners": [{"id": 1, "token": "t", "runner_type": "instance_type", "run_untagged": false}]}"#;
         assert_eq!(
             problems(text),
-            [r#"runners[0]: {"tags_list":["can not be empty when runner is not allowed to pick untagged jobs"]}"#]
+            [
+                r#"runners[0]: {"tags_list":["can not be empty when runner is not allowed to pick untagged jobs"]}"#
+            ]
         );
     }
 }

@@ -16,11 +16,19 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 pub async fn client_for(endpoint: Option<&str>, region: Option<&str>) -> Client {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(endpoint) = endpoint {
-        loader = loader.endpoint_url(endpoint).region(Region::new(region.unwrap_or("us-east-1").to_owned()));
-        let has_credentials =
-            std::env::var_os("AWS_ACCESS_KEY_ID").is_some() || std::env::var_os("AWS_PROFILE").is_some();
+        loader = loader
+            .endpoint_url(endpoint)
+            .region(Region::new(region.unwrap_or("us-east-1").to_owned()));
+        let has_credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+            || std::env::var_os("AWS_PROFILE").is_some();
         if !has_credentials {
-            loader = loader.credentials_provider(Credentials::new("local", "local", None, None, "runnerctl"));
+            loader = loader.credentials_provider(Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "runnerctl",
+            ));
         }
     } else if let Some(region) = region {
         loader = loader.region(Region::new(region.to_owned()));

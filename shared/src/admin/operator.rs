@@ -32,7 +32,11 @@ async fn find_path(store: &Store, full_path: &str) -> Result<Option<PathOwner>, 
 }
 
 async fn read(store: &Store, key: (String, String), what: &str) -> Result<Item, String> {
-    store.get(key).await.map_err(api)?.ok_or_else(|| format!("{what} not found"))
+    store
+        .get(key)
+        .await
+        .map_err(api)?
+        .ok_or_else(|| format!("{what} not found"))
 }
 
 pub struct NewUser {
@@ -62,17 +66,39 @@ pub async fn create_user(store: &Store, new: NewUser) -> Result<WithToken<User>,
     };
     let token = generate_token().map_err(api)?;
     let digest = TokenDigest::of(&token);
-    let scopes = if new.scopes.is_empty() { vec!["api".to_owned()] } else { new.scopes };
-    let pat = PersonalAccessToken { user_id: id, admin: user.admin, blocked: false, scopes, expires_at: None, revoked: false };
+    let scopes = if new.scopes.is_empty() {
+        vec!["api".to_owned()]
+    } else {
+        new.scopes
+    };
+    let pat = PersonalAccessToken {
+        user_id: id,
+        admin: user.admin,
+        blocked: false,
+        scopes,
+        expires_at: None,
+        revoked: false,
+    };
     let writes = vec![
         Write::Create(user.to_item()),
         Write::Create(user.username_item()),
         Write::Create(PathOwner::User(id).to_item(&user.username)),
-        Write::Create(TokenRecord::PersonalAccess(pat).to_item(&digest, user.created_at).build()),
-        Write::Create(ItemBuilder::keyed(keys::user_token(id, digest.as_str())).s("entity", "user_token").build()),
+        Write::Create(
+            TokenRecord::PersonalAccess(pat)
+                .to_item(&digest, user.created_at)
+                .build(),
+        ),
+        Write::Create(
+            ItemBuilder::keyed(keys::user_token(id, digest.as_str()))
+                .s("entity", "user_token")
+                .build(),
+        ),
     ];
     match transact(store, writes).await {
-        Ok(()) => Ok(WithToken { created: user, token }),
+        Ok(()) => Ok(WithToken {
+            created: user,
+            token,
+        }),
         Err(TransactError::Taken(1 | 2)) => Err(taken("username", &user.username)),
         Err(TransactError::Taken(_)) => Err("id or token collision; run the command again".into()),
         Err(TransactError::Other(e)) => Err(e),
@@ -95,7 +121,9 @@ fn group_from_item(item: &Item) -> Result<Group, String> {
 
 async fn group_by_path(store: &Store, full_path: &str) -> Result<Group, String> {
     match find_path(store, full_path).await? {
-        Some(PathOwner::Group(id)) => group_from_item(&read(store, keys::group(id), "group").await?),
+        Some(PathOwner::Group(id)) => {
+            group_from_item(&read(store, keys::group(id), "group").await?)
+        }
         _ => Err(format!("no group at {full_path:?}")),
     }
 }
@@ -125,9 +153,15 @@ pub async fn create_group(
     let name = name.unwrap_or_else(|| path.clone());
     let group = Group {
         id,
-        full_path: parent.as_ref().map_or(path.clone(), |p| format!("{}/{path}", p.full_path)),
-        full_name: parent.as_ref().map_or(name.clone(), |p| format!("{} / {name}", p.full_name)),
-        ancestor_ids: parent.as_ref().map_or(Vec::new(), |p| [p.ancestor_ids.clone(), vec![p.id]].concat()),
+        full_path: parent
+            .as_ref()
+            .map_or(path.clone(), |p| format!("{}/{path}", p.full_path)),
+        full_name: parent
+            .as_ref()
+            .map_or(name.clone(), |p| format!("{} / {name}", p.full_name)),
+        ancestor_ids: parent.as_ref().map_or(Vec::new(), |p| {
+            [p.ancestor_ids.clone(), vec![p.id]].concat()
+        }),
         parent_id: parent.as_ref().map(|p| p.id),
         name,
         path,
@@ -138,10 +172,17 @@ pub async fn create_group(
     let writes = vec![
         Write::Create(group.to_item(Some(digest.as_str()))),
         Write::Create(PathOwner::Group(id).to_item(&group.full_path)),
-        Write::Create(TokenRecord::Registration(RegistrationScope::Group(id)).to_item(&digest, group.created_at).build()),
+        Write::Create(
+            TokenRecord::Registration(RegistrationScope::Group(id))
+                .to_item(&digest, group.created_at)
+                .build(),
+        ),
     ];
     match transact(store, writes).await {
-        Ok(()) => Ok(WithToken { created: group, token }),
+        Ok(()) => Ok(WithToken {
+            created: group,
+            token,
+        }),
         Err(TransactError::Taken(1)) => Err(taken("path", &group.full_path)),
         Err(TransactError::Taken(_)) => Err("id or token collision; run the command again".into()),
         Err(TransactError::Other(e)) => Err(e),
@@ -160,19 +201,26 @@ pub async fn create_project(
     let path = valid_path(path)?;
     let name = name.unwrap_or_else(|| path.clone());
     let id = store.allocate_id(IdSequence::Project).await.map_err(api)?;
-    let (namespace_id, owner_id, namespace_path, namespace_name, group_ids) = match find_path(store, namespace).await? {
-        Some(PathOwner::Group(group_id)) => {
-            let group = group_from_item(&read(store, keys::group(group_id), "group").await?)?;
-            let ids = [group.ancestor_ids.clone(), vec![group.id]].concat();
-            (Some(group.id), None, group.full_path, group.full_name, ids)
-        }
-        Some(PathOwner::User(user_id)) => {
-            let item = read(store, keys::user(user_id), "user").await?;
-            let r = ItemReader::new(&item, "user");
-            (None, Some(user_id), r.s("username").map_err(api)?, r.s("name").map_err(api)?, Vec::new())
-        }
-        _ => return Err(format!("no group or user at {namespace:?}")),
-    };
+    let (namespace_id, owner_id, namespace_path, namespace_name, group_ids) =
+        match find_path(store, namespace).await? {
+            Some(PathOwner::Group(group_id)) => {
+                let group = group_from_item(&read(store, keys::group(group_id), "group").await?)?;
+                let ids = [group.ancestor_ids.clone(), vec![group.id]].concat();
+                (Some(group.id), None, group.full_path, group.full_name, ids)
+            }
+            Some(PathOwner::User(user_id)) => {
+                let item = read(store, keys::user(user_id), "user").await?;
+                let r = ItemReader::new(&item, "user");
+                (
+                    None,
+                    Some(user_id),
+                    r.s("username").map_err(api)?,
+                    r.s("name").map_err(api)?,
+                    Vec::new(),
+                )
+            }
+            _ => return Err(format!("no group or user at {namespace:?}")),
+        };
     let project = Project {
         id,
         path_with_namespace: format!("{namespace_path}/{path}"),
@@ -190,13 +238,27 @@ pub async fn create_project(
     let mut writes = vec![
         Write::Create(project.to_item(Some(digest.as_str()))),
         Write::Create(PathOwner::Project(id).to_item(&project.path_with_namespace)),
-        Write::Create(TokenRecord::Registration(RegistrationScope::Project(id)).to_item(&digest, project.created_at).build()),
+        Write::Create(
+            TokenRecord::Registration(RegistrationScope::Project(id))
+                .to_item(&digest, project.created_at)
+                .build(),
+        ),
     ];
     if let Some(owner) = owner_id {
-        writes.push(Write::Replace(Membership { of: MemberOf::Project(id), user_id: owner, access_level: 50 }.to_item()));
+        writes.push(Write::Replace(
+            Membership {
+                of: MemberOf::Project(id),
+                user_id: owner,
+                access_level: 50,
+            }
+            .to_item(),
+        ));
     }
     match transact(store, writes).await {
-        Ok(()) => Ok(WithToken { created: project, token }),
+        Ok(()) => Ok(WithToken {
+            created: project,
+            token,
+        }),
         Err(TransactError::Taken(1)) => Err(taken("path", &project.path_with_namespace)),
         Err(TransactError::Taken(_)) => Err("id or token collision; run the command again".into()),
         Err(TransactError::Other(e)) => Err(e),
@@ -204,7 +266,12 @@ pub async fn create_project(
 }
 
 /// Gives a user an access level (10..50) in a group or project named by full path.
-pub async fn add_member(store: &Store, username: &str, target: &str, access_level: i64) -> Result<Membership, String> {
+pub async fn add_member(
+    store: &Store,
+    username: &str,
+    target: &str,
+    access_level: i64,
+) -> Result<Membership, String> {
     if !ACCESS_LEVELS.contains(&access_level) {
         return Err("access level must be one of 10, 20, 30, 40, 50".into());
     }
@@ -217,8 +284,14 @@ pub async fn add_member(store: &Store, username: &str, target: &str, access_leve
         Some(PathOwner::Project(id)) => MemberOf::Project(id),
         _ => return Err(format!("no group or project at {target:?}")),
     };
-    let membership = Membership { of, user_id, access_level };
-    transact(store, vec![Write::Replace(membership.to_item())]).await.map_err(|e| format!("{e:?}"))?;
+    let membership = Membership {
+        of,
+        user_id,
+        access_level,
+    };
+    transact(store, vec![Write::Replace(membership.to_item())])
+        .await
+        .map_err(|e| format!("{e:?}"))?;
     Ok(membership)
 }
 
@@ -239,13 +312,25 @@ struct TokenHolder {
 
 async fn holder(store: &Store, target: &RegistrationTarget) -> Result<TokenHolder, String> {
     let (key, scope, digest_attribute) = match target {
-        RegistrationTarget::Instance => (keys::settings(), RegistrationScope::Instance, "registration_token_digest"),
+        RegistrationTarget::Instance => (
+            keys::settings(),
+            RegistrationScope::Instance,
+            "registration_token_digest",
+        ),
         RegistrationTarget::Group(path) => match find_path(store, path).await? {
-            Some(PathOwner::Group(id)) => (keys::group(id), RegistrationScope::Group(id), "runners_token_digest"),
+            Some(PathOwner::Group(id)) => (
+                keys::group(id),
+                RegistrationScope::Group(id),
+                "runners_token_digest",
+            ),
             _ => return Err(format!("no group at {path:?}")),
         },
         RegistrationTarget::Project(path) => match find_path(store, path).await? {
-            Some(PathOwner::Project(id)) => (keys::project(id), RegistrationScope::Project(id), "runners_token_digest"),
+            Some(PathOwner::Project(id)) => (
+                keys::project(id),
+                RegistrationScope::Project(id),
+                "runners_token_digest",
+            ),
             _ => return Err(format!("no project at {path:?}")),
         },
     };
@@ -253,7 +338,12 @@ async fn holder(store: &Store, target: &RegistrationTarget) -> Result<TokenHolde
     if item.is_none() && !matches!(scope, RegistrationScope::Instance) {
         return Err("not found".into());
     }
-    Ok(TokenHolder { key, item, scope, digest_attribute })
+    Ok(TokenHolder {
+        key,
+        item,
+        scope,
+        digest_attribute,
+    })
 }
 
 /// What can be shown of a registration token: only whether one is set, and a digest prefix
@@ -264,51 +354,87 @@ pub struct RegistrationTokenInfo {
     pub digest_prefix: Option<String>,
 }
 
-pub async fn show_registration_token(store: &Store, target: &RegistrationTarget) -> Result<RegistrationTokenInfo, String> {
+pub async fn show_registration_token(
+    store: &Store,
+    target: &RegistrationTarget,
+) -> Result<RegistrationTokenInfo, String> {
     let holder = holder(store, target).await?;
-    let digest = holder.item.as_ref().and_then(|i| ItemReader::new(i, "token holder").opt_s(holder.digest_attribute));
-    Ok(RegistrationTokenInfo { set: digest.is_some(), digest_prefix: digest.map(|d| d[..12.min(d.len())].to_owned()) })
+    let digest = holder
+        .item
+        .as_ref()
+        .and_then(|i| ItemReader::new(i, "token holder").opt_s(holder.digest_attribute));
+    Ok(RegistrationTokenInfo {
+        set: digest.is_some(),
+        digest_prefix: digest.map(|d| d[..12.min(d.len())].to_owned()),
+    })
 }
 
 /// Replaces a registration token: the new token item, the holder's digest and the removal of the
 /// old token item happen in one transaction, so the old token stops working at that instant.
-pub async fn reset_registration_token(store: &Store, target: &RegistrationTarget) -> Result<String, String> {
+pub async fn reset_registration_token(
+    store: &Store,
+    target: &RegistrationTarget,
+) -> Result<String, String> {
     let holder = holder(store, target).await?;
     let token = generate_token().map_err(api)?;
     let digest = TokenDigest::of(&token);
     let now = Timestamp::now();
-    let mut updated = holder.item.clone().unwrap_or_else(|| key_of(holder.key.clone()));
+    let mut updated = holder
+        .item
+        .clone()
+        .unwrap_or_else(|| key_of(holder.key.clone()));
     let old = updated
-        .insert(holder.digest_attribute.to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(digest.as_str().to_owned()))
+        .insert(
+            holder.digest_attribute.to_owned(),
+            aws_sdk_dynamodb::types::AttributeValue::S(digest.as_str().to_owned()),
+        )
         .and_then(|v| v.as_s().ok().cloned());
     if matches!(holder.scope, RegistrationScope::Instance) {
-        updated.insert("entity".into(), aws_sdk_dynamodb::types::AttributeValue::S("settings".into()));
+        updated.insert(
+            "entity".into(),
+            aws_sdk_dynamodb::types::AttributeValue::S("settings".into()),
+        );
         updated.insert(
             "registration_token_set_at".into(),
             aws_sdk_dynamodb::types::AttributeValue::N(now.millis().to_string()),
         );
     }
     let mut writes = vec![
-        Write::Create(TokenRecord::Registration(holder.scope).to_item(&digest, now).build()),
+        Write::Create(
+            TokenRecord::Registration(holder.scope)
+                .to_item(&digest, now)
+                .build(),
+        ),
         Write::Replace(updated),
     ];
     if let Some(old) = old {
         writes.push(Write::Delete(key_of(keys::token(&old))));
     }
-    transact(store, writes).await.map_err(|e| format!("{e:?}"))?;
+    transact(store, writes)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
     Ok(token)
 }
 
 /// For `runnerctl serve`: makes sure an instance registration token exists. Returns the new
 /// plaintext when one was created, `None` when one was already set.
 pub async fn ensure_instance_registration_token(store: &Store) -> Result<Option<String>, String> {
-    if show_registration_token(store, &RegistrationTarget::Instance).await?.set {
+    if show_registration_token(store, &RegistrationTarget::Instance)
+        .await?
+        .set
+    {
         return Ok(None);
     }
-    reset_registration_token(store, &RegistrationTarget::Instance).await.map(Some)
+    reset_registration_token(store, &RegistrationTarget::Instance)
+        .await
+        .map(Some)
 }
 
 /// Whether a username exists (serve uses it to bootstrap an admin only once).
 pub async fn user_exists(store: &Store, username: &str) -> Result<bool, String> {
-    Ok(store.get(keys::username(username)).await.map_err(err)?.is_some())
+    Ok(store
+        .get(keys::username(username))
+        .await
+        .map_err(err)?
+        .is_some())
 }

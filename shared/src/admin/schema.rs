@@ -4,8 +4,8 @@
 use crate::error::ApiError;
 use crate::store::Store;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -29,10 +29,17 @@ pub struct TableDefinition {
 }
 
 fn text(node: &Yaml, what: &str) -> Result<String, String> {
-    node.as_str().map(str::to_owned).ok_or_else(|| format!("template.yaml: {what} is not a string"))
+    node.as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("template.yaml: {what} is not a string"))
 }
 
-fn pairs(node: &Yaml, first: &str, second: &str, what: &str) -> Result<Vec<(String, String)>, String> {
+fn pairs(
+    node: &Yaml,
+    first: &str,
+    second: &str,
+    what: &str,
+) -> Result<Vec<(String, String)>, String> {
     node.as_vec()
         .ok_or_else(|| format!("template.yaml: {what} is not a list"))?
         .iter()
@@ -42,10 +49,14 @@ fn pairs(node: &Yaml, first: &str, second: &str, what: &str) -> Result<Vec<(Stri
 
 impl TableDefinition {
     pub fn from_template(template: &str) -> Result<Self, String> {
-        let docs = YamlLoader::load_from_str(template).map_err(|e| format!("template.yaml: {e}"))?;
-        let properties = &docs.first().ok_or("template.yaml is empty")?["Resources"][TABLE_RESOURCE]["Properties"];
+        let docs =
+            YamlLoader::load_from_str(template).map_err(|e| format!("template.yaml: {e}"))?;
+        let properties = &docs.first().ok_or("template.yaml is empty")?["Resources"]
+            [TABLE_RESOURCE]["Properties"];
         if properties.is_badvalue() {
-            return Err(format!("template.yaml has no {TABLE_RESOURCE} resource with Properties"));
+            return Err(format!(
+                "template.yaml has no {TABLE_RESOURCE} resource with Properties"
+            ));
         }
         let indexes = match properties["GlobalSecondaryIndexes"].as_vec() {
             None => Vec::new(),
@@ -54,7 +65,12 @@ impl TableDefinition {
                 .map(|index| {
                     Ok(IndexDefinition {
                         name: text(&index["IndexName"], "IndexName")?,
-                        keys: pairs(&index["KeySchema"], "AttributeName", "KeyType", "index KeySchema")?,
+                        keys: pairs(
+                            &index["KeySchema"],
+                            "AttributeName",
+                            "KeyType",
+                            "index KeySchema",
+                        )?,
                         projection: text(&index["Projection"]["ProjectionType"], "ProjectionType")?,
                     })
                 })
@@ -67,7 +83,12 @@ impl TableDefinition {
                 "AttributeType",
                 "AttributeDefinitions",
             )?,
-            keys: pairs(&properties["KeySchema"], "AttributeName", "KeyType", "KeySchema")?,
+            keys: pairs(
+                &properties["KeySchema"],
+                "AttributeName",
+                "KeyType",
+                "KeySchema",
+            )?,
             indexes,
         })
     }
@@ -93,7 +114,11 @@ fn key_schema(keys: &[(String, String)]) -> Result<Vec<KeySchemaElement>, ApiErr
 /// Creates the table as the template declares it. `Ok(false)` when it already exists.
 pub async fn create_table(store: &Store) -> Result<bool, ApiError> {
     let definition = TableDefinition::current().map_err(ApiError::internal)?;
-    let mut request = store.client().create_table().table_name(store.table()).billing_mode(BillingMode::PayPerRequest);
+    let mut request = store
+        .client()
+        .create_table()
+        .table_name(store.table())
+        .billing_mode(BillingMode::PayPerRequest);
     for (name, kind) in &definition.attributes {
         request = request.attribute_definitions(
             AttributeDefinition::builder()
@@ -109,14 +134,23 @@ pub async fn create_table(store: &Store) -> Result<bool, ApiError> {
             GlobalSecondaryIndex::builder()
                 .index_name(&index.name)
                 .set_key_schema(Some(key_schema(&index.keys)?))
-                .projection(Projection::builder().projection_type(ProjectionType::from(index.projection.as_str())).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(index.projection.as_str()))
+                        .build(),
+                )
                 .build()
                 .map_err(ApiError::internal)?,
         );
     }
     match request.send().await {
         Ok(_) => Ok(true),
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => Ok(false),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            Ok(false)
+        }
         Err(e) => Err(crate::store::storage_error(e)),
     }
 }
@@ -129,12 +163,47 @@ mod tests {
     #[test]
     fn the_template_declares_the_keys_and_indexes_the_store_uses() {
         let definition = TableDefinition::current().unwrap();
-        assert_eq!(definition.keys, [(keys::PK.into(), "HASH".into()), (keys::SK.into(), "RANGE".into())]);
-        let index = |name: &str| definition.indexes.iter().find(|i| i.name == name).cloned().unwrap();
-        assert_eq!(index(keys::GSI1).keys, [(keys::GSI1_PK.into(), "HASH".into()), (keys::GSI1_SK.into(), "RANGE".into())]);
-        assert_eq!(index(keys::GSI2).keys, [(keys::GSI2_PK.into(), "HASH".into()), (keys::GSI2_SK.into(), "RANGE".into())]);
-        for (name, _) in definition.keys.iter().chain(definition.indexes.iter().flat_map(|i| i.keys.iter())) {
-            assert!(definition.attributes.iter().any(|(a, t)| a == name && t == "S"), "{name} declared as a string");
+        assert_eq!(
+            definition.keys,
+            [
+                (keys::PK.into(), "HASH".into()),
+                (keys::SK.into(), "RANGE".into())
+            ]
+        );
+        let index = |name: &str| {
+            definition
+                .indexes
+                .iter()
+                .find(|i| i.name == name)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(
+            index(keys::GSI1).keys,
+            [
+                (keys::GSI1_PK.into(), "HASH".into()),
+                (keys::GSI1_SK.into(), "RANGE".into())
+            ]
+        );
+        assert_eq!(
+            index(keys::GSI2).keys,
+            [
+                (keys::GSI2_PK.into(), "HASH".into()),
+                (keys::GSI2_SK.into(), "RANGE".into())
+            ]
+        );
+        for (name, _) in definition
+            .keys
+            .iter()
+            .chain(definition.indexes.iter().flat_map(|i| i.keys.iter()))
+        {
+            assert!(
+                definition
+                    .attributes
+                    .iter()
+                    .any(|(a, t)| a == name && t == "S"),
+                "{name} declared as a string"
+            );
         }
     }
 

@@ -2,7 +2,10 @@
 
 use crate::store::item::Item;
 use crate::store::{IdSequence, Store, keys, storage_error};
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, PutRequest, TransactWriteItem, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, PutRequest, TransactWriteItem,
+    WriteRequest,
+};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -15,7 +18,8 @@ pub(crate) fn err(e: impl std::fmt::Display) -> String {
 
 async fn write_batches(store: &Store, requests: Vec<WriteRequest>) -> Result<(), String> {
     for chunk in requests.chunks(BATCH_WRITE_LIMIT) {
-        let mut pending: HashMap<String, Vec<WriteRequest>> = HashMap::from([(store.table().to_owned(), chunk.to_vec())]);
+        let mut pending: HashMap<String, Vec<WriteRequest>> =
+            HashMap::from([(store.table().to_owned(), chunk.to_vec())]);
         for attempt in 0..10u32 {
             let output = store
                 .client()
@@ -40,7 +44,12 @@ async fn write_batches(store: &Store, requests: Vec<WriteRequest>) -> Result<(),
 pub(crate) async fn put_all(store: &Store, items: Vec<Item>) -> Result<(), String> {
     let requests = items
         .into_iter()
-        .map(|item| PutRequest::builder().set_item(Some(item)).build().map(|p| WriteRequest::builder().put_request(p).build()))
+        .map(|item| {
+            PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map(|p| WriteRequest::builder().put_request(p).build())
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(err)?;
     write_batches(store, requests).await
@@ -49,7 +58,12 @@ pub(crate) async fn put_all(store: &Store, items: Vec<Item>) -> Result<(), Strin
 pub(crate) async fn delete_all(store: &Store, keys: Vec<Item>) -> Result<(), String> {
     let requests = keys
         .into_iter()
-        .map(|key| DeleteRequest::builder().set_key(Some(key)).build().map(|d| WriteRequest::builder().delete_request(d).build()))
+        .map(|key| {
+            DeleteRequest::builder()
+                .set_key(Some(key))
+                .build()
+                .map(|d| WriteRequest::builder().delete_request(d).build())
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(err)?;
     write_batches(store, requests).await
@@ -60,7 +74,11 @@ pub(crate) async fn get_all(store: &Store, keys: Vec<Item>) -> Result<Vec<Item>,
     for chunk in keys.chunks(BATCH_GET_LIMIT) {
         let mut pending = Some(HashMap::from([(
             store.table().to_owned(),
-            KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).consistent_read(true).build().map_err(err)?,
+            KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .consistent_read(true)
+                .build()
+                .map_err(err)?,
         )]));
         while let Some(request) = pending.take().filter(|p| !p.is_empty()) {
             let output = store
@@ -79,12 +97,18 @@ pub(crate) async fn get_all(store: &Store, keys: Vec<Item>) -> Result<Vec<Item>,
 
 /// Moves a sequence's counter up to `at_least` (never down), so ids allocated later do not
 /// collide with imported ones.
-pub(crate) async fn raise_counter(store: &Store, sequence: IdSequence, at_least: i64) -> Result<(), String> {
+pub(crate) async fn raise_counter(
+    store: &Store,
+    sequence: IdSequence,
+    at_least: i64,
+) -> Result<(), String> {
     let result = store
         .client()
         .update_item()
         .table_name(store.table())
-        .set_key(Some(crate::store::item::key_of(keys::counter(sequence.name()))))
+        .set_key(Some(crate::store::item::key_of(keys::counter(
+            sequence.name(),
+        ))))
         .update_expression("SET #value = :at_least")
         .condition_expression("attribute_not_exists(#value) OR #value < :at_least")
         .expression_attribute_names("#value", "value")
@@ -93,7 +117,12 @@ pub(crate) async fn raise_counter(store: &Store, sequence: IdSequence, at_least:
         .await;
     match result {
         Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(storage_error(e).to_string()),
     }
 }
@@ -122,24 +151,39 @@ pub(crate) async fn transact(store: &Store, writes: Vec<Write>) -> Result<(), Tr
                     .map_err(|e| TransactError::Other(err(e)))?,
             ),
             Write::Replace(item) => TransactWriteItem::builder().put(
-                Put::builder().table_name(store.table()).set_item(Some(item)).build().map_err(|e| TransactError::Other(err(e)))?,
+                Put::builder()
+                    .table_name(store.table())
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| TransactError::Other(err(e)))?,
             ),
             Write::Delete(key) => TransactWriteItem::builder().delete(
-                Delete::builder().table_name(store.table()).set_key(Some(key)).build().map_err(|e| TransactError::Other(err(e)))?,
+                Delete::builder()
+                    .table_name(store.table())
+                    .set_key(Some(key))
+                    .build()
+                    .map_err(|e| TransactError::Other(err(e)))?,
             ),
         };
         actions.push(action.build());
     }
-    match store.client().transact_write_items().set_transact_items(Some(actions)).send().await {
+    match store
+        .client()
+        .transact_write_items()
+        .set_transact_items(Some(actions))
+        .send()
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) => {
             use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
-            if let Some(E::TransactionCanceledException(cancelled)) = e.as_service_error() {
-                if let Some(index) =
-                    cancelled.cancellation_reasons().iter().position(|r| r.code() == Some("ConditionalCheckFailed"))
-                {
-                    return Err(TransactError::Taken(index));
-                }
+            if let Some(E::TransactionCanceledException(cancelled)) = e.as_service_error()
+                && let Some(index) = cancelled
+                    .cancellation_reasons()
+                    .iter()
+                    .position(|r| r.code() == Some("ConditionalCheckFailed"))
+            {
+                return Err(TransactError::Taken(index));
             }
             Err(TransactError::Other(storage_error(e).to_string()))
         }

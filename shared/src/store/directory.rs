@@ -155,7 +155,10 @@ impl User {
     }
 
     pub fn username_item(&self) -> Item {
-        ItemBuilder::keyed(keys::username(&self.username)).s("entity", "username").n("user_id", self.id).build()
+        ItemBuilder::keyed(keys::username(&self.username))
+            .s("entity", "username")
+            .n("user_id", self.id)
+            .build()
     }
 }
 
@@ -198,8 +201,14 @@ impl Project {
 impl Membership {
     pub fn to_item(&self) -> Item {
         let (key, source) = match self.of {
-            MemberOf::Group(id) => (keys::group_member(id, self.user_id), format!("GROUP#{}", keys::padded(id))),
-            MemberOf::Project(id) => (keys::project_member(id, self.user_id), format!("PROJECT#{}", keys::padded(id))),
+            MemberOf::Group(id) => (
+                keys::group_member(id, self.user_id),
+                format!("GROUP#{}", keys::padded(id)),
+            ),
+            MemberOf::Project(id) => (
+                keys::project_member(id, self.user_id),
+                format!("PROJECT#{}", keys::padded(id)),
+            ),
         };
         ItemBuilder::keyed(key)
             .s(keys::GSI1_PK, format!("USER#{}", self.user_id))

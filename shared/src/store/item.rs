@@ -21,7 +21,8 @@ impl ItemBuilder {
     }
 
     pub fn s(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.0.insert(name.to_owned(), AttributeValue::S(value.into()));
+        self.0
+            .insert(name.to_owned(), AttributeValue::S(value.into()));
         self
     }
 
@@ -33,7 +34,8 @@ impl ItemBuilder {
     }
 
     pub fn n(mut self, name: &str, value: i64) -> Self {
-        self.0.insert(name.to_owned(), AttributeValue::N(value.to_string()));
+        self.0
+            .insert(name.to_owned(), AttributeValue::N(value.to_string()));
         self
     }
 
@@ -65,7 +67,10 @@ impl ItemBuilder {
 
     /// A list of numbers (order kept).
     pub fn numbers(mut self, name: &str, values: &[i64]) -> Self {
-        let list = values.iter().map(|v| AttributeValue::N(v.to_string())).collect();
+        let list = values
+            .iter()
+            .map(|v| AttributeValue::N(v.to_string()))
+            .collect();
         self.0.insert(name.to_owned(), AttributeValue::L(list));
         self
     }
@@ -73,7 +78,10 @@ impl ItemBuilder {
     /// A number set, left out when empty (DynamoDB has no empty sets).
     pub fn number_set(mut self, name: &str, values: &[i64]) -> Self {
         if !values.is_empty() {
-            self.0.insert(name.to_owned(), AttributeValue::Ns(values.iter().map(i64::to_string).collect()));
+            self.0.insert(
+                name.to_owned(),
+                AttributeValue::Ns(values.iter().map(i64::to_string).collect()),
+            );
         }
         self
     }
@@ -95,8 +103,15 @@ impl<'a> ItemReader<'a> {
     }
 
     fn corrupt(&self, name: &str) -> ApiError {
-        let pk = self.item.get(super::keys::PK).and_then(|v| v.as_s().ok()).map_or("?", String::as_str);
-        ApiError::internal(format!("corrupt {} item {pk}: attribute {name} missing or mistyped", self.what))
+        let pk = self
+            .item
+            .get(super::keys::PK)
+            .and_then(|v| v.as_s().ok())
+            .map_or("?", String::as_str);
+        ApiError::internal(format!(
+            "corrupt {} item {pk}: attribute {name} missing or mistyped",
+            self.what
+        ))
     }
 
     pub fn opt_s(&self, name: &str) -> Option<String> {
@@ -128,19 +143,28 @@ impl<'a> ItemReader<'a> {
     }
 
     pub fn bool(&self, name: &str) -> Result<bool, ApiError> {
-        self.item.get(name).and_then(|v| v.as_bool().ok()).copied().ok_or_else(|| self.corrupt(name))
+        self.item
+            .get(name)
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .ok_or_else(|| self.corrupt(name))
     }
 
     pub fn bool_or(&self, name: &str, default: bool) -> bool {
-        self.item.get(name).and_then(|v| v.as_bool().ok()).copied().unwrap_or(default)
+        self.item
+            .get(name)
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(default)
     }
 
     pub fn strings(&self, name: &str) -> Result<Vec<String>, ApiError> {
         match self.item.get(name) {
             None => Ok(Vec::new()),
-            Some(AttributeValue::L(list)) => {
-                list.iter().map(|v| v.as_s().cloned().map_err(|_| self.corrupt(name))).collect()
-            }
+            Some(AttributeValue::L(list)) => list
+                .iter()
+                .map(|v| v.as_s().cloned().map_err(|_| self.corrupt(name)))
+                .collect(),
             Some(_) => Err(self.corrupt(name)),
         }
     }

@@ -43,7 +43,10 @@ pub fn user_token(user_id: i64, digest: &str) -> (String, String) {
 }
 
 pub fn username(name: &str) -> (String, String) {
-    (format!("USERNAME#{}", name.to_lowercase()), "USERNAME".to_owned())
+    (
+        format!("USERNAME#{}", name.to_lowercase()),
+        "USERNAME".to_owned(),
+    )
 }
 
 pub fn group(id: i64) -> (String, String) {
@@ -56,27 +59,45 @@ pub fn project(id: i64) -> (String, String) {
 
 /// A full path (`group/sub/project`), case-insensitive as in GitLab.
 pub fn path(full_path: &str) -> (String, String) {
-    (format!("PATH#{}", full_path.to_lowercase()), "PATH".to_owned())
+    (
+        format!("PATH#{}", full_path.to_lowercase()),
+        "PATH".to_owned(),
+    )
 }
 
 pub fn project_runner_link(project_id: i64, runner_id: i64) -> (String, String) {
-    (format!("PROJECT#{project_id}"), format!("RUNNER#{}", padded(runner_id)))
+    (
+        format!("PROJECT#{project_id}"),
+        format!("RUNNER#{}", padded(runner_id)),
+    )
 }
 
 pub fn group_runner_link(group_id: i64, runner_id: i64) -> (String, String) {
-    (format!("GROUP#{group_id}"), format!("RUNNER#{}", padded(runner_id)))
+    (
+        format!("GROUP#{group_id}"),
+        format!("RUNNER#{}", padded(runner_id)),
+    )
 }
 
 pub fn group_member(group_id: i64, user_id: i64) -> (String, String) {
-    (format!("GROUP#{group_id}"), format!("MEMBER#{}", padded(user_id)))
+    (
+        format!("GROUP#{group_id}"),
+        format!("MEMBER#{}", padded(user_id)),
+    )
 }
 
 pub fn project_member(project_id: i64, user_id: i64) -> (String, String) {
-    (format!("PROJECT#{project_id}"), format!("MEMBER#{}", padded(user_id)))
+    (
+        format!("PROJECT#{project_id}"),
+        format!("MEMBER#{}", padded(user_id)),
+    )
 }
 
 pub fn job(runner_id: i64, job_id: i64) -> (String, String) {
-    (format!("RUNNER#{runner_id}"), format!("JOB#{}", padded(job_id)))
+    (
+        format!("RUNNER#{runner_id}"),
+        format!("JOB#{}", padded(job_id)),
+    )
 }
 
 pub fn settings() -> (String, String) {

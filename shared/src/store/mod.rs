@@ -2,9 +2,9 @@
 //! counters, and never sees an attribute map. Every SDK call goes through [`metrics::track`] so
 //! the request log can report what each request cost.
 
+pub mod directory;
 pub mod item;
 pub mod keys;
-pub mod directory;
 mod runners;
 mod tokens;
 
@@ -48,7 +48,10 @@ pub struct Store {
 
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     /// A client configured from the environment: on Lambda the execution role; locally
@@ -120,7 +123,9 @@ where
     let detail = aws_sdk_dynamodb::error::DisplayErrorContext(&error).to_string();
     match &error {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => ApiError::Unavailable(detail),
-        SdkError::ServiceError(service) if service.err().code().is_some_and(|c| TRANSIENT.contains(&c)) => {
+        SdkError::ServiceError(service)
+            if service.err().code().is_some_and(|c| TRANSIENT.contains(&c)) =>
+        {
             ApiError::Unavailable(detail)
         }
         _ => ApiError::Internal(detail),

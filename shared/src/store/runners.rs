@@ -51,7 +51,10 @@ impl Runner {
         ItemBuilder::keyed(keys::runner(self.id))
             .s(keys::GSI1_PK, keys::ALL_RUNNERS)
             .s(keys::GSI1_SK, padded.clone())
-            .s(keys::GSI2_PK, keys::runners_of_type(self.runner_type.as_str()))
+            .s(
+                keys::GSI2_PK,
+                keys::runners_of_type(self.runner_type.as_str()),
+            )
             .s(keys::GSI2_SK, padded)
             .s("entity", "runner")
             .n("id", self.id)
@@ -117,14 +120,21 @@ impl Runner {
 
     /// The link items that make the runner show up under its projects and group.
     fn link_keys(&self) -> Vec<(String, String)> {
-        let projects = self.project_ids.iter().map(|p| keys::project_runner_link(*p, self.id));
+        let projects = self
+            .project_ids
+            .iter()
+            .map(|p| keys::project_runner_link(*p, self.id));
         let group = self.group_id.map(|g| keys::group_runner_link(g, self.id));
         projects.chain(group).collect()
     }
 }
 
 fn link_item(key: (String, String), runner_id: i64, now: Timestamp) -> Item {
-    ItemBuilder::keyed(key).s("entity", "runner_link").n("runner_id", runner_id).time("created_at", now).build()
+    ItemBuilder::keyed(key)
+        .s("entity", "runner_link")
+        .n("runner_id", runner_id)
+        .time("created_at", now)
+        .build()
 }
 
 fn is_conditional_failure(code: Option<&str>) -> bool {
@@ -132,10 +142,16 @@ fn is_conditional_failure(code: Option<&str>) -> bool {
 }
 
 /// The cancellation reason codes of a cancelled transaction, in the order of its actions.
-fn cancellation_codes<R>(error: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<Option<String>>> {
+fn cancellation_codes<R>(
+    error: &SdkError<TransactWriteItemsError, R>,
+) -> Option<Vec<Option<String>>> {
     match error.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Some(
-            cancelled.cancellation_reasons().iter().map(|reason| reason.code().map(str::to_owned)).collect(),
+            cancelled
+                .cancellation_reasons()
+                .iter()
+                .map(|reason| reason.code().map(str::to_owned))
+                .collect(),
         ),
         _ => None,
     }
@@ -168,7 +184,10 @@ impl Store {
         registration_token: &TokenDigest,
     ) -> Result<(), CreateRunnerError> {
         let now = runner.created_at;
-        let token = TokenRecord::Runner { runner_id: runner.id, heartbeat_at: None };
+        let token = TokenRecord::Runner {
+            runner_id: runner.id,
+            heartbeat_at: None,
+        };
         let registration_check = ConditionCheck::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(keys::token(registration_token.as_str()))))
@@ -177,20 +196,32 @@ impl Store {
             .map_err(build_error)?;
         let mut actions = vec![
             self.put(runner.to_item(), "attribute_not_exists(pk)")?,
-            self.put(token.to_item(&runner.token_digest, now).build(), "attribute_not_exists(pk)")?,
-            TransactWriteItem::builder().condition_check(registration_check).build(),
+            self.put(
+                token.to_item(&runner.token_digest, now).build(),
+                "attribute_not_exists(pk)",
+            )?,
+            TransactWriteItem::builder()
+                .condition_check(registration_check)
+                .build(),
         ];
         for key in runner.link_keys() {
             actions.push(self.put(link_item(key, runner.id, now), "attribute_not_exists(pk)")?);
         }
         let result = metrics::track(
-            self.client.transact_write_items().set_transact_items(Some(actions)).send(),
+            self.client
+                .transact_write_items()
+                .set_transact_items(Some(actions))
+                .send(),
         )
         .await;
         match result {
             Ok(_) => Ok(()),
             Err(error) => match cancellation_codes(&error) {
-                Some(codes) if codes.get(2).is_some_and(|c| is_conditional_failure(c.as_deref())) => {
+                Some(codes)
+                    if codes
+                        .get(2)
+                        .is_some_and(|c| is_conditional_failure(c.as_deref())) =>
+                {
                     Err(CreateRunnerError::RegistrationTokenGone)
                 }
                 Some(codes) if codes.iter().any(|c| is_conditional_failure(c.as_deref())) => {
@@ -230,7 +261,8 @@ impl Store {
         for (attribute, placeholder, value) in fields {
             if let Some(value) = value {
                 assignments.push(format!("{attribute} = {placeholder}"));
-                runner_update = runner_update.expression_attribute_values(placeholder, AttributeValue::S(value.clone()));
+                runner_update = runner_update
+                    .expression_attribute_values(placeholder, AttributeValue::S(value.clone()));
             }
         }
         sets.extend(assignments.iter().map(String::as_str));
@@ -243,11 +275,17 @@ impl Store {
             .condition_expression("attribute_exists(pk)")
             .update_expression("SET heartbeat_at = :at")
             .expression_attribute_values(":at", AttributeValue::N(at.millis().to_string()));
-        let (runner_result, token_result) =
-            futures_util::future::join(metrics::track(runner_update.send()), metrics::track(token_update.send())).await;
+        let (runner_result, token_result) = futures_util::future::join(
+            metrics::track(runner_update.send()),
+            metrics::track(token_update.send()),
+        )
+        .await;
         for result in [runner_result.map(drop), token_result.map(drop)] {
             if let Err(error) = result {
-                if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) {
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception())
+                {
                     return Ok(false);
                 }
                 return Err(storage_error(error));
@@ -268,14 +306,23 @@ impl Store {
                 links.len()
             )));
         }
-        let delete = |key: (String, String), condition: Option<&str>| -> Result<TransactWriteItem, ApiError> {
-            let mut builder = Delete::builder().table_name(&self.table).set_key(Some(key_of(key)));
+        let delete = |key: (String, String),
+                      condition: Option<&str>|
+         -> Result<TransactWriteItem, ApiError> {
+            let mut builder = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_of(key)));
             if let Some(condition) = condition {
                 builder = builder
                     .condition_expression(condition)
-                    .expression_attribute_values(":version", AttributeValue::N(runner.lock_version.to_string()));
+                    .expression_attribute_values(
+                        ":version",
+                        AttributeValue::N(runner.lock_version.to_string()),
+                    );
             }
-            Ok(TransactWriteItem::builder().delete(builder.build().map_err(build_error)?).build())
+            Ok(TransactWriteItem::builder()
+                .delete(builder.build().map_err(build_error)?)
+                .build())
         };
         let mut actions = vec![
             delete(keys::runner(runner.id), Some("lock_version = :version"))?,
@@ -284,12 +331,23 @@ impl Store {
         for key in links {
             actions.push(delete(key, None)?);
         }
-        let result =
-            metrics::track(self.client.transact_write_items().set_transact_items(Some(actions)).send()).await;
+        let result = metrics::track(
+            self.client
+                .transact_write_items()
+                .set_transact_items(Some(actions))
+                .send(),
+        )
+        .await;
         match result {
             Ok(_) => Ok(true),
             Err(error) => match cancellation_codes(&error) {
-                Some(codes) if codes.first().is_some_and(|c| is_conditional_failure(c.as_deref())) => Ok(false),
+                Some(codes)
+                    if codes
+                        .first()
+                        .is_some_and(|c| is_conditional_failure(c.as_deref())) =>
+                {
+                    Ok(false)
+                }
                 _ => Err(storage_error(error)),
             },
         }
@@ -302,7 +360,12 @@ mod tests {
 
     #[test]
     fn runner_item_round_trips() {
-        let mut runner = Runner::new(42, RunnerType::Project, TokenDigest::of("t"), Timestamp::from_millis(5));
+        let mut runner = Runner::new(
+            42,
+            RunnerType::Project,
+            TokenDigest::of("t"),
+            Timestamp::from_millis(5),
+        );
         runner.description = Some("d".into());
         runner.tag_list = vec!["b".into(), "a".into()];
         runner.project_ids = vec![7, 3];
@@ -313,13 +376,25 @@ mod tests {
         assert_eq!(item["gsi1sk"].as_s().unwrap(), "00000000000000000042");
         assert_eq!(item["gsi2pk"].as_s().unwrap(), "RUNNERS#project_type");
         let back = Runner::from_item(&item).unwrap();
-        assert_eq!(back.project_ids, [3, 7], "a number set reads back in id order");
-        assert_eq!(Runner { project_ids: vec![7, 3], ..back }, runner);
+        assert_eq!(
+            back.project_ids,
+            [3, 7],
+            "a number set reads back in id order"
+        );
+        assert_eq!(
+            Runner {
+                project_ids: vec![7, 3],
+                ..back
+            },
+            runner
+        );
     }
 
     #[test]
     fn an_item_missing_attributes_is_an_internal_error_not_a_panic() {
-        let item = ItemBuilder::keyed(keys::runner(1)).s("runner_type", "instance_type").build();
+        let item = ItemBuilder::keyed(keys::runner(1))
+            .s("runner_type", "instance_type")
+            .build();
         let error = Runner::from_item(&item).unwrap_err();
         assert_eq!(error.status().as_u16(), 500);
     }

@@ -19,7 +19,10 @@ pub enum RegistrationScope {
 pub enum TokenRecord {
     /// A runner authentication token. `heartbeat_at` copies the runner's last recorded contact
     /// so that a heartbeat can be skipped without reading the runner.
-    Runner { runner_id: i64, heartbeat_at: Option<Timestamp> },
+    Runner {
+        runner_id: i64,
+        heartbeat_at: Option<Timestamp>,
+    },
     Registration(RegistrationScope),
     PersonalAccess(PersonalAccessToken),
 }
@@ -30,18 +33,26 @@ pub(crate) const KIND_PERSONAL_ACCESS: &str = "personal_access";
 
 impl TokenRecord {
     pub fn to_item(&self, digest: &TokenDigest, now: Timestamp) -> ItemBuilder {
-        let base = ItemBuilder::keyed(keys::token(digest.as_str())).s("entity", "token").time("created_at", now);
+        let base = ItemBuilder::keyed(keys::token(digest.as_str()))
+            .s("entity", "token")
+            .time("created_at", now);
         match self {
-            Self::Runner { runner_id, heartbeat_at } => {
-                base.s("kind", KIND_RUNNER).n("runner_id", *runner_id).opt_time("heartbeat_at", *heartbeat_at)
-            }
+            Self::Runner {
+                runner_id,
+                heartbeat_at,
+            } => base
+                .s("kind", KIND_RUNNER)
+                .n("runner_id", *runner_id)
+                .opt_time("heartbeat_at", *heartbeat_at),
             Self::Registration(scope) => {
                 let (name, subject) = match scope {
                     RegistrationScope::Instance => ("instance", None),
                     RegistrationScope::Group(id) => ("group", Some(*id)),
                     RegistrationScope::Project(id) => ("project", Some(*id)),
                 };
-                base.s("kind", KIND_REGISTRATION).s("scope", name).opt_n("subject_id", subject)
+                base.s("kind", KIND_REGISTRATION)
+                    .s("scope", name)
+                    .opt_n("subject_id", subject)
             }
             Self::PersonalAccess(pat) => base
                 .s("kind", KIND_PERSONAL_ACCESS)
@@ -57,13 +68,20 @@ impl TokenRecord {
     fn from_item(item: &super::item::Item) -> Result<Self, ApiError> {
         let r = ItemReader::new(item, "token");
         match r.s("kind")?.as_str() {
-            KIND_RUNNER => Ok(Self::Runner { runner_id: r.n("runner_id")?, heartbeat_at: r.opt_time("heartbeat_at")? }),
+            KIND_RUNNER => Ok(Self::Runner {
+                runner_id: r.n("runner_id")?,
+                heartbeat_at: r.opt_time("heartbeat_at")?,
+            }),
             KIND_REGISTRATION => {
                 let scope = match r.s("scope")?.as_str() {
                     "instance" => RegistrationScope::Instance,
                     "group" => RegistrationScope::Group(r.n("subject_id")?),
                     "project" => RegistrationScope::Project(r.n("subject_id")?),
-                    other => return Err(ApiError::internal(format!("unknown registration scope {other}"))),
+                    other => {
+                        return Err(ApiError::internal(format!(
+                            "unknown registration scope {other}"
+                        )));
+                    }
                 };
                 Ok(Self::Registration(scope))
             }

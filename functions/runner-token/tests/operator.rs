@@ -1,0 +1,248 @@
+//! runnerctl's operations against DynamoDB Local, checked through the API they prepare for.
+
+use runners_shared::admin::fixtures::Fixture;
+use runners_shared::admin::operator::{self, NewUser, RegistrationTarget};
+use runners_shared::store::Store;
+use serde_json::{Value, json};
+use test_harness::TestApp;
+
+fn fixture(instance_token: &str, group_token: &str) -> Value {
+    json!({
+        "settings": {"runners_registration_token": instance_token},
+        "users": [{"id": 3, "username": "maintainer", "tokens": [{"token": "pat-3", "scopes": ["api"]}]}],
+        "groups": [{"id": 20, "path": "parent", "runners_token": group_token},
+                   {"id": 21, "path": "child", "parent_id": 20, "members": [{"user_id": 3, "access_level": 40}]}],
+        "projects": [{"id": 300, "path": "app", "namespace_id": 21}],
+        "runners": [{"id": 40, "token": "runner-40", "runner_type": "group_type", "groups": [20]}],
+        "jobs": [{"id": 900, "runner_id": 40, "project_id": 300, "user_id": 3, "status": "success",
+                  "commit": {"id": "abc"}, "pipeline": {"id": 1, "sha": "abc", "ref": "main", "status": "success"}}]
+    })
+}
+
+async fn everything(store: &Store) -> Vec<String> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = store
+            .client()
+            .scan()
+            .table_name(store.table())
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        items.extend(page.items().iter().map(|item| {
+            let mut pairs: Vec<String> = item.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            pairs.sort();
+            pairs.join(",")
+        }));
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
+    items.sort();
+    items
+}
+
+async fn registers(app: &TestApp, token: &str) -> u16 {
+    app.post("/api/v4/runners")
+        .json(json!({"token": token}))
+        .send()
+        .await
+        .status
+}
+
+#[tokio::test]
+async fn seeding_twice_leaves_the_same_data_and_counters_move_past_imported_ids() {
+    let app = TestApp::new(runner_token::router).await;
+    app.seed(fixture("inst-a", "grp-a")).await;
+    let first = everything(&app.store).await;
+    app.seed(fixture("inst-a", "grp-a")).await;
+    assert_eq!(everything(&app.store).await, first, "an idempotent import");
+
+    let created = app
+        .post("/api/v4/runners")
+        .json(json!({"token": "grp-a"}))
+        .send()
+        .await
+        .expect(201);
+    assert_eq!(
+        created.body["id"],
+        json!(41),
+        "the runner counter is past the imported id 40"
+    );
+    let user = operator::create_user(
+        &app.store,
+        NewUser {
+            username: "new".into(),
+            name: None,
+            email: None,
+            admin: false,
+            scopes: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        user.created.id, 4,
+        "the user counter is past the imported id 3"
+    );
+}
+
+#[tokio::test]
+async fn reseeding_with_new_tokens_retires_the_old_ones() {
+    let app = TestApp::new(runner_token::router).await;
+    app.seed(fixture("inst-a", "grp-a")).await;
+    app.seed(fixture("inst-b", "grp-b")).await;
+    assert_eq!(registers(&app, "inst-a").await, 403);
+    assert_eq!(registers(&app, "grp-a").await, 403);
+    assert_eq!(registers(&app, "inst-b").await, 201);
+    assert_eq!(registers(&app, "grp-b").await, 201);
+}
+
+#[tokio::test]
+async fn a_bad_fixture_writes_nothing() {
+    let app = TestApp::new(runner_token::router).await;
+    let mut bad = fixture("inst-a", "grp-a");
+    bad["runners"][0]["runner_type"] = json!("shared");
+    let problems = Fixture::parse(&bad.to_string()).unwrap_err();
+    assert_eq!(
+        problems,
+        ["runners[0].runner_type: expected one of instance_type, group_type, project_type"]
+    );
+    assert!(everything(&app.store).await.is_empty());
+}
+
+#[tokio::test]
+async fn created_groups_and_projects_register_runners_of_their_own() {
+    let app = TestApp::new(runner_token::router).await;
+    let group = operator::create_group(&app.store, "ops", Some("Ops".into()), None)
+        .await
+        .unwrap();
+    let sub = operator::create_group(&app.store, "team", None, Some("ops"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            sub.created.full_path.as_str(),
+            sub.created.ancestor_ids.clone()
+        ),
+        ("ops/team", vec![group.created.id])
+    );
+    let project = operator::create_project(&app.store, "svc", None, "ops/team", None)
+        .await
+        .unwrap();
+    assert_eq!(project.created.path_with_namespace, "ops/team/svc");
+    assert_eq!(
+        project.created.group_ids,
+        vec![group.created.id, sub.created.id]
+    );
+
+    let registered = app
+        .post("/api/v4/runners")
+        .json(json!({"token": project.token}))
+        .send()
+        .await
+        .expect(201);
+    let runner = app
+        .store
+        .get_runner(registered.body["id"].as_i64().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(runner.project_ids, [project.created.id]);
+    assert_eq!(registers(&app, &sub.token).await, 201);
+
+    let clash = operator::create_group(&app.store, "OPS", None, None)
+        .await
+        .unwrap_err();
+    assert!(clash.contains("already taken"), "{clash}");
+    let user = operator::create_user(
+        &app.store,
+        NewUser {
+            username: "dev".into(),
+            name: None,
+            email: None,
+            admin: false,
+            scopes: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    let personal = operator::create_project(&app.store, "notes", None, "dev", None)
+        .await
+        .unwrap();
+    assert_eq!(personal.created.owner_id, Some(user.created.id));
+    assert!(
+        operator::create_user(
+            &app.store,
+            NewUser {
+                username: "Dev".into(),
+                name: None,
+                email: None,
+                admin: false,
+                scopes: vec![]
+            }
+        )
+        .await
+        .is_err()
+    );
+    operator::add_member(&app.store, "dev", "ops/team", 40)
+        .await
+        .unwrap();
+    assert!(
+        operator::add_member(&app.store, "dev", "ops/team", 45)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn resetting_a_registration_token_retires_the_old_one_at_once() {
+    let app = TestApp::new(runner_token::router).await;
+    assert!(
+        !operator::show_registration_token(&app.store, &RegistrationTarget::Instance)
+            .await
+            .unwrap()
+            .set
+    );
+    let first = operator::ensure_instance_registration_token(&app.store)
+        .await
+        .unwrap()
+        .expect("created");
+    assert_eq!(
+        operator::ensure_instance_registration_token(&app.store)
+            .await
+            .unwrap(),
+        None,
+        "kept when set"
+    );
+    assert!(
+        operator::show_registration_token(&app.store, &RegistrationTarget::Instance)
+            .await
+            .unwrap()
+            .set
+    );
+    let second = operator::reset_registration_token(&app.store, &RegistrationTarget::Instance)
+        .await
+        .unwrap();
+    assert_ne!(first, second);
+    assert_eq!(registers(&app, &first).await, 403);
+    assert_eq!(registers(&app, &second).await, 201);
+
+    let group = operator::create_group(&app.store, "g", None, None)
+        .await
+        .unwrap();
+    let renewed =
+        operator::reset_registration_token(&app.store, &RegistrationTarget::Group("g".into()))
+            .await
+            .unwrap();
+    assert_eq!(registers(&app, &group.token).await, 403);
+    assert_eq!(registers(&app, &renewed).await, 201);
+    assert!(
+        operator::reset_registration_token(&app.store, &RegistrationTarget::Project("nope".into()))
+            .await
+            .is_err()
+    );
+}
