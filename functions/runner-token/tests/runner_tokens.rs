@@ -3,7 +3,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use runners_shared::Settings;
 use runners_shared::auth::TokenDigest;
-use runners_shared::runner::{AccessLevel, RunnerType};
+use runners_shared::runner::{AccessLevel, Runner, RunnerType};
 use runners_shared::store::{Store, TokenRecord};
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -33,6 +33,16 @@ async fn app_with(settings: Settings) -> TestApp {
 
 async fn app() -> TestApp {
     app_with(Settings::default()).await
+}
+
+/// The stored runner a 201 registration answer names.
+async fn stored(app: &TestApp, answer: &test_harness::TestResponse) -> Runner {
+    let id = answer.body["id"].as_i64().expect("an integer id");
+    app.store
+        .get_runner(id)
+        .await
+        .expect("reading the runner")
+        .expect("the runner exists")
 }
 
 async fn register(app: &TestApp, body: Value) -> (i64, String) {
@@ -183,53 +193,25 @@ async fn blank_values_and_paused_at_registration() {
 
 #[tokio::test]
 async fn x_forwarded_for_is_honoured_only_when_trusted() {
-    let untrusted = app().await;
-    let (id, _) = {
-        let response = untrusted
+    for (trust, expected) in [(false, "127.0.0.1"), (true, "123.111.123.111")] {
+        let app = app_with(Settings {
+            trust_forwarded_for: trust,
+            ..Settings::default()
+        })
+        .await;
+        let answer = app
             .post("/api/v4/runners")
-            .header("x-forwarded-for", "123.111.123.111")
+            .header("X-Forwarded-For", "123.111.123.111, 10.0.0.1")
             .json(json!({"token": INSTANCE_TOKEN}))
             .send()
             .await
             .expect(201);
-        (response.body["id"].as_i64().unwrap(), ())
-    };
-    assert_eq!(
-        untrusted
-            .store
-            .get_runner(id)
-            .await
-            .unwrap()
-            .unwrap()
-            .ip_address
-            .as_deref(),
-        Some("127.0.0.1")
-    );
-
-    let trusted = app_with(Settings {
-        trust_forwarded_for: true,
-        ..Settings::default()
-    })
-    .await;
-    let response = trusted
-        .post("/api/v4/runners")
-        .header("X-Forwarded-For", "123.111.123.111")
-        .json(json!({"token": INSTANCE_TOKEN}))
-        .send()
-        .await
-        .expect(201);
-    let id = response.body["id"].as_i64().unwrap();
-    assert_eq!(
-        trusted
-            .store
-            .get_runner(id)
-            .await
-            .unwrap()
-            .unwrap()
-            .ip_address
-            .as_deref(),
-        Some("123.111.123.111")
-    );
+        assert_eq!(
+            stored(&app, &answer).await.ip_address.as_deref(),
+            Some(expected),
+            "trust={trust}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -739,12 +721,7 @@ async fn bodies_in_every_encoding_and_their_failures() {
         .send()
         .await
         .expect(201);
-    let r = app
-        .store
-        .get_runner(form.body["id"].as_i64().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let r = stored(&app, &form).await;
     assert_eq!(
         (r.tag_list.clone(), r.run_untagged, r.info.name.clone()),
         (vec!["a".into(), "b".into()], false, Some("py".into()))
@@ -761,12 +738,7 @@ async fn bodies_in_every_encoding_and_their_failures() {
         .send()
         .await
         .expect(201);
-    let r = app
-        .store
-        .get_runner(created.body["id"].as_i64().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let r = stored(&app, &created).await;
     assert_eq!(r.tag_list, ["m1", "m2"]);
 
     let query = app
@@ -776,12 +748,7 @@ async fn bodies_in_every_encoding_and_their_failures() {
         .send()
         .await
         .expect(201);
-    let r = app
-        .store
-        .get_runner(query.body["id"].as_i64().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let r = stored(&app, &query).await;
     assert_eq!(r.tag_list, ["q1", "q2"]);
 
     let broken = app

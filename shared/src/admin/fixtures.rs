@@ -186,6 +186,18 @@ impl<'a> Entry<'a> {
         ids
     }
 
+    /// A plaintext token, which must be unique across the whole file.
+    fn token(
+        &self,
+        key: &str,
+        seen: &mut HashSet<String>,
+        problems: &mut Problems,
+    ) -> Option<String> {
+        let token = self.string(key, problems)?;
+        claim(seen, token.clone(), &self.path, key, problems);
+        Some(token)
+    }
+
     fn object(&self, key: &str, problems: &mut Problems) -> Option<Value> {
         match self.get(key) {
             None => None,
@@ -282,17 +294,11 @@ impl Fixture {
                     path: "settings".into(),
                     map,
                 };
-                fixture.registration_token =
-                    settings.string("runners_registration_token", &mut problems);
-                if let Some(token) = &fixture.registration_token {
-                    claim(
-                        &mut tokens_seen,
-                        token.clone(),
-                        "settings",
-                        "runners_registration_token",
-                        &mut problems,
-                    );
-                }
+                fixture.registration_token = settings.token(
+                    "runners_registration_token",
+                    &mut tokens_seen,
+                    &mut problems,
+                );
             }
             Some(_) => problems.0.push("settings: expected an object".into()),
         }
@@ -306,16 +312,13 @@ impl Fixture {
             let state = entry.one_of("state", &["active", "blocked"], &mut problems);
             let mut tokens = Vec::new();
             for token_entry in entry.entries("tokens", &mut problems) {
-                let Some(token) = token_entry.required_string("token", &mut problems) else {
+                if token_entry.get("token").is_none() {
+                    problems.at(&token_entry.path, "token", "required");
+                }
+                let Some(token) = token_entry.token("token", &mut tokens_seen, &mut problems)
+                else {
                     continue;
                 };
-                claim(
-                    &mut tokens_seen,
-                    token.clone(),
-                    &token_entry.path,
-                    "token",
-                    &mut problems,
-                );
                 let scopes: Vec<String> = token_entry
                     .list("scopes", &mut problems)
                     .iter()
@@ -381,16 +384,7 @@ impl Fixture {
             let id = entry.id("id", &mut problems);
             let path = entry.required_string("path", &mut problems);
             let parent_id = entry.opt_id("parent_id", &mut problems);
-            let token = entry.string("runners_token", &mut problems);
-            if let Some(token) = &token {
-                claim(
-                    &mut tokens_seen,
-                    token.clone(),
-                    &entry.path,
-                    "runners_token",
-                    &mut problems,
-                );
-            }
+            let token = entry.token("runners_token", &mut tokens_seen, &mut problems);
             if let Some(id) = id {
                 for member in entry.entries("members", &mut problems) {
                     member_entries.push((MemberOf::Group(id), member));
@@ -483,16 +477,7 @@ impl Fixture {
             let id = entry.id("id", &mut problems);
             let path = entry.required_string("path", &mut problems);
             let namespace_id = entry.opt_id("namespace_id", &mut problems);
-            let token = entry.string("runners_token", &mut problems);
-            if let Some(token) = &token {
-                claim(
-                    &mut tokens_seen,
-                    token.clone(),
-                    &entry.path,
-                    "runners_token",
-                    &mut problems,
-                );
-            }
+            let token = entry.token("runners_token", &mut tokens_seen, &mut problems);
             let members = entry.entries("members", &mut problems);
             let first_member = members
                 .first()
@@ -609,16 +594,10 @@ impl Fixture {
         let mut runner_ids = HashSet::new();
         for entry in top_level(&root, "runners", &mut problems) {
             let id = entry.id("id", &mut problems);
-            let token = entry.required_string("token", &mut problems);
-            if let Some(token) = &token {
-                claim(
-                    &mut tokens_seen,
-                    token.clone(),
-                    &entry.path,
-                    "token",
-                    &mut problems,
-                );
+            if entry.get("token").is_none() {
+                problems.at(&entry.path, "token", "required");
             }
+            let token = entry.token("token", &mut tokens_seen, &mut problems);
             let runner_type = match entry.get("runner_type") {
                 None => {
                     problems.at(&entry.path, "runner_type", "required");

@@ -8,7 +8,6 @@ use crate::error::ApiError;
 use crate::metrics;
 use crate::runner::{AccessLevel, Runner, RunnerInfo, RunnerType};
 use crate::time::Timestamp;
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
 
@@ -141,23 +140,52 @@ fn is_conditional_failure(code: Option<&str>) -> bool {
     code == Some("ConditionalCheckFailed")
 }
 
-/// The cancellation reason codes of a cancelled transaction, in the order of its actions.
-fn cancellation_codes<R>(
-    error: &SdkError<TransactWriteItemsError, R>,
-) -> Option<Vec<Option<String>>> {
-    match error.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Some(
-            cancelled
-                .cancellation_reasons()
-                .iter()
-                .map(|reason| reason.code().map(str::to_owned))
-                .collect(),
-        ),
-        _ => None,
+/// How a transaction ended when DynamoDB refused it for a failed condition: the reason code of
+/// each action, in the order of the actions.
+enum Transaction {
+    Committed,
+    ConditionFailed(Vec<Option<String>>),
+}
+
+impl Transaction {
+    fn failed_at(&self, index: usize) -> bool {
+        matches!(self, Self::ConditionFailed(codes) if codes.get(index).is_some_and(|c| is_conditional_failure(c.as_deref())))
     }
 }
 
 impl Store {
+    /// Runs a write transaction. A cancellation for a failed condition is an answer the caller
+    /// interprets; any other cancellation (a conflicting transaction) is transient: 503.
+    async fn transact(&self, actions: Vec<TransactWriteItem>) -> Result<Transaction, ApiError> {
+        let result = metrics::track(
+            self.client
+                .transact_write_items()
+                .set_transact_items(Some(actions))
+                .send(),
+        )
+        .await;
+        let error = match result {
+            Ok(_) => return Ok(Transaction::Committed),
+            Err(error) => error,
+        };
+        if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+            error.as_service_error()
+        {
+            let codes: Vec<Option<String>> = cancelled
+                .cancellation_reasons()
+                .iter()
+                .map(|r| r.code().map(str::to_owned))
+                .collect();
+            if codes.iter().any(|c| is_conditional_failure(c.as_deref())) {
+                return Ok(Transaction::ConditionFailed(codes));
+            }
+            return Err(ApiError::Unavailable(format!(
+                "transaction cancelled: {codes:?}"
+            )));
+        }
+        Err(storage_error(error))
+    }
+
     pub async fn get_runner(&self, id: i64) -> Result<Option<Runner>, ApiError> {
         match self.get(keys::runner(id)).await? {
             Some(item) => Runner::from_item(&item).map(Some),
@@ -207,28 +235,10 @@ impl Store {
         for key in runner.link_keys() {
             actions.push(self.put(link_item(key, runner.id, now), "attribute_not_exists(pk)")?);
         }
-        let result = metrics::track(
-            self.client
-                .transact_write_items()
-                .set_transact_items(Some(actions))
-                .send(),
-        )
-        .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) => match cancellation_codes(&error) {
-                Some(codes)
-                    if codes
-                        .get(2)
-                        .is_some_and(|c| is_conditional_failure(c.as_deref())) =>
-                {
-                    Err(CreateRunnerError::RegistrationTokenGone)
-                }
-                Some(codes) if codes.iter().any(|c| is_conditional_failure(c.as_deref())) => {
-                    Err(CreateRunnerError::Collision)
-                }
-                _ => Err(CreateRunnerError::Storage(storage_error(error))),
-            },
+        match self.transact(actions).await? {
+            Transaction::Committed => Ok(()),
+            outcome if outcome.failed_at(2) => Err(CreateRunnerError::RegistrationTokenGone),
+            Transaction::ConditionFailed(_) => Err(CreateRunnerError::Collision),
         }
     }
 
@@ -331,26 +341,11 @@ impl Store {
         for key in links {
             actions.push(delete(key, None)?);
         }
-        let result = metrics::track(
-            self.client
-                .transact_write_items()
-                .set_transact_items(Some(actions))
-                .send(),
-        )
-        .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) => match cancellation_codes(&error) {
-                Some(codes)
-                    if codes
-                        .first()
-                        .is_some_and(|c| is_conditional_failure(c.as_deref())) =>
-                {
-                    Ok(false)
-                }
-                _ => Err(storage_error(error)),
-            },
-        }
+        // Only the runner's condition can fail: its version changed since it was read.
+        Ok(matches!(
+            self.transact(actions).await?,
+            Transaction::Committed
+        ))
     }
 }
 
