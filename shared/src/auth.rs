@@ -116,6 +116,26 @@ pub fn check_personal_access_token(
     })
 }
 
+/// Authenticates a user request: the presented personal access token, found by its digest in
+/// one read, checked by [`check_personal_access_token`]. No token, an unknown one, or a token
+/// that is not a personal access token (a runner's, say) is 401.
+pub async fn authenticate(
+    store: &crate::store::Store,
+    headers: &HeaderMap,
+    params: &Params,
+    access: Access,
+) -> Result<Caller, ApiError> {
+    let Some(token) = presented_token(headers, params).filter(|t| !t.is_empty()) else {
+        return Err(ApiError::Unauthorized);
+    };
+    match store.find_token(&TokenDigest::of(&token)).await? {
+        Some(crate::store::TokenRecord::PersonalAccess(pat)) => {
+            check_personal_access_token(&pat, crate::time::Timestamp::now(), access)
+        }
+        _ => Err(ApiError::Unauthorized),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
