@@ -35,6 +35,7 @@ step "cargo test (unit and DynamoDB Local)"
 cargo test --locked --workspace
 
 step "end to end (python-gitlab against runnerctl serve)"
+cargo build --locked -p runnerctl
 RUNNERCTL="$PWD/target/debug/runnerctl" .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider
 
 step "SAM template"
