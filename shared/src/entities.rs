@@ -1,6 +1,7 @@
 //! The JSON the API returns, field for field as GitLab 12 (plus the spec's additive fields).
 
-use crate::runner::Runner;
+use crate::runner::{GroupRef, ProjectRef, Runner};
+use crate::store::directory::{Job, User};
 use crate::time::Timestamp;
 use serde::Serialize;
 
@@ -45,23 +46,47 @@ impl<'a> RunnerEntity<'a> {
 }
 
 /// A project as it appears in `RunnerDetails.projects`.
-#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
-pub struct ProjectSummary {
+#[derive(Debug, Serialize)]
+pub struct ProjectSummary<'a> {
     pub id: i64,
-    pub description: Option<String>,
-    pub name: String,
-    pub name_with_namespace: String,
-    pub path: String,
-    pub path_with_namespace: String,
+    pub description: Option<&'a str>,
+    pub name: &'a str,
+    pub name_with_namespace: &'a str,
+    pub path: &'a str,
+    pub path_with_namespace: &'a str,
     pub created_at: Timestamp,
 }
 
+impl<'a> From<&'a ProjectRef> for ProjectSummary<'a> {
+    fn from(p: &'a ProjectRef) -> Self {
+        Self {
+            id: p.id,
+            description: p.description.as_deref(),
+            name: &p.name,
+            name_with_namespace: &p.name_with_namespace,
+            path: &p.path,
+            path_with_namespace: &p.path_with_namespace,
+            created_at: p.created_at,
+        }
+    }
+}
+
 /// A group as it appears in `RunnerDetails.groups`.
-#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
-pub struct GroupSummary {
+#[derive(Debug, Serialize)]
+pub struct GroupSummary<'a> {
     pub id: i64,
-    pub name: String,
+    pub name: &'a str,
     pub web_url: String,
+}
+
+impl<'a> GroupSummary<'a> {
+    pub fn new(group: &'a GroupRef, base_url: &str) -> Self {
+        Self {
+            id: group.id,
+            name: &group.name,
+            web_url: format!("{base_url}/groups/{}", group.full_path),
+        }
+    }
 }
 
 /// `GET/PUT /runners/:id`. No `token` (see the README's divergences).
@@ -79,17 +104,19 @@ pub struct RunnerDetailsEntity<'a> {
     pub platform: Option<&'a str>,
     pub architecture: Option<&'a str>,
     pub contacted_at: Option<Timestamp>,
-    pub projects: Vec<ProjectSummary>,
-    pub groups: Vec<GroupSummary>,
+    pub projects: Vec<ProjectSummary<'a>>,
+    pub groups: Vec<GroupSummary<'a>>,
 }
 
 impl<'a> RunnerDetailsEntity<'a> {
+    /// `projects` and `groups` are those the caller may see (see `access::visible_*`).
     pub fn new(
         runner: &'a Runner,
         now: Timestamp,
         online_timeout_secs: i64,
-        projects: Vec<ProjectSummary>,
-        groups: Vec<GroupSummary>,
+        projects: Vec<&'a ProjectRef>,
+        groups: Vec<&'a GroupRef>,
+        base_url: &str,
     ) -> Self {
         Self {
             runner: RunnerEntity::new(runner, now, online_timeout_secs),
@@ -103,8 +130,120 @@ impl<'a> RunnerDetailsEntity<'a> {
             platform: runner.info.platform.as_deref(),
             architecture: runner.info.architecture.as_deref(),
             contacted_at: runner.contacted_at,
-            projects,
-            groups,
+            projects: projects.into_iter().map(ProjectSummary::from).collect(),
+            groups: groups
+                .into_iter()
+                .map(|g| GroupSummary::new(g, base_url))
+                .collect(),
+        }
+    }
+}
+
+/// GitLab's user entity (`Entities::User`), as jobs embed it.
+#[derive(Debug, Serialize)]
+pub struct UserEntity<'a> {
+    pub id: i64,
+    pub name: &'a str,
+    pub username: &'a str,
+    pub state: &'static str,
+    pub avatar_url: Option<&'a str>,
+    pub web_url: String,
+    pub created_at: Timestamp,
+    pub bio: Option<&'a str>,
+    pub location: Option<&'a str>,
+    pub public_email: Option<&'a str>,
+    pub skype: Option<&'a str>,
+    pub linkedin: Option<&'a str>,
+    pub twitter: Option<&'a str>,
+    pub website_url: Option<&'a str>,
+    pub organization: Option<&'a str>,
+}
+
+impl<'a> UserEntity<'a> {
+    pub fn new(user: &'a User, base_url: &str) -> Self {
+        let p = &user.profile;
+        Self {
+            id: user.id,
+            name: &user.name,
+            username: &user.username,
+            state: if user.blocked { "blocked" } else { "active" },
+            avatar_url: None,
+            web_url: format!("{base_url}/{}", user.username),
+            created_at: user.created_at,
+            bio: p.bio.as_deref(),
+            location: p.location.as_deref(),
+            public_email: p.public_email.as_deref(),
+            skype: p.skype.as_deref(),
+            linkedin: p.linkedin.as_deref(),
+            twitter: p.twitter.as_deref(),
+            website_url: p.website_url.as_deref(),
+            organization: p.organization.as_deref(),
+        }
+    }
+}
+
+/// `GET /user`: the caller, with `email` and `is_admin` as GitLab shows them to oneself.
+#[derive(Debug, Serialize)]
+pub struct CurrentUserEntity<'a> {
+    #[serde(flatten)]
+    pub user: UserEntity<'a>,
+    pub email: Option<&'a str>,
+    pub is_admin: bool,
+}
+
+impl<'a> CurrentUserEntity<'a> {
+    pub fn new(user: &'a User, base_url: &str) -> Self {
+        Self {
+            user: UserEntity::new(user, base_url),
+            email: user.email.as_deref(),
+            is_admin: user.admin,
+        }
+    }
+}
+
+/// `GET /runners/:id/jobs` items (`JobBasicWithProject`).
+#[derive(Debug, Serialize)]
+pub struct JobEntity<'a> {
+    pub id: i64,
+    pub status: &'a str,
+    pub stage: Option<&'a str>,
+    pub name: Option<&'a str>,
+    #[serde(rename = "ref")]
+    pub ref_name: Option<&'a str>,
+    pub tag: bool,
+    pub coverage: Option<f64>,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    /// Seconds; for a running job, so far.
+    pub duration: Option<f64>,
+    pub user: Option<UserEntity<'a>>,
+    pub commit: Option<&'a serde_json::Value>,
+    pub pipeline: Option<&'a serde_json::Value>,
+    pub project: ProjectSummary<'a>,
+}
+
+impl<'a> JobEntity<'a> {
+    pub fn new(job: &'a Job, now: Timestamp, base_url: &str) -> Self {
+        let duration = job.started_at.map(|started| {
+            (job.finished_at.unwrap_or(now).millis() - started.millis()) as f64 / 1000.0
+        });
+        Self {
+            id: job.id,
+            status: &job.status,
+            stage: job.stage.as_deref(),
+            name: job.name.as_deref(),
+            ref_name: job.ref_name.as_deref(),
+            tag: job.tag,
+            coverage: job.coverage,
+            created_at: job.created_at,
+            started_at: job.started_at,
+            finished_at: job.finished_at,
+            duration,
+            user: job.user.as_ref().map(|u| UserEntity::new(u, base_url)),
+            commit: job.commit.as_ref(),
+            pipeline: job.pipeline.as_ref(),
+            project: ProjectSummary::from(&job.project),
         }
     }
 }
@@ -176,7 +315,7 @@ mod tests {
     fn runner_details() {
         let r = runner();
         let now = Timestamp::parse("2016-01-25T17:00:00.000Z").unwrap();
-        let project = ProjectSummary {
+        let project = ProjectRef {
             id: 1,
             description: None,
             name: "GitLab Community Edition".into(),
@@ -184,15 +323,23 @@ mod tests {
             path: "gitlab-ce".into(),
             path_with_namespace: "gitlab-org/gitlab-ce".into(),
             created_at: Timestamp::from_millis(0),
+            group_ids: vec![9],
         };
-        let value = serde_json::to_value(RunnerDetailsEntity::new(
+        let group = GroupRef {
+            id: 9,
+            name: "GitLab.org".into(),
+            full_path: "gitlab-org".into(),
+            ancestor_ids: vec![],
+        };
+        let entity = RunnerDetailsEntity::new(
             &r,
             now,
             3600,
-            vec![project],
-            vec![],
-        ))
-        .unwrap();
+            vec![&project],
+            vec![&group],
+            "https://gl.example",
+        );
+        let value = serde_json::to_value(entity).unwrap();
         assert_eq!(value["tag_list"], json!(["ruby", "mysql"]));
         assert_eq!(value["maximum_timeout"], json!(null));
         assert_eq!(value["access_level"], json!("not_protected"));
@@ -200,18 +347,104 @@ mod tests {
         assert_eq!(value["version"], json!("12.0.0"));
         assert_eq!(value["platform"], json!(null));
         assert_eq!(
-            value["projects"][0]["path_with_namespace"],
-            json!("gitlab-org/gitlab-ce")
+            value["projects"],
+            json!([{"id": 1, "description": null, "name": "GitLab Community Edition",
+                    "name_with_namespace": "GitLab.org / GitLab Community Edition", "path": "gitlab-ce",
+                    "path_with_namespace": "gitlab-org/gitlab-ce", "created_at": "1970-01-01T00:00:00.000Z"}])
         );
         assert_eq!(
-            value["projects"][0]["created_at"],
-            json!("1970-01-01T00:00:00.000Z")
+            value["groups"],
+            json!([{"id": 9, "name": "GitLab.org", "web_url": "https://gl.example/groups/gitlab-org"}])
         );
-        assert_eq!(value["groups"], json!([]));
         assert!(
             value.get("token").is_none(),
             "tokens are never returned after registration"
         );
         assert_eq!(value["id"], json!(6));
+    }
+
+    #[test]
+    fn job_and_user_shapes() {
+        let user = User {
+            id: 2,
+            username: "user".into(),
+            name: "User".into(),
+            email: Some("u@example.com".into()),
+            admin: false,
+            blocked: false,
+            created_at: Timestamp::from_millis(0),
+            profile: Default::default(),
+        };
+        let job = Job {
+            id: 1000,
+            runner_id: 5,
+            project: ProjectRef {
+                id: 100,
+                name: "P".into(),
+                name_with_namespace: "G / P".into(),
+                path: "p".into(),
+                path_with_namespace: "g/p".into(),
+                description: None,
+                created_at: Timestamp::from_millis(0),
+                group_ids: vec![10],
+            },
+            user: Some(user.clone()),
+            status: "failed".into(),
+            stage: Some("test".into()),
+            name: Some("rspec".into()),
+            ref_name: Some("master".into()),
+            tag: false,
+            coverage: Some(97.5),
+            created_at: Timestamp::from_millis(0),
+            started_at: Timestamp::parse("2019-01-01T00:00:01.000Z"),
+            finished_at: Timestamp::parse("2019-01-01T00:02:01.500Z"),
+            commit: None,
+            pipeline: Some(json!({"id": 50, "sha": "97de", "ref": "master", "status": "failed"})),
+        };
+        let value =
+            serde_json::to_value(JobEntity::new(&job, Timestamp::now(), "http://h")).unwrap();
+        let keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "id",
+                "status",
+                "stage",
+                "name",
+                "ref",
+                "tag",
+                "coverage",
+                "created_at",
+                "started_at",
+                "finished_at",
+                "duration",
+                "user",
+                "commit",
+                "pipeline",
+                "project"
+            ]
+        );
+        assert_eq!(
+            (value["duration"].clone(), value["coverage"].clone()),
+            (json!(120.5), json!(97.5))
+        );
+        assert_eq!(value["commit"], json!(null));
+        assert_eq!(value["user"]["web_url"], json!("http://h/user"));
+        assert_eq!(value["project"]["path_with_namespace"], json!("g/p"));
+        assert!(value["project"].get("group_ids").is_none());
+        let me = serde_json::to_value(CurrentUserEntity::new(&user, "http://h")).unwrap();
+        assert_eq!(
+            (
+                me["is_admin"].clone(),
+                me["email"].clone(),
+                me["state"].clone()
+            ),
+            (json!(false), json!("u@example.com"), json!("active"))
+        );
     }
 }

@@ -159,6 +159,15 @@ pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAddr(pub IpAddr);
 
+/// A function's whole `main`: logging, settings and the DynamoDB client built once (no network
+/// call before the first request), then the function's routes under the Lambda runtime.
+pub async fn run_lambda(routes: fn(AppState) -> Router) -> Result<(), lambda_http::Error> {
+    init_lambda_logging();
+    let settings = Settings::from_env();
+    let store = Store::from_env(settings.table_name.clone()).await;
+    lambda_http::run(entry_point(routes(AppState::new(store, settings)))).await
+}
+
 /// Logging for a Lambda function: one JSON object per line (CloudWatch adds the time), level
 /// from `RUST_LOG` (default `info`).
 pub fn init_lambda_logging() {
@@ -172,6 +181,51 @@ pub fn init_lambda_logging() {
         .without_time()
         .with_current_span(false)
         .try_init();
+}
+
+/// The base URL clients use: the configured external URL, else the request's scheme
+/// (`X-Forwarded-Proto`, as API Gateway sets it) and `Host`.
+pub fn base_url(headers: &axum::http::HeaderMap, settings: &Settings) -> String {
+    if let Some(url) = &settings.external_url {
+        return url.clone();
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let scheme = header("x-forwarded-proto")
+        .and_then(|v| v.split(',').next())
+        .map_or("http", str::trim);
+    let host = header("host").unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+/// A list answer: the JSON array with GitLab's pagination headers, whose links keep every query
+/// parameter the client sent.
+pub fn paginated<T: serde::Serialize>(
+    items: &[T],
+    info: &crate::pagination::PageInfo,
+    base_url: &str,
+    uri: &Uri,
+) -> Response {
+    let mut response = json_response(StatusCode::OK, items);
+    let query = crate::params::Params::from_query(uri.query().unwrap_or(""));
+    let url = format!("{base_url}{}", uri.path());
+    for (name, value) in info.headers(&url, query.as_map()) {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+/// A numeric path id (`:id`), else GitLab's `400 {"error": "<name> is invalid"}`.
+pub fn path_id(raw: &str, name: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .map_err(|_| ApiError::InvalidParams(vec![format!("{name} is invalid")]))
 }
 
 /// The `If-Unmodified-Since` header, if it parses.

@@ -6,14 +6,17 @@
 //! unregister), [`store`] (the single DynamoDB table) and [`http`] (what every function's entry
 //! point wraps around its router).
 
+pub mod access;
 pub mod auth;
 pub mod config;
 pub mod entities;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod pagination;
 pub mod params;
 pub mod runner;
+pub mod runner_filter;
 pub mod runner_tokens;
 pub mod store;
 pub mod time;

@@ -68,6 +68,32 @@ pub struct RunnerInfo {
     pub architecture: Option<String>,
 }
 
+/// A project as a runner carries it: what `RunnerDetails.projects` shows, and the project's group
+/// chain for permission checks. Copied onto the runner when it is linked to the project, so that
+/// reading a runner is one read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectRef {
+    pub id: i64,
+    pub name: String,
+    pub name_with_namespace: String,
+    pub path: String,
+    pub path_with_namespace: String,
+    pub description: Option<String>,
+    pub created_at: Timestamp,
+    /// The project's namespace group and its ancestors, root first (empty for personal projects).
+    pub group_ids: Vec<i64>,
+}
+
+/// A group as a group runner carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRef {
+    pub id: i64,
+    pub name: String,
+    pub full_path: String,
+    /// Root first, up to the parent.
+    pub ancestor_ids: Vec<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Runner {
     pub id: i64,
@@ -85,10 +111,10 @@ pub struct Runner {
     pub contacted_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
-    /// Projects a project runner is enabled in (empty for other types).
-    pub project_ids: Vec<i64>,
+    /// Projects a project runner is enabled in, in id order (empty for other types).
+    pub projects: Vec<ProjectRef>,
     /// The group a group runner belongs to.
-    pub group_id: Option<i64>,
+    pub group: Option<GroupRef>,
     pub token_digest: TokenDigest,
     /// Bumped on every change of ownership or attributes; writes are conditional on it.
     pub lock_version: i64,
@@ -137,8 +163,8 @@ impl Runner {
             contacted_at: None,
             created_at: now,
             updated_at: now,
-            project_ids: Vec::new(),
-            group_id: None,
+            projects: Vec::new(),
+            group: None,
             token_digest,
             lock_version: 0,
         }
@@ -228,6 +254,10 @@ impl Runner {
             }
         }
         errors.into_result()
+    }
+
+    pub fn project_ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.projects.iter().map(|p| p.id)
     }
 
     pub fn is_shared(&self) -> bool {

@@ -108,17 +108,17 @@ pub async fn register(
         _ => return Err(ApiError::Forbidden),
     };
     let now = Timestamp::now();
-    let (runner_type, project_ids, group_id) = match scope {
+    let (runner_type, projects, group) = match scope {
         RegistrationScope::Instance => (RunnerType::Instance, vec![], None),
-        RegistrationScope::Group(id) => (RunnerType::Group, vec![], Some(id)),
-        RegistrationScope::Project(id) => (RunnerType::Project, vec![id], None),
+        RegistrationScope::Group(group) => (RunnerType::Group, vec![], Some(group)),
+        RegistrationScope::Project(project) => (RunnerType::Project, vec![project], None),
     };
     let mut runner = Runner::new(0, runner_type, registration_digest.clone(), now);
     runner.apply(request.changes);
     runner.info = request.info;
     runner.ip_address = request.ip_address;
-    runner.project_ids = project_ids;
-    runner.group_id = group_id;
+    runner.projects = projects;
+    runner.group = group;
     // Validate before taking an id, so that rejected registrations cost no write.
     runner.validate()?;
 

@@ -1,5 +1,6 @@
 //! runnerctl's operations against DynamoDB Local, checked through the API they prepare for.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use runners_shared::admin::fixtures::Fixture;
 use runners_shared::admin::operator::{self, NewUser, RegistrationTarget};
 use runners_shared::store::Store;
@@ -19,6 +20,25 @@ fn fixture(instance_token: &str, group_token: &str) -> Value {
     })
 }
 
+/// An attribute value as text, with map keys in order (HashMap order varies between reads).
+fn canonical(value: &AttributeValue) -> String {
+    match value {
+        AttributeValue::M(map) => {
+            let mut entries: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k}:{}", canonical(v)))
+                .collect();
+            entries.sort();
+            format!("{{{}}}", entries.join(","))
+        }
+        AttributeValue::L(list) => format!(
+            "[{}]",
+            list.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
 async fn everything(store: &Store) -> Vec<String> {
     let mut items = Vec::new();
     let mut start = None;
@@ -32,7 +52,10 @@ async fn everything(store: &Store) -> Vec<String> {
             .await
             .unwrap();
         items.extend(page.items().iter().map(|item| {
-            let mut pairs: Vec<String> = item.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            let mut pairs: Vec<String> = item
+                .iter()
+                .map(|(k, v)| format!("{k}={}", canonical(v)))
+                .collect();
             pairs.sort();
             pairs.join(",")
         }));
@@ -151,7 +174,7 @@ async fn created_groups_and_projects_register_runners_of_their_own() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(runner.project_ids, [project.created.id]);
+    assert_eq!(runner.projects, [project.created.reference()]);
     assert_eq!(registers(&app, &sub.token).await, 201);
 
     let clash = operator::create_group(&app.store, "OPS", None, None)

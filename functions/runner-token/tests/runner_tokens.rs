@@ -106,7 +106,7 @@ async fn instance_token_registers_an_instance_runner_with_gitlab_defaults() {
         (AccessLevel::NotProtected, None)
     );
     assert_eq!(runner.contacted_at, None, "registration is not a contact");
-    assert!(runner.project_ids.is_empty() && runner.group_id.is_none());
+    assert!(runner.projects.is_empty() && runner.group.is_none());
     assert_eq!(runner.token_digest, TokenDigest::of(&token));
     let stored = all_values(&app.store).await;
     assert!(
@@ -121,9 +121,19 @@ async fn project_token_registers_a_project_runner_linked_to_its_project() {
     let app = app().await;
     let (id, _) = register(&app, json!({"token": PROJECT_TOKEN})).await;
     let runner = app.store.get_runner(id).await.unwrap().unwrap();
+    assert_eq!(runner.runner_type, RunnerType::Project);
+    let project = &runner.projects[..];
+    assert_eq!(project.len(), 1);
     assert_eq!(
-        (runner.runner_type, runner.project_ids.clone()),
-        (RunnerType::Project, vec![100])
+        (project[0].id, project[0].path_with_namespace.as_str()),
+        (100, "group/project")
+    );
+    assert_eq!(
+        (
+            project[0].name_with_namespace.as_str(),
+            project[0].group_ids.clone()
+        ),
+        ("Group / Project", vec![10])
     );
     let links = sort_keys(&app.store, "PROJECT#100").await;
     assert!(links.contains(&format!("RUNNER#{id:020}")), "{links:?}");
@@ -134,9 +144,15 @@ async fn group_token_registers_a_group_runner_of_that_group() {
     let app = app().await;
     let (id, _) = register(&app, json!({"token": GROUP_TOKEN})).await;
     let runner = app.store.get_runner(id).await.unwrap().unwrap();
+    assert_eq!(runner.runner_type, RunnerType::Group);
+    let group = runner.group.expect("the group travels with the runner");
     assert_eq!(
-        (runner.runner_type, runner.group_id),
-        (RunnerType::Group, Some(10))
+        (
+            group.id,
+            group.full_path.as_str(),
+            group.ancestor_ids.clone()
+        ),
+        (10, "group", vec![])
     );
     assert!(
         sort_keys(&app.store, "GROUP#10")
@@ -559,7 +575,7 @@ async fn a_registration_whose_transaction_fails_leaves_nothing_behind() {
         TokenDigest::of("would-be-runner-token"),
         runners_shared::time::Timestamp::now(),
     );
-    runner.project_ids = vec![100];
+    runner.projects = app.store.get_runner(5).await.unwrap().unwrap().projects;
     let outcome = app
         .store
         .create_runner(&runner, &TokenDigest::of("a-token-that-was-reset"))

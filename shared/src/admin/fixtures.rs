@@ -7,9 +7,10 @@
 use super::writes::{delete_all, get_all, put_all, raise_counter};
 use crate::auth::{PersonalAccessToken, TokenDigest};
 use crate::params::normalize_tags;
-use crate::runner::{AccessLevel, Runner, RunnerInfo, RunnerType};
+use crate::runner::{AccessLevel, ProjectRef, Runner, RunnerInfo, RunnerType};
 use crate::store::directory::{
-    Group, Job, MemberOf, Membership, PathOwner, Project, User, UserProfile,
+    Group, JOB_STATUSES, Job, MemberOf, Membership, PathOwner, Project, User, UserProfile,
+    descendant_item,
 };
 use crate::store::item::{Item, ItemBuilder, ItemReader, key_of};
 use crate::store::{IdSequence, RegistrationScope, Store, TokenRecord, keys};
@@ -473,6 +474,7 @@ impl Fixture {
 
         // Projects
         let mut project_ids = HashSet::new();
+        let mut project_refs: HashMap<i64, ProjectRef> = HashMap::new();
         for entry in top_level(&root, "projects", &mut problems) {
             let id = entry.id("id", &mut problems);
             let path = entry.required_string("path", &mut problems);
@@ -552,6 +554,7 @@ impl Fixture {
                     .time("created_at", &mut problems)
                     .unwrap_or(DEFAULT_TIME),
             };
+            project_refs.insert(project.id, project.reference());
             fixture.projects.push((project, token));
         }
 
@@ -689,8 +692,15 @@ impl Fixture {
             };
             runner.ip_address = entry.string("ip_address", &mut problems);
             runner.contacted_at = entry.time("contacted_at", &mut problems);
-            runner.project_ids = projects;
-            runner.group_id = runner_groups.first().copied();
+            runner.projects = projects
+                .iter()
+                .filter_map(|p| project_refs.get(p).cloned())
+                .collect();
+            runner.projects.sort_by_key(|p| p.id);
+            runner.group = runner_groups
+                .first()
+                .and_then(|g| groups.get(g))
+                .map(Group::reference);
             if let Err(e) = runner.validate() {
                 problems
                     .0
@@ -722,8 +732,9 @@ impl Fixture {
             if let Some(u) = user_id.filter(|u| !user_ids.contains(u)) {
                 problems.at(&entry.path, "user_id", format!("no user with id {u}"));
             }
-            let (Some(id), Some(runner_id), Some(project_id), Some(status)) =
-                (id, runner_id, project_id, status)
+            let project = project_id.and_then(|p| project_refs.get(&p).cloned());
+            let (Some(id), Some(runner_id), Some(project), Some(status)) =
+                (id, runner_id, project, status)
             else {
                 continue;
             };
@@ -731,8 +742,8 @@ impl Fixture {
             fixture.jobs.push(Job {
                 id,
                 runner_id,
-                project_id,
-                user_id,
+                project,
+                user: user_id.and_then(|u| users.get(&u).cloned()),
                 status,
                 stage: entry.string("stage", &mut problems),
                 name: entry.string("name", &mut problems),
@@ -800,11 +811,17 @@ impl Fixture {
             items.push(PathOwner::Group(group.id).to_item(&group.full_path));
             if let Some(digest) = &digest {
                 items.push(
-                    TokenRecord::Registration(RegistrationScope::Group(group.id))
+                    TokenRecord::Registration(RegistrationScope::Group(group.reference()))
                         .to_item(digest, DEFAULT_TIME)
                         .build(),
                 );
             }
+            items.extend(
+                group
+                    .ancestor_ids
+                    .iter()
+                    .map(|a| descendant_item(*a, MemberOf::Group(group.id))),
+            );
         }
         for (project, token) in &self.projects {
             let digest = token.as_deref().map(TokenDigest::of);
@@ -812,11 +829,17 @@ impl Fixture {
             items.push(PathOwner::Project(project.id).to_item(&project.path_with_namespace));
             if let Some(digest) = &digest {
                 items.push(
-                    TokenRecord::Registration(RegistrationScope::Project(project.id))
+                    TokenRecord::Registration(RegistrationScope::Project(project.reference()))
                         .to_item(digest, DEFAULT_TIME)
                         .build(),
                 );
             }
+            items.extend(
+                project
+                    .group_ids
+                    .iter()
+                    .map(|g| descendant_item(*g, MemberOf::Project(project.id))),
+            );
         }
         items.extend(self.memberships.iter().map(Membership::to_item));
         for (runner, _) in &self.runners {
@@ -826,13 +849,13 @@ impl Fixture {
                 heartbeat_at: runner.contacted_at,
             };
             items.push(token.to_item(&runner.token_digest, DEFAULT_TIME).build());
-            for project_id in &runner.project_ids {
+            for project_id in runner.project_ids() {
                 items.push(link_item(
-                    keys::project_runner_link(*project_id, runner.id),
+                    keys::project_runner_link(project_id, runner.id),
                     runner.id,
                 ));
             }
-            if let Some(group_id) = runner.group_id {
+            if let Some(group_id) = runner.group.as_ref().map(|g| g.id) {
                 items.push(link_item(
                     keys::group_runner_link(group_id, runner.id),
                     runner.id,
@@ -945,19 +968,6 @@ pub struct ImportSummary {
     pub stale_tokens_removed: usize,
 }
 
-/// GitLab 12's job statuses.
-pub const JOB_STATUSES: [&str; 9] = [
-    "created",
-    "pending",
-    "running",
-    "success",
-    "failed",
-    "canceled",
-    "skipped",
-    "manual",
-    "scheduled",
-];
-
 pub(crate) fn settings_item(registration_digest: &TokenDigest) -> Item {
     ItemBuilder::keyed(keys::settings())
         .s("entity", "settings")
@@ -1021,7 +1031,12 @@ mod tests {
             ("user/mine", Some(2))
         );
         assert_eq!(fixture.memberships.len(), 3);
-        assert_eq!(fixture.runners[0].0.project_ids, [100]);
+        let runner = &fixture.runners[0].0;
+        assert_eq!(
+            runner.projects,
+            [project.reference()],
+            "the runner carries its project's summary"
+        );
     }
 
     #[test]

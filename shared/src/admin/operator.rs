@@ -4,7 +4,9 @@
 use super::fixtures::ACCESS_LEVELS;
 use super::writes::{TransactError, Write, err, transact};
 use crate::auth::{PersonalAccessToken, TokenDigest, generate_token};
-use crate::store::directory::{Group, MemberOf, Membership, PathOwner, Project, User, UserProfile};
+use crate::store::directory::{
+    Group, MemberOf, Membership, PathOwner, Project, User, UserProfile, descendant_item,
+};
 use crate::store::item::{Item, ItemBuilder, ItemReader, key_of};
 use crate::store::{IdSequence, RegistrationScope, Store, TokenRecord, keys};
 use crate::time::Timestamp;
@@ -105,24 +107,10 @@ pub async fn create_user(store: &Store, new: NewUser) -> Result<WithToken<User>,
     }
 }
 
-fn group_from_item(item: &Item) -> Result<Group, String> {
-    let r = ItemReader::new(item, "group");
-    Ok(Group {
-        id: r.n("id").map_err(api)?,
-        name: r.s("name").map_err(api)?,
-        path: r.s("path").map_err(api)?,
-        parent_id: r.opt_n("parent_id").map_err(api)?,
-        full_path: r.s("full_path").map_err(api)?,
-        full_name: r.s("full_name").map_err(api)?,
-        ancestor_ids: r.numbers("ancestor_ids").map_err(api)?,
-        created_at: r.time("created_at").map_err(api)?,
-    })
-}
-
 async fn group_by_path(store: &Store, full_path: &str) -> Result<Group, String> {
     match find_path(store, full_path).await? {
         Some(PathOwner::Group(id)) => {
-            group_from_item(&read(store, keys::group(id), "group").await?)
+            Group::from_item(&read(store, keys::group(id), "group").await?).map_err(api)
         }
         _ => Err(format!("no group at {full_path:?}")),
     }
@@ -173,11 +161,16 @@ pub async fn create_group(
         Write::Create(group.to_item(Some(digest.as_str()))),
         Write::Create(PathOwner::Group(id).to_item(&group.full_path)),
         Write::Create(
-            TokenRecord::Registration(RegistrationScope::Group(id))
+            TokenRecord::Registration(RegistrationScope::Group(group.reference()))
                 .to_item(&digest, group.created_at)
                 .build(),
         ),
     ];
+    let descendants = group
+        .ancestor_ids
+        .iter()
+        .map(|a| Write::Create(descendant_item(*a, MemberOf::Group(id))));
+    let writes: Vec<Write> = writes.into_iter().chain(descendants).collect();
     match transact(store, writes).await {
         Ok(()) => Ok(WithToken {
             created: group,
@@ -204,7 +197,8 @@ pub async fn create_project(
     let (namespace_id, owner_id, namespace_path, namespace_name, group_ids) =
         match find_path(store, namespace).await? {
             Some(PathOwner::Group(group_id)) => {
-                let group = group_from_item(&read(store, keys::group(group_id), "group").await?)?;
+                let group = Group::from_item(&read(store, keys::group(group_id), "group").await?)
+                    .map_err(api)?;
                 let ids = [group.ancestor_ids.clone(), vec![group.id]].concat();
                 (Some(group.id), None, group.full_path, group.full_name, ids)
             }
@@ -239,11 +233,17 @@ pub async fn create_project(
         Write::Create(project.to_item(Some(digest.as_str()))),
         Write::Create(PathOwner::Project(id).to_item(&project.path_with_namespace)),
         Write::Create(
-            TokenRecord::Registration(RegistrationScope::Project(id))
+            TokenRecord::Registration(RegistrationScope::Project(project.reference()))
                 .to_item(&digest, project.created_at)
                 .build(),
         ),
     ];
+    writes.extend(
+        project
+            .group_ids
+            .iter()
+            .map(|g| Write::Create(descendant_item(*g, MemberOf::Project(id)))),
+    );
     if let Some(owner) = owner_id {
         writes.push(Write::Replace(
             Membership {
@@ -311,33 +311,30 @@ struct TokenHolder {
 }
 
 async fn holder(store: &Store, target: &RegistrationTarget) -> Result<TokenHolder, String> {
-    let (key, scope, digest_attribute) = match target {
-        RegistrationTarget::Instance => (
-            keys::settings(),
-            RegistrationScope::Instance,
-            "registration_token_digest",
-        ),
+    let (key, kind) = match target {
+        RegistrationTarget::Instance => (keys::settings(), None),
         RegistrationTarget::Group(path) => match find_path(store, path).await? {
-            Some(PathOwner::Group(id)) => (
-                keys::group(id),
-                RegistrationScope::Group(id),
-                "runners_token_digest",
-            ),
+            Some(PathOwner::Group(id)) => (keys::group(id), Some("group")),
             _ => return Err(format!("no group at {path:?}")),
         },
         RegistrationTarget::Project(path) => match find_path(store, path).await? {
-            Some(PathOwner::Project(id)) => (
-                keys::project(id),
-                RegistrationScope::Project(id),
-                "runners_token_digest",
-            ),
+            Some(PathOwner::Project(id)) => (keys::project(id), Some("project")),
             _ => return Err(format!("no project at {path:?}")),
         },
     };
     let item = store.get(key.clone()).await.map_err(api)?;
-    if item.is_none() && !matches!(scope, RegistrationScope::Instance) {
-        return Err("not found".into());
-    }
+    let (scope, digest_attribute) = match (kind, &item) {
+        (None, _) => (RegistrationScope::Instance, "registration_token_digest"),
+        (Some("group"), Some(item)) => (
+            RegistrationScope::Group(Group::from_item(item).map_err(api)?.reference()),
+            "runners_token_digest",
+        ),
+        (Some(_), Some(item)) => (
+            RegistrationScope::Project(Project::from_item(item).map_err(api)?.reference()),
+            "runners_token_digest",
+        ),
+        (Some(_), None) => return Err("not found".into()),
+    };
     Ok(TokenHolder {
         key,
         item,

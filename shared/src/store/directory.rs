@@ -1,8 +1,10 @@
 //! The GitLab world runners live in: users, groups, projects, memberships and jobs. Operators
 //! create them (`runnerctl`, fixtures); the runner endpoints read them.
 
-use super::item::{Item, ItemBuilder};
+use super::item::{Item, ItemBuilder, ItemReader};
 use super::keys;
+use crate::error::ApiError;
+use crate::runner::{GroupRef, ProjectRef};
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,14 +77,27 @@ pub struct Membership {
     pub access_level: i64,
 }
 
-/// A CI job as `GET /runners/:id/jobs` shows it. `commit` and `pipeline` are kept as the JSON
-/// objects GitLab's entities expose.
+/// GitLab 12's job statuses.
+pub const JOB_STATUSES: [&str; 9] = [
+    "created",
+    "pending",
+    "running",
+    "success",
+    "failed",
+    "canceled",
+    "skipped",
+    "manual",
+    "scheduled",
+];
+
+/// A CI job as `GET /runners/:id/jobs` shows it. The job carries copies of its user and project
+/// (a job page is then one read), and `commit` and `pipeline` as the JSON GitLab exposes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub id: i64,
     pub runner_id: i64,
-    pub project_id: i64,
-    pub user_id: Option<i64>,
+    pub project: ProjectRef,
+    pub user: Option<User>,
     pub status: String,
     pub stage: Option<String>,
     pub name: Option<String>,
@@ -133,8 +148,13 @@ impl PathOwner {
 
 impl User {
     pub fn to_item(&self) -> Item {
+        self.attributes(ItemBuilder::keyed(keys::user(self.id)))
+            .build()
+    }
+
+    fn attributes(&self, builder: ItemBuilder) -> ItemBuilder {
         let p = &self.profile;
-        ItemBuilder::keyed(keys::user(self.id))
+        builder
             .s("entity", "user")
             .n("id", self.id)
             .s("username", &self.username)
@@ -151,7 +171,29 @@ impl User {
             .opt_s("twitter", p.twitter.clone())
             .opt_s("website_url", p.website_url.clone())
             .opt_s("organization", p.organization.clone())
-            .build()
+    }
+
+    pub fn from_item(item: &Item) -> Result<Self, ApiError> {
+        let r = ItemReader::new(item, "user");
+        Ok(Self {
+            id: r.n("id")?,
+            username: r.s("username")?,
+            name: r.s("name")?,
+            email: r.opt_s("email"),
+            admin: r.bool_or("admin", false),
+            blocked: r.opt_s("state").as_deref() == Some("blocked"),
+            created_at: r.time("created_at")?,
+            profile: UserProfile {
+                bio: r.opt_s("bio"),
+                location: r.opt_s("location"),
+                public_email: r.opt_s("public_email"),
+                skype: r.opt_s("skype"),
+                linkedin: r.opt_s("linkedin"),
+                twitter: r.opt_s("twitter"),
+                website_url: r.opt_s("website_url"),
+                organization: r.opt_s("organization"),
+            },
+        })
     }
 
     pub fn username_item(&self) -> Item {
@@ -199,6 +241,22 @@ impl Project {
 }
 
 impl Membership {
+    pub fn from_item(item: &Item) -> Result<Self, ApiError> {
+        let r = ItemReader::new(item, "membership");
+        let pk = r.s(keys::PK)?;
+        let of = match pk.split_once('#') {
+            Some(("GROUP", id)) => id.parse().ok().map(MemberOf::Group),
+            Some(("PROJECT", id)) => id.parse().ok().map(MemberOf::Project),
+            _ => None,
+        }
+        .ok_or_else(|| ApiError::internal(format!("membership under {pk}")))?;
+        Ok(Self {
+            of,
+            user_id: r.n("user_id")?,
+            access_level: r.n("access_level")?,
+        })
+    }
+
     pub fn to_item(&self) -> Item {
         let (key, source) = match self.of {
             MemberOf::Group(id) => (
@@ -227,8 +285,13 @@ impl Job {
             .s("entity", "job")
             .n("id", self.id)
             .n("runner_id", self.runner_id)
-            .n("project_id", self.project_id)
-            .opt_n("user_id", self.user_id)
+            .map("project", project_ref_item(&self.project))
+            .opt_map(
+                "user",
+                self.user
+                    .as_ref()
+                    .map(|u| u.attributes(ItemBuilder::default()).build()),
+            )
             .s("status", &self.status)
             .opt_s("stage", self.stage.clone())
             .opt_s("name", self.name.clone())
@@ -242,4 +305,146 @@ impl Job {
             .opt_s("pipeline_json", json(&self.pipeline))
             .build()
     }
+
+    pub fn from_item(item: &Item) -> Result<Self, ApiError> {
+        let r = ItemReader::new(item, "job");
+        let json = |name: &str| -> Result<Option<serde_json::Value>, ApiError> {
+            r.opt_s(name)
+                .map(|text| {
+                    serde_json::from_str(&text)
+                        .map_err(|e| ApiError::internal(format!("job {name}: {e}")))
+                })
+                .transpose()
+        };
+        Ok(Self {
+            id: r.n("id")?,
+            runner_id: r.n("runner_id")?,
+            project: project_ref_from(
+                r.map("project")?
+                    .ok_or_else(|| ApiError::internal("job without project"))?,
+            )?,
+            user: r.map("user")?.map(User::from_item).transpose()?,
+            status: r.s("status")?,
+            stage: r.opt_s("stage"),
+            name: r.opt_s("name"),
+            ref_name: r.opt_s("ref"),
+            tag: r.bool_or("tag", false),
+            coverage: r.opt_s("coverage").and_then(|c| c.parse().ok()),
+            created_at: r.time("created_at")?,
+            started_at: r.opt_time("started_at")?,
+            finished_at: r.opt_time("finished_at")?,
+            commit: json("commit_json")?,
+            pipeline: json("pipeline_json")?,
+        })
+    }
+}
+
+impl Group {
+    pub fn from_item(item: &Item) -> Result<Self, ApiError> {
+        let r = ItemReader::new(item, "group");
+        Ok(Self {
+            id: r.n("id")?,
+            name: r.s("name")?,
+            path: r.s("path")?,
+            parent_id: r.opt_n("parent_id")?,
+            full_path: r.s("full_path")?,
+            full_name: r.s("full_name")?,
+            ancestor_ids: r.numbers("ancestor_ids")?,
+            created_at: r.time("created_at")?,
+        })
+    }
+
+    pub fn reference(&self) -> GroupRef {
+        GroupRef {
+            id: self.id,
+            name: self.name.clone(),
+            full_path: self.full_path.clone(),
+            ancestor_ids: self.ancestor_ids.clone(),
+        }
+    }
+}
+
+impl Project {
+    pub fn from_item(item: &Item) -> Result<Self, ApiError> {
+        let r = ItemReader::new(item, "project");
+        Ok(Self {
+            id: r.n("id")?,
+            name: r.s("name")?,
+            path: r.s("path")?,
+            description: r.opt_s("description"),
+            namespace_id: r.opt_n("namespace_id")?,
+            owner_id: r.opt_n("owner_id")?,
+            path_with_namespace: r.s("path_with_namespace")?,
+            name_with_namespace: r.s("name_with_namespace")?,
+            group_ids: r.numbers("group_ids")?,
+            created_at: r.time("created_at")?,
+        })
+    }
+
+    pub fn reference(&self) -> ProjectRef {
+        ProjectRef {
+            id: self.id,
+            name: self.name.clone(),
+            name_with_namespace: self.name_with_namespace.clone(),
+            path: self.path.clone(),
+            path_with_namespace: self.path_with_namespace.clone(),
+            description: self.description.clone(),
+            created_at: self.created_at,
+            group_ids: self.group_ids.clone(),
+        }
+    }
+}
+
+/// The descendant index: one item per (ancestor group, group or project below it), so that a
+/// group's whole subtree is one query (owned runners are inherited down the tree).
+pub fn descendant_item(ancestor_id: i64, below: MemberOf) -> Item {
+    ItemBuilder::keyed(keys::descendant(ancestor_id, below))
+        .s("entity", "descendant")
+        .build()
+}
+
+pub(crate) fn project_ref_item(project: &ProjectRef) -> Item {
+    ItemBuilder::default()
+        .n("id", project.id)
+        .s("name", &project.name)
+        .s("name_with_namespace", &project.name_with_namespace)
+        .s("path", &project.path)
+        .s("path_with_namespace", &project.path_with_namespace)
+        .opt_s("description", project.description.clone())
+        .time("created_at", project.created_at)
+        .numbers("group_ids", &project.group_ids)
+        .build()
+}
+
+pub(crate) fn project_ref_from(item: &Item) -> Result<ProjectRef, ApiError> {
+    let r = ItemReader::new(item, "project reference");
+    Ok(ProjectRef {
+        id: r.n("id")?,
+        name: r.s("name")?,
+        name_with_namespace: r.s("name_with_namespace")?,
+        path: r.s("path")?,
+        path_with_namespace: r.s("path_with_namespace")?,
+        description: r.opt_s("description"),
+        created_at: r.time("created_at")?,
+        group_ids: r.numbers("group_ids")?,
+    })
+}
+
+pub(crate) fn group_ref_item(group: &GroupRef) -> Item {
+    ItemBuilder::default()
+        .n("id", group.id)
+        .s("name", &group.name)
+        .s("full_path", &group.full_path)
+        .numbers("ancestor_ids", &group.ancestor_ids)
+        .build()
+}
+
+pub(crate) fn group_ref_from(item: &Item) -> Result<GroupRef, ApiError> {
+    let r = ItemReader::new(item, "group reference");
+    Ok(GroupRef {
+        id: r.n("id")?,
+        name: r.s("name")?,
+        full_path: r.s("full_path")?,
+        ancestor_ids: r.numbers("ancestor_ids")?,
+    })
 }

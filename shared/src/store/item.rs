@@ -75,6 +75,19 @@ impl ItemBuilder {
         self
     }
 
+    /// A nested map.
+    pub fn map(mut self, name: &str, value: Item) -> Self {
+        self.0.insert(name.to_owned(), AttributeValue::M(value));
+        self
+    }
+
+    pub fn opt_map(self, name: &str, value: Option<Item>) -> Self {
+        match value {
+            Some(v) => self.map(name, v),
+            None => self,
+        }
+    }
+
     /// A number set, left out when empty (DynamoDB has no empty sets).
     pub fn number_set(mut self, name: &str, values: &[i64]) -> Self {
         if !values.is_empty() {
@@ -165,6 +178,15 @@ impl<'a> ItemReader<'a> {
                 .iter()
                 .map(|v| v.as_s().cloned().map_err(|_| self.corrupt(name)))
                 .collect(),
+            Some(_) => Err(self.corrupt(name)),
+        }
+    }
+
+    /// A nested map, if present.
+    pub fn map(&self, name: &str) -> Result<Option<&'a Item>, ApiError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::M(map)) => Ok(Some(map)),
             Some(_) => Err(self.corrupt(name)),
         }
     }

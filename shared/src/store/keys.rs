@@ -93,6 +93,15 @@ pub fn project_member(project_id: i64, user_id: i64) -> (String, String) {
     )
 }
 
+/// A group or project below an ancestor group (the descendant index).
+pub fn descendant(ancestor_id: i64, below: super::directory::MemberOf) -> (String, String) {
+    let sk = match below {
+        super::directory::MemberOf::Group(id) => format!("GROUP#{}", padded(id)),
+        super::directory::MemberOf::Project(id) => format!("PROJECT#{}", padded(id)),
+    };
+    (format!("TREE#{ancestor_id}"), sk)
+}
+
 pub fn job(runner_id: i64, job_id: i64) -> (String, String) {
     (
         format!("RUNNER#{runner_id}"),

@@ -5,6 +5,7 @@
 pub mod directory;
 pub mod item;
 pub mod keys;
+pub mod lists;
 mod runners;
 mod tokens;
 

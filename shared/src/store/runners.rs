@@ -1,12 +1,13 @@
 //! Runner items and the writes that keep a runner, its token item and its links in step.
 
+use super::directory::{group_ref_from, group_ref_item, project_ref_from, project_ref_item};
 use super::item::{Item, ItemBuilder, ItemReader, key_of};
 use super::tokens::TokenRecord;
 use super::{Store, keys, storage_error};
 use crate::auth::TokenDigest;
 use crate::error::ApiError;
 use crate::metrics;
-use crate::runner::{AccessLevel, Runner, RunnerInfo, RunnerType};
+use crate::runner::{AccessLevel, ProjectRef, Runner, RunnerInfo, RunnerType};
 use crate::time::Timestamp;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
@@ -75,8 +76,8 @@ impl Runner {
             .opt_time("contacted_at", self.contacted_at)
             .time("created_at", self.created_at)
             .time("updated_at", self.updated_at)
-            .number_set("project_ids", &self.project_ids)
-            .opt_n("group_id", self.group_id)
+            .map("projects", self.projects_item())
+            .opt_map("group", self.group.as_ref().map(group_ref_item))
             .s("token_digest", self.token_digest.as_str())
             .n("lock_version", self.lock_version)
             .build()
@@ -110,22 +111,45 @@ impl Runner {
             contacted_at: r.opt_time("contacted_at")?,
             created_at: r.time("created_at")?,
             updated_at: r.time("updated_at")?,
-            project_ids: r.numbers("project_ids")?,
-            group_id: r.opt_n("group_id")?,
+            projects: read_projects(r.map("projects")?)?,
+            group: r.map("group")?.map(group_ref_from).transpose()?,
             token_digest: TokenDigest::from_stored(r.s("token_digest")?),
             lock_version: r.n("lock_version")?,
         })
     }
 
+    /// Projects as a map keyed by id, so that enabling and disabling one is a single `SET` or
+    /// `REMOVE` on the runner item.
+    fn projects_item(&self) -> Item {
+        self.projects
+            .iter()
+            .map(|p| (p.id.to_string(), AttributeValue::M(project_ref_item(p))))
+            .collect()
+    }
+
     /// The link items that make the runner show up under its projects and group.
     fn link_keys(&self) -> Vec<(String, String)> {
         let projects = self
-            .project_ids
-            .iter()
-            .map(|p| keys::project_runner_link(*p, self.id));
-        let group = self.group_id.map(|g| keys::group_runner_link(g, self.id));
+            .project_ids()
+            .map(|p| keys::project_runner_link(p, self.id));
+        let group = self
+            .group
+            .as_ref()
+            .map(|g| keys::group_runner_link(g.id, self.id));
         projects.chain(group).collect()
     }
+}
+
+fn read_projects(map: Option<&Item>) -> Result<Vec<ProjectRef>, ApiError> {
+    let mut projects = Vec::new();
+    for value in map.into_iter().flat_map(|m| m.values()) {
+        let item = value
+            .as_m()
+            .map_err(|_| ApiError::internal("a runner's project is not a map"))?;
+        projects.push(project_ref_from(item)?);
+    }
+    projects.sort_by_key(|p| p.id);
+    Ok(projects)
 }
 
 fn link_item(key: (String, String), runner_id: i64, now: Timestamp) -> Item {
@@ -304,6 +328,116 @@ impl Store {
         Ok(true)
     }
 
+    /// Writes the attributes a client may change, on condition that the runner is still at the
+    /// version it was read at; bumps the version and `updated_at`. Heartbeat attributes are not
+    /// touched, so a concurrent heartbeat is neither lost nor a conflict. `Ok(false)`: the runner
+    /// changed or went meanwhile.
+    pub async fn update_runner(
+        &self,
+        runner: &Runner,
+        read_version: i64,
+    ) -> Result<bool, ApiError> {
+        let mut sets = vec![
+            "active = :active",
+            "locked = :locked",
+            "run_untagged = :run_untagged",
+            "tag_list = :tag_list",
+            "access_level = :access_level",
+            "updated_at = :updated_at",
+            "lock_version = :next_version",
+        ];
+        let mut removes = Vec::new();
+        let mut values: Item = [
+            (":active", AttributeValue::Bool(runner.active)),
+            (":locked", AttributeValue::Bool(runner.locked)),
+            (":run_untagged", AttributeValue::Bool(runner.run_untagged)),
+            (
+                ":tag_list",
+                AttributeValue::L(
+                    runner
+                        .tag_list
+                        .iter()
+                        .cloned()
+                        .map(AttributeValue::S)
+                        .collect(),
+                ),
+            ),
+            (
+                ":access_level",
+                AttributeValue::S(runner.access_level.as_str().to_owned()),
+            ),
+            (
+                ":updated_at",
+                AttributeValue::N(runner.updated_at.millis().to_string()),
+            ),
+            (
+                ":next_version",
+                AttributeValue::N((read_version + 1).to_string()),
+            ),
+            (":read_version", AttributeValue::N(read_version.to_string())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let optional = [
+            (
+                "description",
+                ":description",
+                runner.description.clone().map(AttributeValue::S),
+            ),
+            (
+                "maintenance_note",
+                ":maintenance_note",
+                runner.maintenance_note.clone().map(AttributeValue::S),
+            ),
+            (
+                "maximum_timeout",
+                ":maximum_timeout",
+                runner
+                    .maximum_timeout
+                    .map(|t| AttributeValue::N(t.to_string())),
+            ),
+        ];
+        for (attribute, placeholder, value) in optional {
+            match value {
+                Some(value) => {
+                    sets.push(match attribute {
+                        "description" => "description = :description",
+                        "maintenance_note" => "maintenance_note = :maintenance_note",
+                        _ => "maximum_timeout = :maximum_timeout",
+                    });
+                    values.insert(placeholder.to_owned(), value);
+                }
+                None => removes.push(attribute),
+            }
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let result = metrics::track(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_of(keys::runner(runner.id))))
+                .update_expression(expression)
+                .condition_expression("lock_version = :read_version")
+                .set_expression_attribute_values(Some(values))
+                .send(),
+        )
+        .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(storage_error(e)),
+        }
+    }
+
     /// Deletes the runner, its token item and every link in one transaction, on condition that
     /// the runner has not changed since it was read (`lock_version`). `Ok(false)` means it did:
     /// read again and retry.
@@ -353,6 +487,19 @@ impl Store {
 mod tests {
     use super::*;
 
+    fn project(id: i64) -> ProjectRef {
+        ProjectRef {
+            id,
+            name: format!("P{id}"),
+            name_with_namespace: format!("G / P{id}"),
+            path: format!("p{id}"),
+            path_with_namespace: format!("g/p{id}"),
+            description: None,
+            created_at: Timestamp::from_millis(1),
+            group_ids: vec![10, 11],
+        }
+    }
+
     #[test]
     fn runner_item_round_trips() {
         let mut runner = Runner::new(
@@ -363,26 +510,33 @@ mod tests {
         );
         runner.description = Some("d".into());
         runner.tag_list = vec!["b".into(), "a".into()];
-        runner.project_ids = vec![7, 3];
+        runner.projects = vec![project(3), project(7)];
         runner.maximum_timeout = Some(3600);
         runner.info.name = Some("n".into());
         runner.contacted_at = Some(Timestamp::from_millis(9));
         let item = runner.to_item();
         assert_eq!(item["gsi1sk"].as_s().unwrap(), "00000000000000000042");
         assert_eq!(item["gsi2pk"].as_s().unwrap(), "RUNNERS#project_type");
-        let back = Runner::from_item(&item).unwrap();
+        assert_eq!(item["projects"].as_m().unwrap().len(), 2);
         assert_eq!(
-            back.project_ids,
-            [3, 7],
-            "a number set reads back in id order"
+            Runner::from_item(&item).unwrap(),
+            runner,
+            "projects read back in id order"
         );
-        assert_eq!(
-            Runner {
-                project_ids: vec![7, 3],
-                ..back
-            },
-            runner
+
+        let mut grouped = Runner::new(
+            43,
+            RunnerType::Group,
+            TokenDigest::of("u"),
+            Timestamp::from_millis(5),
         );
+        grouped.group = Some(crate::runner::GroupRef {
+            id: 11,
+            name: "S".into(),
+            full_path: "g/s".into(),
+            ancestor_ids: vec![10],
+        });
+        assert_eq!(Runner::from_item(&grouped.to_item()).unwrap(), grouped);
     }
 
     #[test]

@@ -1,18 +1,21 @@
 //! Token items: every secret the service accepts is stored once, as `TOKEN#<sha256>`, and
 //! resolved with a single strongly consistent read.
 
+use super::directory::{group_ref_from, group_ref_item, project_ref_from, project_ref_item};
 use super::item::{ItemBuilder, ItemReader};
 use super::{Store, keys};
 use crate::auth::{PersonalAccessToken, TokenDigest};
 use crate::error::ApiError;
+use crate::runner::{GroupRef, ProjectRef};
 use crate::time::Timestamp;
 
-/// What a registration token registers: an instance, group or project runner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a registration token registers: an instance, group or project runner. The group or
+/// project is carried along, so that registering needs no further read.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegistrationScope {
     Instance,
-    Group(i64),
-    Project(i64),
+    Group(GroupRef),
+    Project(ProjectRef),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,14 +48,16 @@ impl TokenRecord {
                 .n("runner_id", *runner_id)
                 .opt_time("heartbeat_at", *heartbeat_at),
             Self::Registration(scope) => {
-                let (name, subject) = match scope {
-                    RegistrationScope::Instance => ("instance", None),
-                    RegistrationScope::Group(id) => ("group", Some(*id)),
-                    RegistrationScope::Project(id) => ("project", Some(*id)),
-                };
-                base.s("kind", KIND_REGISTRATION)
-                    .s("scope", name)
-                    .opt_n("subject_id", subject)
+                let base = base.s("kind", KIND_REGISTRATION);
+                match scope {
+                    RegistrationScope::Instance => base.s("scope", "instance"),
+                    RegistrationScope::Group(group) => {
+                        base.s("scope", "group").map("group", group_ref_item(group))
+                    }
+                    RegistrationScope::Project(project) => base
+                        .s("scope", "project")
+                        .map("project", project_ref_item(project)),
+                }
             }
             Self::PersonalAccess(pat) => base
                 .s("kind", KIND_PERSONAL_ACCESS)
@@ -73,10 +78,16 @@ impl TokenRecord {
                 heartbeat_at: r.opt_time("heartbeat_at")?,
             }),
             KIND_REGISTRATION => {
+                let missing =
+                    || ApiError::internal("registration token without its group or project");
                 let scope = match r.s("scope")?.as_str() {
                     "instance" => RegistrationScope::Instance,
-                    "group" => RegistrationScope::Group(r.n("subject_id")?),
-                    "project" => RegistrationScope::Project(r.n("subject_id")?),
+                    "group" => RegistrationScope::Group(group_ref_from(
+                        r.map("group")?.ok_or_else(missing)?,
+                    )?),
+                    "project" => RegistrationScope::Project(project_ref_from(
+                        r.map("project")?.ok_or_else(missing)?,
+                    )?),
                     other => {
                         return Err(ApiError::internal(format!(
                             "unknown registration scope {other}"

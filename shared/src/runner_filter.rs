@@ -1,0 +1,221 @@
+//! The filters every runner list takes: `scope` (deprecated), `type`, `status`, `tag_list`, and
+//! the additive `paused`. Several combine with AND.
+
+use crate::params::ParamReader;
+use crate::runner::{Runner, RunnerType};
+use crate::time::Timestamp;
+
+/// Which list is being filtered: owned runners take fewer scopes than `/runners/all` and a
+/// project's list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunnerList {
+    Owned,
+    All,
+}
+
+const OWNED_SCOPES: [&str; 4] = ["active", "paused", "online", "offline"];
+const ALL_SCOPES: [&str; 9] = [
+    "specific",
+    "shared",
+    "instance_type",
+    "group_type",
+    "project_type",
+    "active",
+    "paused",
+    "online",
+    "offline",
+];
+const STATUSES: [&str; 4] = ["active", "paused", "online", "offline"];
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunnerFilter {
+    scope: Option<String>,
+    runner_type: Option<RunnerType>,
+    status: Option<String>,
+    tags: Option<Vec<String>>,
+    paused: Option<bool>,
+}
+
+/// What a filter looks at; a list reads only these attributes for the runners it skips.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerFacts {
+    pub id: i64,
+    pub runner_type: RunnerType,
+    pub active: bool,
+    pub contacted_at: Option<Timestamp>,
+    pub tag_list: Vec<String>,
+}
+
+impl From<&Runner> for RunnerFacts {
+    fn from(r: &Runner) -> Self {
+        Self {
+            id: r.id,
+            runner_type: r.runner_type,
+            active: r.active,
+            contacted_at: r.contacted_at,
+            tag_list: r.tag_list.clone(),
+        }
+    }
+}
+
+impl RunnerFilter {
+    pub fn read(reader: &mut ParamReader<'_>, list: RunnerList) -> Self {
+        let scopes: &[&str] = match list {
+            RunnerList::Owned => &OWNED_SCOPES,
+            RunnerList::All => &ALL_SCOPES,
+        };
+        Self {
+            scope: reader.one_of("scope", scopes),
+            runner_type: reader
+                .one_of("type", &RunnerType::NAMES)
+                .as_deref()
+                .and_then(RunnerType::parse),
+            status: reader.one_of("status", &STATUSES),
+            tags: reader.tags("tag_list").filter(|tags| !tags.is_empty()),
+            paused: reader.bool("paused"),
+        }
+    }
+
+    /// The one runner type every match must have, if the filter implies one (so a list can
+    /// walk that type's index instead of all runners).
+    pub fn single_type(&self) -> Option<RunnerType> {
+        let from_scope = match self.scope.as_deref() {
+            Some("shared") => Some(RunnerType::Instance),
+            Some(other) => RunnerType::parse(other),
+            None => None,
+        };
+        self.runner_type.or(from_scope)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    pub fn matches(&self, runner: &RunnerFacts, now: Timestamp, online_timeout_secs: i64) -> bool {
+        let online = runner
+            .contacted_at
+            .is_some_and(|at| at.within(now, online_timeout_secs.saturating_mul(1000)));
+        let word = |word: &str| match word {
+            "active" => runner.active,
+            "paused" => !runner.active,
+            "online" => online,
+            "offline" => !online,
+            "specific" => runner.runner_type != RunnerType::Instance,
+            "shared" => runner.runner_type == RunnerType::Instance,
+            other => RunnerType::parse(other) == Some(runner.runner_type),
+        };
+        self.scope.as_deref().is_none_or(word)
+            && self.runner_type.is_none_or(|t| t == runner.runner_type)
+            && self.status.as_deref().is_none_or(word)
+            && self
+                .tags
+                .as_ref()
+                .is_none_or(|tags| tags.iter().all(|t| runner.tag_list.contains(t)))
+            && self.paused.is_none_or(|paused| paused != runner.active)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::Params;
+
+    fn filter(query: &str, list: RunnerList) -> Result<RunnerFilter, String> {
+        let params = Params::from_query(query);
+        let mut reader = params.reader();
+        let filter = RunnerFilter::read(&mut reader, list);
+        reader
+            .finish()
+            .map(|()| filter)
+            .map_err(|e| e.body()["error"].as_str().unwrap_or_default().to_owned())
+    }
+
+    fn facts(
+        id: i64,
+        runner_type: RunnerType,
+        active: bool,
+        contacted_ms_ago: Option<i64>,
+        tags: &[&str],
+    ) -> RunnerFacts {
+        RunnerFacts {
+            id,
+            runner_type,
+            active,
+            contacted_at: contacted_ms_ago.map(|ago| Timestamp::from_millis(NOW - ago)),
+            tag_list: tags.iter().map(|t| (*t).to_owned()).collect(),
+        }
+    }
+
+    const NOW: i64 = 100_000_000;
+
+    fn ids(query: &str, list: RunnerList, runners: &[RunnerFacts]) -> Vec<i64> {
+        let f = filter(query, list).unwrap();
+        runners
+            .iter()
+            .filter(|r| f.matches(r, Timestamp::from_millis(NOW), 3600))
+            .map(|r| r.id)
+            .collect()
+    }
+
+    #[test]
+    fn each_filter_and_their_combination() {
+        let runners = [
+            facts(1, RunnerType::Instance, true, Some(1000), &["tag1", "tag2"]),
+            facts(2, RunnerType::Project, false, Some(1000), &["tag2"]),
+            facts(3, RunnerType::Group, true, None, &[]),
+            facts(
+                4,
+                RunnerType::Project,
+                true,
+                Some(7_200_000),
+                &["tag1", "tag2", "x"],
+            ),
+        ];
+        let all = RunnerList::All;
+        assert_eq!(ids("", all, &runners), [1, 2, 3, 4]);
+        assert_eq!(ids("scope=shared", all, &runners), [1]);
+        assert_eq!(ids("scope=specific", all, &runners), [2, 3, 4]);
+        assert_eq!(ids("scope=paused", all, &runners), [2]);
+        assert_eq!(ids("scope=online", all, &runners), [1, 2]);
+        assert_eq!(
+            ids("scope=offline", all, &runners),
+            [3, 4],
+            "never contacted is offline for the filter"
+        );
+        assert_eq!(ids("type=project_type", all, &runners), [2, 4]);
+        assert_eq!(ids("status=active", all, &runners), [1, 3, 4]);
+        assert_eq!(ids("tag_list=tag1,tag2", all, &runners), [1, 4]);
+        assert_eq!(
+            ids("tag_list=TAG1", all, &runners),
+            Vec::<i64>::new(),
+            "case-sensitive"
+        );
+        assert_eq!(ids("paused=True", all, &runners), [2]);
+        assert_eq!(
+            ids("paused=false&type=project_type&tag_list=x", all, &runners),
+            [4]
+        );
+    }
+
+    #[test]
+    fn invalid_values_are_gitlabs_400s_in_declaration_order() {
+        assert_eq!(
+            filter("scope=unknown", RunnerList::All).unwrap_err(),
+            "scope does not have a valid value"
+        );
+        assert_eq!(
+            filter("scope=shared", RunnerList::Owned).unwrap_err(),
+            "scope does not have a valid value"
+        );
+        assert_eq!(
+            filter("type=bogus&status=bogus", RunnerList::All).unwrap_err(),
+            "type does not have a valid value, status does not have a valid value"
+        );
+        assert_eq!(
+            filter("paused=perhaps", RunnerList::Owned).unwrap_err(),
+            "paused is invalid"
+        );
+        assert!(filter("scope=active&status=offline", RunnerList::Owned).is_ok());
+        assert!(filter("", RunnerList::Owned).unwrap().is_empty());
+    }
+}

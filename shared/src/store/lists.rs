@@ -1,0 +1,354 @@
+//! Reads for lists and permission checks: batched gets, index pages, fan-out over links and
+//! memberships. Independent reads go out together; nothing here scans the table.
+
+use super::directory::{Job, MemberOf, Membership, User};
+use super::item::{Item, ItemReader, key_of};
+use super::{Store, keys, storage_error};
+use crate::error::ApiError;
+use crate::metrics;
+use crate::pagination::PageRequest;
+use crate::runner::{Runner, RunnerType};
+use crate::runner_filter::RunnerFacts;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use futures_util::future::try_join_all;
+use std::collections::HashMap;
+
+const BATCH_GET_LIMIT: usize = 100;
+
+/// Matches found in order, and whether the reader saw all of them.
+pub struct Scanned<T> {
+    pub matches: Vec<T>,
+    pub exhausted: bool,
+}
+
+/// Which runners an index page walks: all of them, or one type.
+#[derive(Debug, Clone, Copy)]
+pub enum RunnerIndex {
+    All,
+    OfType(RunnerType),
+}
+
+impl Store {
+    /// Items by key, in batches of 100 sent together; unprocessed keys are asked for again.
+    pub async fn batch_get(&self, keys: Vec<(String, String)>) -> Result<Vec<Item>, ApiError> {
+        let chunks = keys
+            .chunks(BATCH_GET_LIMIT)
+            .map(|chunk| self.batch_get_chunk(chunk.iter().cloned().map(key_of).collect()));
+        Ok(try_join_all(chunks).await?.into_iter().flatten().collect())
+    }
+
+    async fn batch_get_chunk(&self, keys: Vec<Item>) -> Result<Vec<Item>, ApiError> {
+        let mut found = Vec::new();
+        let mut pending = keys;
+        for attempt in 0..8u32 {
+            if pending.is_empty() {
+                break;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(pending))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| ApiError::internal(format!("building BatchGetItem: {e}")))?;
+            let output = metrics::track(
+                self.client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send(),
+            )
+            .await
+            .map_err(storage_error)?;
+            found.extend(output.responses.unwrap_or_default().into_values().flatten());
+            pending = output
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            if !pending.is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(5))).await;
+            }
+        }
+        if pending.is_empty() {
+            Ok(found)
+        } else {
+            Err(ApiError::Unavailable(
+                "BatchGetItem kept keys unprocessed".into(),
+            ))
+        }
+    }
+
+    /// Runners by id, in id order; ids that do not exist are left out.
+    pub async fn get_runners(&self, ids: &[i64]) -> Result<Vec<Runner>, ApiError> {
+        let items = self
+            .batch_get(ids.iter().map(|id| keys::runner(*id)).collect())
+            .await?;
+        let mut runners = items
+            .iter()
+            .map(Runner::from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        runners.sort_by_key(|r| r.id);
+        Ok(runners)
+    }
+
+    /// Walks runners in id order through an index, keeping those `keep` accepts, until `want` of
+    /// them are found. Returns the runners of `page` and the facts of every match (for counting).
+    pub async fn runners_in_index(
+        &self,
+        index: RunnerIndex,
+        page: PageRequest,
+        keep: impl Fn(&RunnerFacts) -> bool,
+    ) -> Result<(Vec<Runner>, Scanned<i64>), ApiError> {
+        let (name, key_attribute, key) = match index {
+            RunnerIndex::All => (keys::GSI1, keys::GSI1_PK, keys::ALL_RUNNERS.to_owned()),
+            RunnerIndex::OfType(t) => {
+                (keys::GSI2, keys::GSI2_PK, keys::runners_of_type(t.as_str()))
+            }
+        };
+        let want = page.scan_limit();
+        let (first, end) = (page.offset(), page.end());
+        let mut matches: Vec<i64> = Vec::new();
+        let mut on_page = Vec::new();
+        let mut start = None;
+        loop {
+            let output = metrics::track(
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(name)
+                    .key_condition_expression("#k = :k")
+                    .expression_attribute_names("#k", key_attribute)
+                    .expression_attribute_values(":k", AttributeValue::S(key.clone()))
+                    .set_exclusive_start_key(start)
+                    .send(),
+            )
+            .await
+            .map_err(storage_error)?;
+            for item in output.items() {
+                let runner = Runner::from_item(item)?;
+                if !keep(&RunnerFacts::from(&runner)) {
+                    continue;
+                }
+                let position = matches.len() as u64;
+                matches.push(runner.id);
+                if (first..end).contains(&position) {
+                    on_page.push(runner);
+                }
+                if matches.len() as u64 >= want {
+                    return Ok((
+                        on_page,
+                        Scanned {
+                            matches,
+                            exhausted: false,
+                        },
+                    ));
+                }
+            }
+            start = output.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return Ok((
+                    on_page,
+                    Scanned {
+                        matches,
+                        exhausted: true,
+                    },
+                ));
+            }
+        }
+    }
+
+    /// All items under a partition key whose sort key starts with `prefix`.
+    async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>, ApiError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .set_exclusive_start_key(start);
+            // DynamoDB refuses empty strings as values: no prefix means the whole partition.
+            query = if prefix.is_empty() {
+                query.key_condition_expression("pk = :pk")
+            } else {
+                query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+            };
+            let output = metrics::track(query.send()).await.map_err(storage_error)?;
+            items.extend(output.items.unwrap_or_default());
+            start = output.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// Ids of the runners linked to these projects and groups, all queried together.
+    pub async fn linked_runner_ids(&self, sources: &[MemberOf]) -> Result<Vec<i64>, ApiError> {
+        let queries = sources.iter().map(|source| {
+            let pk = match source {
+                MemberOf::Project(id) => keys::project(*id).0,
+                MemberOf::Group(id) => keys::group(*id).0,
+            };
+            self.query_prefix(pk, "RUNNER#")
+        });
+        let mut ids = Vec::new();
+        for items in try_join_all(queries).await? {
+            for item in &items {
+                ids.push(ItemReader::new(item, "runner link").n("runner_id")?);
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// A user's memberships in these groups and projects (one batched read).
+    pub async fn memberships_in(
+        &self,
+        user_id: i64,
+        sources: &[MemberOf],
+    ) -> Result<Vec<Membership>, ApiError> {
+        let keys = sources
+            .iter()
+            .map(|s| match s {
+                MemberOf::Group(id) => keys::group_member(*id, user_id),
+                MemberOf::Project(id) => keys::project_member(*id, user_id),
+            })
+            .collect();
+        self.batch_get(keys)
+            .await?
+            .iter()
+            .map(Membership::from_item)
+            .collect()
+    }
+
+    /// Every membership of a user (GSI1: `USER#<id>`).
+    pub async fn memberships_of(&self, user_id: i64) -> Result<Vec<Membership>, ApiError> {
+        let mut memberships = Vec::new();
+        let mut start = None;
+        loop {
+            let output = metrics::track(
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(keys::GSI1)
+                    .key_condition_expression("gsi1pk = :user")
+                    .expression_attribute_values(
+                        ":user",
+                        AttributeValue::S(format!("USER#{user_id}")),
+                    )
+                    .set_exclusive_start_key(start)
+                    .send(),
+            )
+            .await
+            .map_err(storage_error)?;
+            for item in output.items() {
+                memberships.push(Membership::from_item(item)?);
+            }
+            start = output.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return Ok(memberships);
+            }
+        }
+    }
+
+    /// The groups and projects below these groups, at any depth (the descendant index).
+    pub async fn descendants(&self, group_ids: &[i64]) -> Result<Vec<MemberOf>, ApiError> {
+        let queries = group_ids
+            .iter()
+            .map(|g| self.query_prefix(format!("TREE#{g}"), ""));
+        let mut below = Vec::new();
+        for items in try_join_all(queries).await? {
+            for item in &items {
+                let sk = ItemReader::new(item, "descendant").s(keys::SK)?;
+                let parsed = match sk.split_once('#') {
+                    Some(("GROUP", id)) => id.parse().ok().map(MemberOf::Group),
+                    Some(("PROJECT", id)) => id.parse().ok().map(MemberOf::Project),
+                    _ => None,
+                };
+                below.push(
+                    parsed.ok_or_else(|| ApiError::internal(format!("descendant key {sk}")))?,
+                );
+            }
+        }
+        Ok(below)
+    }
+
+    pub async fn get_user(&self, id: i64) -> Result<Option<User>, ApiError> {
+        self.get(keys::user(id))
+            .await?
+            .as_ref()
+            .map(User::from_item)
+            .transpose()
+    }
+
+    /// A runner's jobs in id order (descending if asked), optionally of one status, with the
+    /// page cut out and every match counted up to the page's scan limit.
+    pub async fn runner_jobs(
+        &self,
+        runner_id: i64,
+        status: Option<&str>,
+        descending: bool,
+        page: PageRequest,
+    ) -> Result<(Vec<Job>, Scanned<i64>), ApiError> {
+        let want = page.scan_limit();
+        let (first, end) = (page.offset(), page.end());
+        let mut matches = Vec::new();
+        let mut on_page = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :jobs)")
+                .expression_attribute_values(":pk", AttributeValue::S(keys::runner(runner_id).0))
+                .expression_attribute_values(":jobs", AttributeValue::S("JOB#".into()))
+                .scan_index_forward(!descending)
+                .set_exclusive_start_key(start);
+            if let Some(status) = status {
+                query = query
+                    .filter_expression("#status = :status")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":status", AttributeValue::S(status.to_owned()));
+            }
+            let output = metrics::track(query.send()).await.map_err(storage_error)?;
+            for item in output.items() {
+                let position = matches.len() as u64;
+                matches.push(ItemReader::new(item, "job").n("id")?);
+                if (first..end).contains(&position) {
+                    on_page.push(Job::from_item(item)?);
+                }
+                if matches.len() as u64 >= want {
+                    return Ok((
+                        on_page,
+                        Scanned {
+                            matches,
+                            exhausted: false,
+                        },
+                    ));
+                }
+            }
+            start = output.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return Ok((
+                    on_page,
+                    Scanned {
+                        matches,
+                        exhausted: true,
+                    },
+                ));
+            }
+        }
+    }
+}
+
+/// Keeps the first of each key, in order.
+pub fn dedup_by_key<T, K: std::hash::Hash + Eq>(items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    let mut seen = HashMap::new();
+    items
+        .into_iter()
+        .filter(|item| seen.insert(key(item), ()).is_none())
+        .collect()
+}
