@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-FIXTURE = pathlib.Path(__file__).resolve().parent / "fixtures" / "world.json"
+FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
 
 
 def runnerctl():
@@ -71,13 +71,25 @@ def endpoint():
     return value
 
 
-@pytest.fixture(scope="session")
-def server(endpoint):
+def serve_fixture(endpoint, fixture):
+    """`runnerctl serve` on a new table seeded from fixtures/<fixture>."""
     env = dict(os.environ, TABLE_NAME=f"e2e-{uuid.uuid4().hex[:12]}", DYNAMODB_ENDPOINT=endpoint)
     subprocess.run([runnerctl(), "table", "create"], env=env, check=True, capture_output=True)
-    subprocess.run([runnerctl(), "seed", str(FIXTURE)], env=env, check=True, capture_output=True)
-    running = Server(env)
+    subprocess.run([runnerctl(), "seed", str(FIXTURES / fixture)], env=env, check=True, capture_output=True)
+    return Server(env)
+
+
+@pytest.fixture(scope="session")
+def server(endpoint):
+    running = serve_fixture(endpoint, "world.json")
     yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def management_url(endpoint):
+    running = serve_fixture(endpoint, "management.json")
+    yield running.url
     running.stop()
 
 

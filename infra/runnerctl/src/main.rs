@@ -385,7 +385,9 @@ async fn run(cli: Cli) -> Result<(), String> {
 /// Every function's own router, merged as API Gateway routes them. A new endpoint group
 /// appears here by being added to this list.
 fn all_routes(state: AppState) -> Router {
-    Router::new().merge(runner_token::router(state))
+    Router::new()
+        .merge(runner_token::router(state.clone()))
+        .merge(runner_management::router(state))
 }
 
 async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {

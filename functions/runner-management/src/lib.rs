@@ -1,0 +1,380 @@
+//! The user-facing runner endpoints, authenticated with personal access tokens:
+//! `GET /runners` (owned), `GET /runners/all` (admin), `GET/PUT/DELETE /runners/:id`,
+//! `GET /runners/:id/jobs`, and the two endpoints clients call first, `GET /user` and
+//! `GET /version`.
+//!
+//! Every handler checks in GitLab's order: authentication, parameters, then lookups and
+//! permissions, then model validation.
+
+mod owned;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::get;
+use runners_shared::access::{self, Memberships};
+use runners_shared::auth::{Access, Caller, authenticate};
+use runners_shared::entities::{CurrentUserEntity, JobEntity, RunnerDetailsEntity, RunnerEntity};
+use runners_shared::error::json_response;
+use runners_shared::http::{base_url, if_unmodified_since, paginated, path_id};
+use runners_shared::pagination::PageRequest;
+use runners_shared::params::Params;
+use runners_shared::runner::{AccessLevel, Runner, RunnerChanges, RunnerType};
+use runners_shared::runner_filter::{RunnerFilter, RunnerList};
+use runners_shared::runner_tokens::modified_since;
+use runners_shared::store::directory::JOB_STATUSES;
+use runners_shared::store::lists::RunnerIndex;
+use runners_shared::time::Timestamp;
+use runners_shared::{ApiError, AppState};
+use serde_json::json;
+
+/// How often a write re-reads a runner that changed under it.
+const WRITE_ATTEMPTS: usize = 3;
+
+/// This function's routes; its `main` and `runnerctl serve` both mount exactly this.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v4/runners", get(list_owned))
+        .route("/api/v4/runners/all", get(list_all))
+        .route("/api/v4/runners/{id}", get(show).put(update).delete(remove))
+        .route("/api/v4/runners/{id}/jobs", get(jobs))
+        .route("/api/v4/user", get(current_user))
+        .route("/api/v4/version", get(version))
+        .with_state(state)
+}
+
+fn entities<'a>(runners: &'a [Runner], state: &AppState) -> Vec<RunnerEntity<'a>> {
+    let now = Timestamp::now();
+    runners
+        .iter()
+        .map(|r| RunnerEntity::new(r, now, state.settings.online_timeout_secs))
+        .collect()
+}
+
+async fn list_owned(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
+    let mut reader = params.reader();
+    let filter = RunnerFilter::read(&mut reader, RunnerList::Owned);
+    let page = PageRequest::read(&mut reader);
+    reader.finish()?;
+    let (runners, info) = owned::page(&state, caller, &filter, page).await?;
+    Ok(paginated(
+        &entities(&runners, &state),
+        &info,
+        &base_url(&headers, &state.settings),
+        &uri,
+    ))
+}
+
+async fn list_all(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
+    let mut reader = params.reader();
+    let filter = RunnerFilter::read(&mut reader, RunnerList::All);
+    let page = PageRequest::read(&mut reader);
+    reader.finish()?;
+    if !caller.admin {
+        return Err(ApiError::Forbidden);
+    }
+    let index = match filter.single_type() {
+        Some(runner_type) => RunnerIndex::OfType(runner_type),
+        None => RunnerIndex::All,
+    };
+    let now = Timestamp::now();
+    let timeout = state.settings.online_timeout_secs;
+    let (runners, scanned) = state
+        .store
+        .runners_in_index(index, page, |facts| filter.matches(facts, now, timeout))
+        .await?;
+    let (_, info) = page.cut(scanned.matches, scanned.exhausted);
+    Ok(paginated(
+        &entities(&runners, &state),
+        &info,
+        &base_url(&headers, &state.settings),
+        &uri,
+    ))
+}
+
+/// The runner and, for a non-admin, the caller's memberships that decide access to it.
+async fn runner_with_access(
+    state: &AppState,
+    caller: Caller,
+    id: i64,
+) -> Result<(Runner, Memberships), ApiError> {
+    let runner = state
+        .store
+        .get_runner(id)
+        .await?
+        .ok_or(ApiError::NotFound("Runner"))?;
+    let memberships = memberships_for(state, caller, &runner).await?;
+    Ok((runner, memberships))
+}
+
+async fn memberships_for(
+    state: &AppState,
+    caller: Caller,
+    runner: &Runner,
+) -> Result<Memberships, ApiError> {
+    if caller.admin || runner.runner_type == RunnerType::Instance {
+        return Ok(Memberships::default());
+    }
+    let sources = access::membership_sources(runner);
+    Ok(state
+        .store
+        .memberships_in(caller.user_id, &sources)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+fn details(
+    state: &AppState,
+    headers: &HeaderMap,
+    caller: Caller,
+    runner: &Runner,
+    memberships: &Memberships,
+) -> Response {
+    let entity = RunnerDetailsEntity::new(
+        runner,
+        Timestamp::now(),
+        state.settings.online_timeout_secs,
+        access::visible_projects(caller, runner, memberships),
+        access::visible_groups(caller, runner, memberships),
+        &base_url(headers, &state.settings),
+    );
+    json_response(StatusCode::OK, &entity)
+}
+
+fn runner_id(raw: &str) -> Result<i64, ApiError> {
+    path_id(raw, "id")
+}
+
+async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(raw_id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
+    let id = runner_id(&raw_id)?;
+    let (runner, memberships) = runner_with_access(&state, caller, id).await?;
+    access::check_read(caller, &runner, &memberships)?;
+    Ok(details(&state, &headers, caller, &runner, &memberships))
+}
+
+const UPDATABLE: &str =
+    "description, active, tag_list, run_untagged, locked, access_level, maximum_timeout";
+
+fn read_changes(params: &Params, raw_id: &str) -> Result<(i64, RunnerChanges), ApiError> {
+    let mut p = params.reader();
+    let id = raw_id.parse::<i64>().ok();
+    if id.is_none() {
+        p.problem("id is invalid");
+    }
+    let description = p.string("description");
+    let active = p.bool("active");
+    let paused = p.bool("paused");
+    let tag_list = p.tags("tag_list");
+    let run_untagged = p.bool("run_untagged");
+    let locked = p.bool("locked");
+    let access_level = p.one_of("access_level", &AccessLevel::NAMES);
+    let maximum_timeout = p.int("maximum_timeout");
+    let maintenance_note = p
+        .string("maintenance_note")
+        .or_else(|| p.string("maintainer_note"));
+    p.mutually_exclusive("active", "paused");
+    let sent = [
+        "description",
+        "active",
+        "paused",
+        "tag_list",
+        "run_untagged",
+        "locked",
+        "access_level",
+        "maximum_timeout",
+        "maintenance_note",
+        "maintainer_note",
+    ];
+    if !sent.iter().any(|key| params.contains(key)) {
+        p.problem(format!(
+            "{UPDATABLE} are missing, at least one parameter must be provided"
+        ));
+    }
+    p.finish()?;
+    let changes = RunnerChanges {
+        description,
+        active: active.or(paused.map(|p| !p)),
+        locked,
+        run_untagged,
+        tag_list,
+        access_level: access_level.as_deref().and_then(AccessLevel::parse),
+        maximum_timeout,
+        maintenance_note,
+    };
+    Ok((id.unwrap_or_default(), changes))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(raw_id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
+    let (id, changes) = read_changes(&params, &raw_id)?;
+    let mut memberships = None;
+    for _ in 0..WRITE_ATTEMPTS {
+        let mut runner = state
+            .store
+            .get_runner(id)
+            .await?
+            .ok_or(ApiError::NotFound("Runner"))?;
+        // The memberships do not change with the runner's attributes: read them once.
+        let granted = match memberships.take() {
+            Some(m) => m,
+            None => memberships_for(&state, caller, &runner).await?,
+        };
+        access::check_update(caller, &runner, &granted)?;
+        let read_version = runner.lock_version;
+        runner.apply(changes.clone());
+        runner.validate()?;
+        runner.updated_at = Timestamp::now();
+        if state.store.update_runner(&runner, read_version).await? {
+            runner.lock_version = read_version + 1;
+            return Ok(details(&state, &headers, caller, &runner, &granted));
+        }
+        memberships = Some(granted);
+    }
+    Err(ApiError::internal(format!(
+        "runner {id} kept changing while being updated"
+    )))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(raw_id): Path<String>,
+    params: Params,
+) -> Result<StatusCode, ApiError> {
+    let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
+    let id = runner_id(&raw_id)?;
+    let mut memberships = None;
+    for _ in 0..WRITE_ATTEMPTS {
+        let runner = state
+            .store
+            .get_runner(id)
+            .await?
+            .ok_or(ApiError::NotFound("Runner"))?;
+        let granted = match memberships.take() {
+            Some(m) => m,
+            None => memberships_for(&state, caller, &runner).await?,
+        };
+        access::check_delete(caller, &runner, &granted)?;
+        if modified_since(runner.updated_at, if_unmodified_since(&headers)) {
+            return Err(ApiError::PreconditionFailed);
+        }
+        if state.store.delete_runner(&runner).await? {
+            return Ok(StatusCode::NO_CONTENT);
+        }
+        memberships = Some(granted);
+    }
+    Err(ApiError::internal(format!(
+        "runner {id} kept changing while being deleted"
+    )))
+}
+
+async fn jobs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(raw_id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
+    let mut p = params.reader();
+    let id = raw_id.parse::<i64>().ok();
+    if id.is_none() {
+        p.problem("id is invalid");
+    }
+    let status = p.one_of("status", &JOB_STATUSES);
+    let order_by = p.one_of("order_by", &["id"]);
+    let sort = p.one_of("sort", &["asc", "desc"]);
+    let page = PageRequest::read(&mut p);
+    p.finish()?;
+    let id = id.unwrap_or_default();
+    // Without `order_by` the order is id ascending whatever `sort` says (GitLab's behaviour);
+    // with it, `sort` defaults to descending.
+    let descending = order_by.is_some() && sort.as_deref() != Some("asc");
+    let (runner, listed) = futures_util::future::join(
+        state.store.get_runner(id),
+        state
+            .store
+            .runner_jobs(id, status.as_deref(), descending, page),
+    )
+    .await;
+    let runner = runner?.ok_or(ApiError::NotFound("Runner"))?;
+    let memberships = if caller.admin {
+        Memberships::default()
+    } else {
+        let sources = access::membership_sources(&runner);
+        state
+            .store
+            .memberships_in(caller.user_id, &sources)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    access::check_read_jobs(caller, &runner, &memberships)?;
+    let (jobs, scanned) = listed?;
+    let (_, info) = page.cut(scanned.matches, scanned.exhausted);
+    let base = base_url(&headers, &state.settings);
+    let now = Timestamp::now();
+    let entities: Vec<JobEntity<'_>> = jobs
+        .iter()
+        .map(|job| JobEntity::new(job, now, &base))
+        .collect();
+    Ok(paginated(&entities, &info, &base, &uri))
+}
+
+async fn current_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
+    let user = state
+        .store
+        .get_user(caller.user_id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &CurrentUserEntity::new(&user, &base_url(&headers, &state.settings)),
+    ))
+}
+
+/// The GitLab version whose API this implements, and this build.
+pub const GITLAB_VERSION: &str = "12.10.0";
+
+async fn version(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    authenticate(&state.store, &headers, &params, Access::Read).await?;
+    let revision = option_env!("GIT_REVISION").unwrap_or(env!("CARGO_PKG_VERSION"));
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"version": GITLAB_VERSION, "revision": revision}),
+    ))
+}

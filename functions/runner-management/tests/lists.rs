@@ -1,0 +1,279 @@
+//! GET /runners and GET /runners/all: GitLab's request-spec cases (7.1, 7.2), inheritance,
+//! pagination, and round trips.
+
+mod common;
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn owned_runners_of_a_maintainer_and_group_owner() {
+    let app = app().await;
+    let response = get(&app, USER, "/api/v4/runners").await.expect(200);
+    assert_eq!(
+        descriptions(&response),
+        set(&["Project runner", "Two projects runner", "Group runner"])
+    );
+    assert_eq!(response.header("x-page"), Some("1"));
+    assert_eq!(response.header("x-per-page"), Some("20"));
+    assert_eq!(response.header("x-total"), Some("3"));
+    assert_eq!(response.header("x-total-pages"), Some("1"));
+    assert_eq!(
+        ids(&response),
+        [PROJECT_RUNNER, TWO_PROJECTS, GROUP_RUNNER],
+        "id order"
+    );
+    let item = &response.body[0];
+    let keys: Vec<&str> = item
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "id",
+            "description",
+            "ip_address",
+            "active",
+            "paused",
+            "is_shared",
+            "runner_type",
+            "name",
+            "online",
+            "status"
+        ]
+    );
+    assert_eq!(
+        (item["online"].clone(), item["status"].clone()),
+        (json!(null), json!("not_connected"))
+    );
+    assert!(response.usage.round_trips <= 5, "{:?}", response.usage);
+}
+
+#[tokio::test]
+async fn owned_runners_are_inherited_down_the_group_tree() {
+    let app = app().await;
+    let response = get(&app, OWNER, "/api/v4/runners").await.expect(200);
+    assert_eq!(ids(&response), [CHILD_GROUP_RUNNER, DEEP_PROJECT_RUNNER]);
+    let none = get(&app, STRANGER, "/api/v4/runners").await.expect(200);
+    assert_eq!(none.body, json!([]));
+    assert_eq!(
+        (none.header("x-total"), none.header("x-total-pages")),
+        (Some("0"), Some("1"))
+    );
+    let reporter = get(&app, USER2, "/api/v4/runners").await.expect(200);
+    assert_eq!(reporter.body, json!([]), "a Reporter owns nothing");
+    let admin = get(&app, ADMIN, "/api/v4/runners").await.expect(200);
+    assert_eq!(
+        admin.body,
+        json!([]),
+        "instance runners are never owned, not even by admins"
+    );
+}
+
+#[tokio::test]
+async fn owned_runner_filters() {
+    let app = app_with(world_with_runners(json!([
+        {"id": 20, "token": "t20", "runner_type": "project_type", "description": "Inactive project runner",
+         "projects": [100], "active": false}
+    ])))
+    .await;
+    let paused = get(&app, USER, "/api/v4/runners?scope=paused")
+        .await
+        .expect(200);
+    assert_eq!(descriptions(&paused), set(&["Inactive project runner"]));
+    let status = get(&app, USER, "/api/v4/runners?status=paused")
+        .await
+        .expect(200);
+    assert_eq!(descriptions(&status), set(&["Inactive project runner"]));
+    let additive = get(&app, USER, "/api/v4/runners?paused=True")
+        .await
+        .expect(200);
+    assert_eq!(ids(&additive), [20]);
+    let typed = get(&app, USER, "/api/v4/runners?type=project_type")
+        .await
+        .expect(200);
+    assert_eq!(
+        descriptions(&typed),
+        set(&[
+            "Project runner",
+            "Two projects runner",
+            "Inactive project runner"
+        ])
+    );
+    let tagged = get(&app, USER, "/api/v4/runners?tag_list=tag1,tag2")
+        .await
+        .expect(200);
+    assert_eq!(ids(&tagged), [PROJECT_RUNNER]);
+    assert_eq!(tagged.header("x-total"), Some("1"));
+    for (query, message) in [
+        ("scope=unknown", "scope does not have a valid value"),
+        ("scope=shared", "scope does not have a valid value"),
+        ("type=bogus", "type does not have a valid value"),
+        ("status=bogus", "status does not have a valid value"),
+    ] {
+        let response = get(&app, USER, &format!("/api/v4/runners?{query}"))
+            .await
+            .expect(400);
+        assert_eq!(error(&response), message);
+    }
+    app.get("/api/v4/runners").send().await.expect(401);
+    app.get("/api/v4/runners?scope=unknown")
+        .send()
+        .await
+        .expect(401);
+}
+
+#[tokio::test]
+async fn all_runners_for_admins() {
+    let app = app_with(world_with_runners(json!([
+        {"id": 20, "token": "t20", "runner_type": "project_type", "description": "Inactive project runner",
+         "projects": [100], "active": false}
+    ])))
+    .await;
+    let all = get(&app, ADMIN, "/api/v4/runners/all").await.expect(200);
+    assert_eq!(ids(&all), [1, 2, 3, 4, 5, 6, 7, 20]);
+    assert_eq!(all.header("x-total"), Some("8"));
+    assert!(all.usage.round_trips <= 3, "{:?}", all.usage);
+
+    let shared = get(&app, ADMIN, "/api/v4/runners/all?scope=shared")
+        .await
+        .expect(200);
+    assert_eq!(ids(&shared), [SHARED]);
+    assert!(
+        shared
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["is_shared"] == json!(true) && r.get("ip_address").is_some())
+    );
+    assert_eq!(shared.body[0]["ip_address"], json!("10.0.0.1"));
+    let specific = get(&app, ADMIN, "/api/v4/runners/all?scope=specific")
+        .await
+        .expect(200);
+    assert_eq!(ids(&specific), [2, 3, 4, 5, 6, 7, 20]);
+    let typed = get(&app, ADMIN, "/api/v4/runners/all?type=project_type")
+        .await
+        .expect(200);
+    assert_eq!(ids(&typed), [2, 3, 7, 20]);
+    let group_scope = get(&app, ADMIN, "/api/v4/runners/all?scope=group_type")
+        .await
+        .expect(200);
+    assert_eq!(ids(&group_scope), [4, 5, 6]);
+    let paused = get(&app, ADMIN, "/api/v4/runners/all?status=paused")
+        .await
+        .expect(200);
+    assert_eq!(descriptions(&paused), set(&["Inactive project runner"]));
+    let tagged = get(&app, ADMIN, "/api/v4/runners/all?tag_list=tag1,tag2")
+        .await
+        .expect(200);
+    assert_eq!(ids(&tagged), [PROJECT_RUNNER]);
+    let offline = get(
+        &app,
+        ADMIN,
+        "/api/v4/runners/all?scope=offline&type=instance_type",
+    )
+    .await
+    .expect(200);
+    assert_eq!(ids(&offline), [SHARED], "never contacted counts as offline");
+    for query in ["scope=unknown", "type=bogus", "status=bogus"] {
+        get(&app, ADMIN, &format!("/api/v4/runners/all?{query}"))
+            .await
+            .expect(400);
+    }
+    let forbidden = get(&app, USER, "/api/v4/runners/all").await.expect(403);
+    assert_eq!(forbidden.body, json!({"message": "403 Forbidden"}));
+    let invalid_first = get(&app, USER, "/api/v4/runners/all?scope=bogus")
+        .await
+        .expect(400);
+    assert_eq!(
+        error(&invalid_first),
+        "scope does not have a valid value",
+        "validation comes before the admin check"
+    );
+    app.get("/api/v4/runners/all").send().await.expect(401);
+}
+
+#[tokio::test]
+async fn forty_five_runners_in_pages_of_twenty() {
+    let runners: Vec<_> = (100..145)
+        .map(|id| json!({"id": id, "token": format!("page-{id}"), "runner_type": "project_type", "projects": [101], "tag_list": ["paged"]}))
+        .collect();
+    let app = app_with(world_with_runners(json!(runners))).await;
+    let filter = "type=project_type&tag_list=paged";
+    let mut seen = Vec::new();
+    for page in 1..=3 {
+        let response = app
+            .get(&format!(
+                "/api/v4/runners/all?{filter}&per_page=20&page={page}"
+            ))
+            .header("Host", "runners.example")
+            .header("X-Forwarded-Proto", "https")
+            .header("PRIVATE-TOKEN", ADMIN)
+            .send()
+            .await
+            .expect(200);
+        let expected_len = if page == 3 { 5 } else { 20 };
+        assert_eq!(ids(&response).len(), expected_len, "page {page}");
+        seen.extend(ids(&response));
+        assert_eq!(response.header("x-total"), Some("45"));
+        assert_eq!(response.header("x-total-pages"), Some("3"));
+        assert_eq!(response.header("x-page"), Some(page.to_string().as_str()));
+        let next = if page < 3 {
+            (page + 1).to_string()
+        } else {
+            String::new()
+        };
+        let prev = if page > 1 {
+            (page - 1).to_string()
+        } else {
+            String::new()
+        };
+        assert_eq!(response.header("x-next-page"), Some(next.as_str()));
+        assert_eq!(response.header("x-prev-page"), Some(prev.as_str()));
+        let link = response.header("link").unwrap();
+        let url = |p: u64| {
+            format!(
+                "<https://runners.example/api/v4/runners/all?page={p}&per_page=20&tag_list=paged&type=project_type>"
+            )
+        };
+        let mut expected = Vec::new();
+        if page > 1 {
+            expected.push(format!("{}; rel=\"prev\"", url(page - 1)));
+        }
+        if page < 3 {
+            expected.push(format!("{}; rel=\"next\"", url(page + 1)));
+        }
+        expected.push(format!("{}; rel=\"first\"", url(1)));
+        expected.push(format!("{}; rel=\"last\"", url(3)));
+        assert_eq!(link, expected.join(", "));
+    }
+    let mut unique = seen.clone();
+    unique.dedup();
+    assert_eq!(
+        (seen.len(), unique.len()),
+        (45, 45),
+        "each runner exactly once, in order"
+    );
+    assert_eq!(seen, (100..145).collect::<Vec<i64>>());
+
+    let beyond = get(
+        &app,
+        ADMIN,
+        "/api/v4/runners/all?tag_list=paged&page=4&per_page=20",
+    )
+    .await
+    .expect(200);
+    assert_eq!(beyond.body, json!([]));
+    assert_eq!(
+        (beyond.header("x-next-page"), beyond.header("x-prev-page")),
+        (Some(""), Some(""))
+    );
+    assert_eq!(beyond.header("x-total"), Some("45"));
+    let zero = get(&app, ADMIN, "/api/v4/runners/all?per_page=0")
+        .await
+        .expect(400);
+    assert_eq!(error(&zero), "per_page does not have a valid value");
+}
