@@ -11,7 +11,6 @@ use crate::runner::{Runner, RunnerType};
 use crate::runner_filter::RunnerFacts;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use futures_util::future::try_join_all;
-use std::collections::HashMap;
 
 const BATCH_GET_LIMIT: usize = 100;
 
@@ -19,6 +18,51 @@ const BATCH_GET_LIMIT: usize = 100;
 pub struct Scanned<T> {
     pub matches: Vec<T>,
     pub exhausted: bool,
+}
+
+/// Collects one page while counting every match, up to the page's scan limit.
+struct PageCollector<T> {
+    first: u64,
+    end: u64,
+    want: u64,
+    matches: Vec<i64>,
+    on_page: Vec<T>,
+}
+
+impl<T> PageCollector<T> {
+    fn new(page: PageRequest) -> Self {
+        Self {
+            first: page.offset(),
+            end: page.end(),
+            want: page.scan_limit(),
+            matches: Vec::new(),
+            on_page: Vec::new(),
+        }
+    }
+
+    /// Counts a match; builds its page item only when it falls on the page. `Ok(true)` once
+    /// enough matches were seen.
+    fn offer(
+        &mut self,
+        id: i64,
+        item: impl FnOnce() -> Result<T, ApiError>,
+    ) -> Result<bool, ApiError> {
+        if (self.first..self.end).contains(&(self.matches.len() as u64)) {
+            self.on_page.push(item()?);
+        }
+        self.matches.push(id);
+        Ok(self.matches.len() as u64 >= self.want)
+    }
+
+    fn finish(self, exhausted: bool) -> (Vec<T>, Scanned<i64>) {
+        (
+            self.on_page,
+            Scanned {
+                matches: self.matches,
+                exhausted,
+            },
+        )
+    }
 }
 
 /// Which runners an index page walks: all of them, or one type.
@@ -103,10 +147,7 @@ impl Store {
                 (keys::GSI2, keys::GSI2_PK, keys::runners_of_type(t.as_str()))
             }
         };
-        let want = page.scan_limit();
-        let (first, end) = (page.offset(), page.end());
-        let mut matches: Vec<i64> = Vec::new();
-        let mut on_page = Vec::new();
+        let mut collector = PageCollector::new(page);
         let mut start = None;
         loop {
             let output = metrics::track(
@@ -124,33 +165,13 @@ impl Store {
             .map_err(storage_error)?;
             for item in output.items() {
                 let runner = Runner::from_item(item)?;
-                if !keep(&RunnerFacts::from(&runner)) {
-                    continue;
-                }
-                let position = matches.len() as u64;
-                matches.push(runner.id);
-                if (first..end).contains(&position) {
-                    on_page.push(runner);
-                }
-                if matches.len() as u64 >= want {
-                    return Ok((
-                        on_page,
-                        Scanned {
-                            matches,
-                            exhausted: false,
-                        },
-                    ));
+                if keep(&RunnerFacts::from(&runner)) && collector.offer(runner.id, || Ok(runner))? {
+                    return Ok(collector.finish(false));
                 }
             }
             start = output.last_evaluated_key.filter(|k| !k.is_empty());
             if start.is_none() {
-                return Ok((
-                    on_page,
-                    Scanned {
-                        matches,
-                        exhausted: true,
-                    },
-                ));
+                return Ok(collector.finish(true));
             }
         }
     }
@@ -292,10 +313,7 @@ impl Store {
         descending: bool,
         page: PageRequest,
     ) -> Result<(Vec<Job>, Scanned<i64>), ApiError> {
-        let want = page.scan_limit();
-        let (first, end) = (page.offset(), page.end());
-        let mut matches = Vec::new();
-        let mut on_page = Vec::new();
+        let mut collector = PageCollector::new(page);
         let mut start = None;
         loop {
             let mut query = self
@@ -315,40 +333,15 @@ impl Store {
             }
             let output = metrics::track(query.send()).await.map_err(storage_error)?;
             for item in output.items() {
-                let position = matches.len() as u64;
-                matches.push(ItemReader::new(item, "job").n("id")?);
-                if (first..end).contains(&position) {
-                    on_page.push(Job::from_item(item)?);
-                }
-                if matches.len() as u64 >= want {
-                    return Ok((
-                        on_page,
-                        Scanned {
-                            matches,
-                            exhausted: false,
-                        },
-                    ));
+                let id = ItemReader::new(item, "job").n("id")?;
+                if collector.offer(id, || Job::from_item(item))? {
+                    return Ok(collector.finish(false));
                 }
             }
             start = output.last_evaluated_key.filter(|k| !k.is_empty());
             if start.is_none() {
-                return Ok((
-                    on_page,
-                    Scanned {
-                        matches,
-                        exhausted: true,
-                    },
-                ));
+                return Ok(collector.finish(true));
             }
         }
     }
-}
-
-/// Keeps the first of each key, in order.
-pub fn dedup_by_key<T, K: std::hash::Hash + Eq>(items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
-    let mut seen = HashMap::new();
-    items
-        .into_iter()
-        .filter(|item| seen.insert(key(item), ()).is_none())
-        .collect()
 }
