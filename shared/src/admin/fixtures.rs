@@ -826,7 +826,7 @@ impl Fixture {
         for (project, token) in &self.projects {
             let digest = token.as_deref().map(TokenDigest::of);
             items.push(project.to_item(digest.as_ref().map(TokenDigest::as_str)));
-            items.push(PathOwner::Project(project.id).to_item(&project.path_with_namespace));
+            items.push(project.path_item());
             if let Some(digest) = &digest {
                 items.push(
                     TokenRecord::Registration(RegistrationScope::Project(project.reference()))

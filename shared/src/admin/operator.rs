@@ -231,7 +231,7 @@ pub async fn create_project(
     let digest = TokenDigest::of(&token);
     let mut writes = vec![
         Write::Create(project.to_item(Some(digest.as_str()))),
-        Write::Create(PathOwner::Project(id).to_item(&project.path_with_namespace)),
+        Write::Create(project.path_item()),
         Write::Create(
             TokenRecord::Registration(RegistrationScope::Project(project.reference()))
                 .to_item(&digest, project.created_at)

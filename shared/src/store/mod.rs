@@ -6,10 +6,11 @@ pub mod directory;
 pub mod item;
 pub mod keys;
 pub mod lists;
+pub mod projects;
 mod runners;
 mod tokens;
 
-pub use runners::{CreateRunnerError, Heartbeat};
+pub use runners::{CreateRunnerError, Heartbeat, MAX_LINKS_PER_RUNNER};
 pub use tokens::{RegistrationScope, TokenRecord};
 
 use crate::error::ApiError;

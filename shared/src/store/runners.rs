@@ -166,35 +166,44 @@ fn is_conditional_failure(code: Option<&str>) -> bool {
 
 /// How a transaction ended when DynamoDB refused it for a failed condition: the reason code of
 /// each action, in the order of the actions.
-enum Transaction {
+pub(crate) enum Transaction {
     Committed,
     ConditionFailed(Vec<Option<String>>),
 }
 
 impl Transaction {
-    fn failed_at(&self, index: usize) -> bool {
+    pub(crate) fn failed_at(&self, index: usize) -> bool {
         matches!(self, Self::ConditionFailed(codes) if codes.get(index).is_some_and(|c| is_conditional_failure(c.as_deref())))
     }
 }
 
 impl Store {
     /// Runs a write transaction. A cancellation for a failed condition is an answer the caller
-    /// interprets; any other cancellation (a conflicting transaction) is transient: 503.
-    async fn transact(&self, actions: Vec<TransactWriteItem>) -> Result<Transaction, ApiError> {
-        let result = metrics::track(
-            self.client
-                .transact_write_items()
-                .set_transact_items(Some(actions))
-                .send(),
-        )
-        .await;
-        let error = match result {
-            Ok(_) => return Ok(Transaction::Committed),
-            Err(error) => error,
-        };
-        if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-            error.as_service_error()
-        {
+    /// interprets. A conflict with another transaction on the same items is retried (the retry
+    /// re-evaluates the conditions, so the loser of a race sees the winner's result); any other
+    /// cancellation is transient: 503.
+    pub(crate) async fn transact(
+        &self,
+        actions: Vec<TransactWriteItem>,
+    ) -> Result<Transaction, ApiError> {
+        const ATTEMPTS: u32 = 5;
+        for attempt in 1..=ATTEMPTS {
+            let result = metrics::track(
+                self.client
+                    .transact_write_items()
+                    .set_transact_items(Some(actions.clone()))
+                    .send(),
+            )
+            .await;
+            let error = match result {
+                Ok(_) => return Ok(Transaction::Committed),
+                Err(error) => error,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                error.as_service_error()
+            else {
+                return Err(storage_error(error));
+            };
             let codes: Vec<Option<String>> = cancelled
                 .cancellation_reasons()
                 .iter()
@@ -203,11 +212,19 @@ impl Store {
             if codes.iter().any(|c| is_conditional_failure(c.as_deref())) {
                 return Ok(Transaction::ConditionFailed(codes));
             }
-            return Err(ApiError::Unavailable(format!(
-                "transaction cancelled: {codes:?}"
-            )));
+            let conflict = codes
+                .iter()
+                .any(|c| c.as_deref() == Some("TransactionConflict"));
+            if !conflict || attempt == ATTEMPTS {
+                return Err(ApiError::Unavailable(format!(
+                    "transaction cancelled: {codes:?}"
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(attempt))).await;
         }
-        Err(storage_error(error))
+        Err(ApiError::Unavailable(
+            "transaction retries exhausted".into(),
+        ))
     }
 
     pub async fn get_runner(&self, id: i64) -> Result<Option<Runner>, ApiError> {

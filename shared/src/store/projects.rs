@@ -1,0 +1,203 @@
+//! Projects and the runners enabled in them. Enabling and disabling change the runner's
+//! `projects` map and the project's link item in one transaction, each write conditional, so a
+//! link is never duplicated, the two sides always agree, and a project runner never loses its
+//! last project, however requests interleave.
+
+use super::directory::{Project, project_ref_item};
+use super::item::{Item, ItemBuilder, ItemReader, key_of};
+use super::runners::Transaction;
+use super::{Store, keys};
+use crate::error::ApiError;
+use crate::runner::{ProjectRef, Runner, RunnerType};
+use crate::time::Timestamp;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+
+/// A transaction's outcome for enable/disable: `Refused` means a condition failed, i.e. the
+/// runner changed since it was read; read it again and decide anew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkChange {
+    Done,
+    Refused,
+}
+
+impl Project {
+    /// The project's path item. It carries the project itself, so a lookup by path is one read.
+    pub fn path_item(&self) -> Item {
+        let mut project = self.to_item(None);
+        project.remove(keys::PK);
+        project.remove(keys::SK);
+        ItemBuilder::keyed(keys::path(&self.path_with_namespace))
+            .s("entity", "path")
+            .s("full_path", &self.path_with_namespace)
+            .s("kind", "project")
+            .n("id", self.id)
+            .map("project", project)
+            .build()
+    }
+}
+
+fn build_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(format!("building a DynamoDB request: {e}"))
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+impl Store {
+    /// A project by numeric id or by full path (`group/sub/project`, any letter case).
+    pub async fn find_project(&self, id_or_path: &str) -> Result<Option<Project>, ApiError> {
+        if !id_or_path.is_empty() && id_or_path.bytes().all(|b| b.is_ascii_digit()) {
+            let Ok(id) = id_or_path.parse::<i64>() else {
+                return Ok(None);
+            };
+            return self
+                .get(keys::project(id))
+                .await?
+                .as_ref()
+                .map(Project::from_item)
+                .transpose();
+        }
+        let Some(item) = self.get(keys::path(id_or_path)).await? else {
+            return Ok(None);
+        };
+        let reader = ItemReader::new(&item, "path");
+        match (reader.opt_s("kind").as_deref(), reader.map("project")?) {
+            (Some("project"), Some(project)) => Project::from_item(project).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Enables `runner` (as read, at its `runner_type`) in `project`. An instance runner becomes
+    /// a project runner. Refused when the runner is gone, changed type, or is already enabled there.
+    pub async fn enable_runner(
+        &self,
+        runner: &Runner,
+        project: &ProjectRef,
+        now: Timestamp,
+    ) -> Result<LinkChange, ApiError> {
+        let mut sets = vec![
+            "projects.#project = :project",
+            "lock_version = lock_version + :one",
+            "updated_at = :now",
+        ];
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::runner(runner.id))))
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(projects.#project) AND runner_type = :read_type")
+            .expression_attribute_names("#project", project.id.to_string())
+            .expression_attribute_values(":project", AttributeValue::M(project_ref_item(project)))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now.millis()))
+            .expression_attribute_values(":read_type", AttributeValue::S(runner.runner_type.as_str().to_owned()));
+        if runner.runner_type == RunnerType::Instance {
+            sets.extend(["runner_type = :project_type", "gsi2pk = :project_index"]);
+            update = update
+                .expression_attribute_values(
+                    ":project_type",
+                    AttributeValue::S(RunnerType::Project.as_str().to_owned()),
+                )
+                .expression_attribute_values(
+                    ":project_index",
+                    AttributeValue::S(keys::runners_of_type(RunnerType::Project.as_str())),
+                );
+        }
+        let update = update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .build()
+            .map_err(build_error)?;
+        let link = ItemBuilder::keyed(keys::project_runner_link(project.id, runner.id))
+            .s("entity", "runner_link")
+            .n("runner_id", runner.id)
+            .time("created_at", now)
+            .build();
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(link))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let actions = vec![
+            TransactWriteItem::builder().update(update).build(),
+            TransactWriteItem::builder().put(put).build(),
+        ];
+        Ok(match self.transact(actions).await? {
+            Transaction::Committed => LinkChange::Done,
+            Transaction::ConditionFailed(_) => LinkChange::Refused,
+        })
+    }
+
+    /// Disables `runner` in a project, on condition that it is enabled there and keeps at least
+    /// one other project.
+    pub async fn disable_runner(
+        &self,
+        runner: &Runner,
+        project_id: i64,
+        now: Timestamp,
+    ) -> Result<LinkChange, ApiError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::runner(runner.id))))
+            .update_expression("REMOVE projects.#project SET lock_version = lock_version + :one, updated_at = :now")
+            .condition_expression("attribute_exists(projects.#project) AND size(projects) > :one")
+            .expression_attribute_names("#project", project_id.to_string())
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now.millis()))
+            .build()
+            .map_err(build_error)?;
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::project_runner_link(
+                project_id, runner.id,
+            ))))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let actions = vec![
+            TransactWriteItem::builder().update(update).build(),
+            TransactWriteItem::builder().delete(delete).build(),
+        ];
+        Ok(match self.transact(actions).await? {
+            Transaction::Committed => LinkChange::Done,
+            Transaction::ConditionFailed(_) => LinkChange::Refused,
+        })
+    }
+
+    /// Every runner of one type, in id order, up to `limit` (a project's list includes every
+    /// instance runner).
+    pub async fn runners_of_type(
+        &self,
+        runner_type: RunnerType,
+        limit: usize,
+    ) -> Result<(Vec<Runner>, bool), ApiError> {
+        let mut runners = Vec::new();
+        let mut start = None;
+        loop {
+            let output = crate::metrics::track(
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(keys::GSI2)
+                    .key_condition_expression("gsi2pk = :k")
+                    .expression_attribute_values(
+                        ":k",
+                        AttributeValue::S(keys::runners_of_type(runner_type.as_str())),
+                    )
+                    .set_exclusive_start_key(start)
+                    .send(),
+            )
+            .await
+            .map_err(super::storage_error)?;
+            for item in output.items() {
+                runners.push(Runner::from_item(item)?);
+                if runners.len() >= limit {
+                    return Ok((runners, false));
+                }
+            }
+            start = output.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return Ok((runners, true));
+            }
+        }
+    }
+}
