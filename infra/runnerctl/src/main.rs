@@ -387,7 +387,8 @@ async fn run(cli: Cli) -> Result<(), String> {
 fn all_routes(state: AppState) -> Router {
     Router::new()
         .merge(runner_token::router(state.clone()))
-        .merge(runner_management::router(state))
+        .merge(runner_management::router(state.clone()))
+        .merge(project_runners::router(state))
 }
 
 async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {

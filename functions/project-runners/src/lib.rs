@@ -1,0 +1,285 @@
+//! A project's runners: `GET /projects/:id/runners` (the project's own runners, the group
+//! runners of its group and every ancestor, and every instance runner), `POST` to enable a
+//! runner in the project, `DELETE .../:runner_id` to disable it. `:id` is a numeric id or a
+//! URL-encoded full path.
+//!
+//! Checks in GitLab's order: authentication; the project (404 when unknown or invisible to the
+//! caller) and Maintainer access (403); parameters (400); the runner and its rules.
+//! Round trips: token; project; memberships, runner and links together; one write or batch.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::{delete, get};
+use futures_util::future::OptionFuture;
+use runners_shared::access::{self, GUEST, MAINTAINER, Memberships};
+use runners_shared::auth::{Access, Caller, authenticate};
+use runners_shared::entities::RunnerEntity;
+use runners_shared::error::{ValidationErrors, json_response};
+use runners_shared::http::{base_url, if_unmodified_since, paginated};
+use runners_shared::pagination::PageRequest;
+use runners_shared::params::Params;
+use runners_shared::runner::{Runner, RunnerType};
+use runners_shared::runner_filter::{RunnerFacts, RunnerFilter, RunnerList};
+use runners_shared::runner_tokens::modified_since;
+use runners_shared::store::MAX_LINKS_PER_RUNNER;
+use runners_shared::store::directory::{MemberOf, Project};
+use runners_shared::store::projects::LinkChange;
+use runners_shared::time::Timestamp;
+use runners_shared::{ApiError, AppState};
+
+/// How often enable/disable re-read a runner that changed under them.
+const WRITE_ATTEMPTS: usize = 4;
+
+/// This function's routes; its `main` and `runnerctl serve` both mount exactly this.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v4/projects/{id}/runners", get(list).post(enable))
+        .route("/api/v4/projects/{id}/runners/{runner_id}", delete(disable))
+        .with_state(state)
+}
+
+async fn memberships(state: &AppState, caller: Caller) -> Result<Memberships, ApiError> {
+    if caller.admin {
+        return Ok(Memberships::default());
+    }
+    Ok(state
+        .store
+        .memberships_of(caller.user_id)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// 404 for a project the caller cannot see, 403 below Maintainer.
+fn check_project_access(
+    caller: Caller,
+    project: &Project,
+    memberships: &Memberships,
+) -> Result<(), ApiError> {
+    if caller.admin {
+        return Ok(());
+    }
+    let level = memberships.project_level(&project.reference());
+    if level < GUEST {
+        return Err(ApiError::NotFound("Project"));
+    }
+    if level < MAINTAINER {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(())
+}
+
+async fn find_project(state: &AppState, id_or_path: &str) -> Result<Project, ApiError> {
+    state
+        .store
+        .find_project(id_or_path)
+        .await?
+        .ok_or(ApiError::NotFound("Project"))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(project_id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
+    let project = find_project(&state, &project_id).await?;
+    // Read now, reported after the project checks (GitLab's order).
+    let mut reader = params.reader();
+    let filter = RunnerFilter::read(&mut reader, RunnerList::All);
+    let page = PageRequest::read(&mut reader);
+    let sources: Vec<MemberOf> = std::iter::once(MemberOf::Project(project.id))
+        .chain(project.group_ids.iter().map(|g| MemberOf::Group(*g)))
+        .collect();
+    let limit = usize::try_from(page.scan_limit()).unwrap_or(usize::MAX);
+    let (memberships, linked, instance) = futures_util::future::try_join3(
+        memberships(&state, caller),
+        state.store.linked_runner_ids(&sources),
+        state.store.runners_of_type(RunnerType::Instance, limit),
+    )
+    .await?;
+    check_project_access(caller, &project, &memberships)?;
+    reader.finish()?;
+
+    let (instance_runners, instance_exhausted) = instance;
+    let mut ids: Vec<i64> = linked
+        .into_iter()
+        .chain(instance_runners.iter().map(|r| r.id))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let exhausted = instance_exhausted && (ids.len() as u64) < page.scan_limit();
+    ids.truncate(usize::try_from(page.scan_limit()).unwrap_or(usize::MAX));
+    let known = |wanted: &[i64]| -> (Vec<Runner>, Vec<i64>) {
+        let have: Vec<Runner> = instance_runners
+            .iter()
+            .filter(|r| wanted.contains(&r.id))
+            .cloned()
+            .collect();
+        let missing = wanted
+            .iter()
+            .copied()
+            .filter(|id| !have.iter().any(|r| r.id == *id))
+            .collect();
+        (have, missing)
+    };
+    let (runners, info) = if filter.is_empty() {
+        let (page_ids, info) = page.cut(ids, exhausted);
+        let (mut runners, missing) = known(&page_ids);
+        runners.extend(state.store.get_runners(&missing).await?);
+        runners.sort_by_key(|r| r.id);
+        (runners, info)
+    } else {
+        let (mut runners, missing) = known(&ids);
+        runners.extend(state.store.get_runners(&missing).await?);
+        runners.sort_by_key(|r| r.id);
+        let now = Timestamp::now();
+        let timeout = state.settings.online_timeout_secs;
+        let matching: Vec<Runner> = runners
+            .into_iter()
+            .filter(|r| filter.matches(&RunnerFacts::from(r), now, timeout))
+            .collect();
+        page.cut(matching, exhausted)
+    };
+    let now = Timestamp::now();
+    let entities: Vec<RunnerEntity<'_>> = runners
+        .iter()
+        .map(|r| RunnerEntity::new(r, now, state.settings.online_timeout_secs))
+        .collect();
+    Ok(paginated(
+        &entities,
+        &info,
+        &base_url(&headers, &state.settings),
+        &uri,
+    ))
+}
+
+fn already_enabled() -> ApiError {
+    let mut errors = ValidationErrors::default();
+    errors.add(
+        "assign_to",
+        "Validation failed: Runner has already been taken",
+    );
+    ApiError::Validation(errors)
+}
+
+async fn enable(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(project_id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
+    let project = find_project(&state, &project_id).await?;
+    let mut reader = params.reader();
+    let runner_id = if params.contains("runner_id") {
+        reader.int("runner_id")
+    } else {
+        reader.problem("runner_id is missing");
+        None
+    };
+    let (memberships, runner) = futures_util::future::join(
+        memberships(&state, caller),
+        OptionFuture::from(runner_id.map(|id| state.store.get_runner(id))),
+    )
+    .await;
+    let memberships = memberships?;
+    check_project_access(caller, &project, &memberships)?;
+    reader.finish()?;
+    let mut runner = runner
+        .transpose()?
+        .flatten()
+        .ok_or(ApiError::NotFound("Runner"))?;
+    let target = project.reference();
+    for _ in 0..WRITE_ATTEMPTS {
+        if runner.runner_type == RunnerType::Group {
+            return Err(ApiError::forbidden_because("Runner is a group runner"));
+        }
+        if !caller.admin {
+            if runner.locked {
+                return Err(ApiError::forbidden_because("Runner is locked"));
+            }
+            if !access::owns(&runner, &memberships) {
+                return Err(ApiError::forbidden_because("No access granted"));
+            }
+        }
+        if runner.project_ids().any(|id| id == project.id) {
+            return Err(already_enabled());
+        }
+        if runner.projects.len() >= MAX_LINKS_PER_RUNNER {
+            let mut errors = ValidationErrors::default();
+            errors.add(
+                "assign_to",
+                format!("a runner can be enabled in at most {MAX_LINKS_PER_RUNNER} projects"),
+            );
+            return Err(ApiError::Validation(errors));
+        }
+        let now = Timestamp::now();
+        if state.store.enable_runner(&runner, &target, now).await? == LinkChange::Done {
+            runner.runner_type = RunnerType::Project;
+            runner.projects.push(target);
+            runner.updated_at = now;
+            let entity = RunnerEntity::new(&runner, now, state.settings.online_timeout_secs);
+            return Ok(json_response(StatusCode::CREATED, &entity));
+        }
+        runner = state
+            .store
+            .get_runner(runner.id)
+            .await?
+            .ok_or(ApiError::NotFound("Runner"))?;
+    }
+    Err(ApiError::internal(format!(
+        "runner {} kept changing while being enabled",
+        runner.id
+    )))
+}
+
+async fn disable(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((project_id, raw_runner_id)): Path<(String, String)>,
+    params: Params,
+) -> Result<StatusCode, ApiError> {
+    let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
+    let project = find_project(&state, &project_id).await?;
+    let runner_id = raw_runner_id.parse::<i64>().ok();
+    let (memberships, runner) = futures_util::future::join(
+        memberships(&state, caller),
+        OptionFuture::from(runner_id.map(|id| state.store.get_runner(id))),
+    )
+    .await;
+    check_project_access(caller, &project, &memberships?)?;
+    if runner_id.is_none() {
+        return Err(ApiError::InvalidParams(vec!["runner_id is invalid".into()]));
+    }
+    let mut runner = runner.transpose()?.flatten();
+    for _ in 0..WRITE_ATTEMPTS {
+        let current = runner
+            .filter(|r| r.project_ids().any(|id| id == project.id))
+            .ok_or(ApiError::NotFound("Runner"))?;
+        if current.projects.len() == 1 {
+            return Err(ApiError::forbidden_because(
+                "Only one project associated with the runner. Please remove the runner instead",
+            ));
+        }
+        if modified_since(current.updated_at, if_unmodified_since(&headers)) {
+            return Err(ApiError::PreconditionFailed);
+        }
+        if state
+            .store
+            .disable_runner(&current, project.id, Timestamp::now())
+            .await?
+            == LinkChange::Done
+        {
+            return Ok(StatusCode::NO_CONTENT);
+        }
+        runner = state.store.get_runner(current.id).await?;
+    }
+    Err(ApiError::internal(
+        "runner kept changing while being disabled",
+    ))
+}
