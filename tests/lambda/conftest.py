@@ -1,0 +1,94 @@
+"""Runs the function binaries as Lambda functions: `cargo lambda watch` (the Lambda Runtime API
+emulator, no Docker) against DynamoDB Local, fed with API Gateway HTTP API (payload 2.0) events."""
+
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EVENTS = pathlib.Path(__file__).resolve().parent / "events"
+FIXTURE = ROOT / "tests" / "e2e" / "fixtures" / "management.json"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Emulator:
+    def __init__(self, port):
+        self.port = port
+
+    def invoke(self, function, event):
+        """Sends one event to a function; returns API Gateway's view of the answer."""
+        result = subprocess.run(
+            ["cargo", "lambda", "invoke", function, "--data-file", str(event), "-A", "127.0.0.1", "-P", str(self.port)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=ROOT,
+        )
+        assert result.returncode == 0, f"invoke {function} {event.name}: {result.stderr}"
+        return json.loads(result.stdout)
+
+    def invoke_json(self, function, event_json, tmp_path):
+        path = tmp_path / f"{uuid.uuid4().hex}.json"
+        path.write_text(json.dumps(event_json))
+        return self.invoke(function, path)
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    endpoint = os.environ.get("DYNAMODB_ENDPOINT")
+    if not endpoint:
+        pytest.fail("DYNAMODB_ENDPOINT is not set: run the tests with infra/test.sh")
+    if shutil.which("cargo-lambda") is None:
+        pytest.fail("cargo-lambda is not on PATH: infra/test.sh installs it into .venv")
+    table = f"lambda-{uuid.uuid4().hex[:12]}"
+    env = dict(os.environ, TABLE_NAME=table)
+    runnerctl = os.environ.get("RUNNERCTL", str(ROOT / "target" / "debug" / "runnerctl"))
+    subprocess.run([runnerctl, "table", "create"], env=env, check=True, capture_output=True)
+    subprocess.run([runnerctl, "seed", str(FIXTURE)], env=env, check=True, capture_output=True)
+    port = free_port()
+    function_env = ",".join(
+        [
+            f"AWS_ENDPOINT_URL_DYNAMODB={endpoint}",
+            "AWS_ACCESS_KEY_ID=local",
+            "AWS_SECRET_ACCESS_KEY=local",
+            "AWS_REGION=us-east-1",
+            f"TABLE_NAME={table}",
+            "RUST_LOG=warn",
+        ]
+    )
+    log = open(ROOT / "target" / "lambda-watch.log", "w")
+    watch = subprocess.Popen(
+        ["cargo", "lambda", "watch", "--ignore-changes", "-A", "127.0.0.1", "-P", str(port), "--env-var", function_env],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        watch.kill()
+        pytest.fail("cargo lambda watch did not listen within 60 s")
+    yield Emulator(port)
+    watch.terminate()
+    try:
+        watch.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        watch.kill()
+    log.close()

@@ -1,0 +1,79 @@
+"""Every route of every function, through the Lambda runtime, with the events API Gateway sends:
+a base64-encoded form body, a DELETE with a JSON body, a %2F-encoded project path, a trailing
+slash, `sourceIp`, cookies and comma-joined multi-value headers. (The API uses the `$default`
+stage, so no stage prefix reaches the functions.)"""
+
+import base64
+import json
+
+from conftest import EVENTS
+
+
+def body(answer):
+    text = answer.get("body") or ""
+    if answer.get("isBase64Encoded"):
+        text = base64.b64decode(text).decode()
+    return json.loads(text) if text else None
+
+
+def header(answer, name):
+    return {k.lower(): v for k, v in (answer.get("headers") or {}).items()}.get(name)
+
+
+def call(emulator, function, event, status):
+    answer = emulator.invoke(function, EVENTS / function / event)
+    assert answer["statusCode"] == status, f"{function}/{event}: {answer}"
+    if status != 204:
+        assert header(answer, "content-type") == "application/json", answer
+    return answer
+
+
+def test_runner_token_function(emulator, tmp_path):
+    registered = body(call(emulator, "runner-token", "register-form-base64.json", 201))
+    assert set(registered) == {"id", "token", "token_expires_at"}
+    # The gateway's sourceIp became the runner's ip_address; the form's repeated keys its tags.
+    get = json.loads((EVENTS / "runner-management" / "get.json").read_text())
+    get["rawPath"] = get["requestContext"]["http"]["path"] = f"/api/v4/runners/{registered['id']}"
+    details = body(emulator.invoke_json("runner-management", get, tmp_path))
+    assert (details["ip_address"], details["tag_list"], details["run_untagged"]) == ("203.0.113.7", ["a", "b"], False)
+    assert details["name"] == "py"
+
+    slash = body(call(emulator, "runner-token", "register-trailing-slash.json", 201))
+    assert slash["id"] > registered["id"]
+    verified = body(call(emulator, "runner-token", "verify.json", 200))
+    assert (verified["id"], verified["token"]) == (10, "mgmt-runner-10")
+    gone = call(emulator, "runner-token", "unregister-json-body.json", 204)
+    assert not gone.get("body")
+    again = call(emulator, "runner-token", "unregister-json-body.json", 403)
+    assert body(again) == {"message": "403 Forbidden"}
+
+
+def test_runner_management_function(emulator):
+    owned = call(emulator, "runner-management", "list-owned.json", 200)
+    assert [r["id"] for r in body(owned)] == [6, 7, 8, 9, 10]
+    assert header(owned, "x-page") == "2" and header(owned, "x-next-page") == "3"
+    assert "<https://abc123.execute-api.us-east-1.amazonaws.com/api/v4/runners?page=3&per_page=5>; rel=\"next\"" in header(owned, "link")
+    shared = body(call(emulator, "runner-management", "list-all.json", 200))
+    assert shared[0]["id"] == 46 and all(r["is_shared"] for r in shared)
+    assert body(call(emulator, "runner-management", "get.json", 200))["id"] == 10
+    updated = body(call(emulator, "runner-management", "update.json", 200))
+    assert (updated["description"], updated["tag_list"]) == ("set through Lambda", ["lambda"])
+    jobs = body(call(emulator, "runner-management", "jobs.json", 200))
+    assert [j["id"] for j in jobs] == [501, 502]
+    assert body(call(emulator, "runner-management", "user.json", 200))["username"] == "maintainer"
+    assert body(call(emulator, "runner-management", "version.json", 200))["version"].startswith("12.")
+    call(emulator, "runner-management", "delete.json", 204)
+    call(emulator, "runner-management", "delete.json", 404)
+
+
+def test_project_runners_function(emulator):
+    def own(listed):
+        return [r["id"] for r in listed if not r["is_shared"]]
+
+    listed = body(call(emulator, "project-runners", "list-by-path.json", 200))
+    assert own(listed) == [47] and 46 in [r["id"] for r in listed]  # its runner, and the instance's
+    enabled = body(call(emulator, "project-runners", "enable.json", 201))
+    assert enabled["id"] == 12
+    assert own(body(call(emulator, "project-runners", "list-by-path.json", 200))) == [12, 47]
+    call(emulator, "project-runners", "disable.json", 204)
+    call(emulator, "project-runners", "disable.json", 404)
