@@ -20,8 +20,8 @@ use runners_shared::error::{ValidationErrors, json_response};
 use runners_shared::http::{base_url, if_unmodified_since, paginated};
 use runners_shared::pagination::PageRequest;
 use runners_shared::params::Params;
-use runners_shared::runner::{Runner, RunnerType};
-use runners_shared::runner_filter::{RunnerFacts, RunnerFilter, RunnerList};
+use runners_shared::runner::RunnerType;
+use runners_shared::runner_filter::{RunnerFilter, RunnerList};
 use runners_shared::runner_tokens::modified_since;
 use runners_shared::store::MAX_LINKS_PER_RUNNER;
 use runners_shared::store::directory::{MemberOf, Project};
@@ -106,45 +106,23 @@ async fn list(
     reader.finish()?;
 
     let (instance_runners, instance_exhausted) = instance;
-    let mut ids: Vec<i64> = linked
+    let ids: Vec<i64> = linked
         .into_iter()
         .chain(instance_runners.iter().map(|r| r.id))
         .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let exhausted = instance_exhausted && (ids.len() as u64) < page.scan_limit();
-    ids.truncate(usize::try_from(page.scan_limit()).unwrap_or(usize::MAX));
-    let known = |wanted: &[i64]| -> (Vec<Runner>, Vec<i64>) {
-        let have: Vec<Runner> = instance_runners
-            .iter()
-            .filter(|r| wanted.contains(&r.id))
-            .cloned()
-            .collect();
-        let missing = wanted
-            .iter()
-            .copied()
-            .filter(|id| !have.iter().any(|r| r.id == *id))
-            .collect();
-        (have, missing)
-    };
-    let (runners, info) = if filter.is_empty() {
-        let (page_ids, info) = page.cut(ids, exhausted);
-        let (mut runners, missing) = known(&page_ids);
-        runners.extend(state.store.get_runners(&missing).await?);
-        runners.sort_by_key(|r| r.id);
-        (runners, info)
-    } else {
-        let (mut runners, missing) = known(&ids);
-        runners.extend(state.store.get_runners(&missing).await?);
-        runners.sort_by_key(|r| r.id);
-        let now = Timestamp::now();
-        let timeout = state.settings.online_timeout_secs;
-        let matching: Vec<Runner> = runners
-            .into_iter()
-            .filter(|r| filter.matches(&RunnerFacts::from(r), now, timeout))
-            .collect();
-        page.cut(matching, exhausted)
-    };
+    let timeout = state.settings.online_timeout_secs;
+    let (runners, info) = state
+        .store
+        .runner_page(
+            ids,
+            &instance_runners,
+            !instance_exhausted,
+            &filter,
+            page,
+            Timestamp::now(),
+            timeout,
+        )
+        .await?;
     let now = Timestamp::now();
     let entities: Vec<RunnerEntity<'_>> = runners
         .iter()

@@ -12,7 +12,7 @@ use runners_shared::auth::Caller;
 use runners_shared::error::ApiError;
 use runners_shared::pagination::{PageInfo, PageRequest};
 use runners_shared::runner::Runner;
-use runners_shared::runner_filter::{RunnerFacts, RunnerFilter};
+use runners_shared::runner_filter::RunnerFilter;
 use runners_shared::store::directory::MemberOf;
 use runners_shared::time::Timestamp;
 
@@ -37,8 +37,6 @@ async fn owned_ids(state: &AppState, caller: Caller) -> Result<Vec<i64>, ApiErro
     let below: Vec<MemberOf> = below.into_iter().filter(|b| !direct.contains(b)).collect();
     let mut ids = direct_ids;
     ids.extend(store.linked_runner_ids(&below).await?);
-    ids.sort_unstable();
-    ids.dedup();
     Ok(ids)
 }
 
@@ -49,21 +47,10 @@ pub async fn page(
     filter: &RunnerFilter,
     page: PageRequest,
 ) -> Result<(Vec<Runner>, PageInfo), ApiError> {
-    let mut ids = owned_ids(state, caller).await?;
-    let exhausted = (ids.len() as u64) < page.scan_limit();
-    ids.truncate(usize::try_from(page.scan_limit()).unwrap_or(usize::MAX));
-    if filter.is_empty() {
-        // Only the page's runners are read.
-        let (page_ids, info) = page.cut(ids, exhausted);
-        return Ok((state.store.get_runners(&page_ids).await?, info));
-    }
-    // A filter needs every candidate's attributes to know which fall on this page.
-    let now = Timestamp::now();
+    let ids = owned_ids(state, caller).await?;
     let timeout = state.settings.online_timeout_secs;
-    let candidates = state.store.get_runners(&ids).await?;
-    let matching: Vec<Runner> = candidates
-        .into_iter()
-        .filter(|r| filter.matches(&RunnerFacts::from(r), now, timeout))
-        .collect();
-    Ok(page.cut(matching, exhausted))
+    state
+        .store
+        .runner_page(ids, &[], false, filter, page, Timestamp::now(), timeout)
+        .await
 }

@@ -88,17 +88,6 @@ impl ItemBuilder {
         }
     }
 
-    /// A number set, left out when empty (DynamoDB has no empty sets).
-    pub fn number_set(mut self, name: &str, values: &[i64]) -> Self {
-        if !values.is_empty() {
-            self.0.insert(
-                name.to_owned(),
-                AttributeValue::Ns(values.iter().map(i64::to_string).collect()),
-            );
-        }
-        self
-    }
-
     pub fn build(self) -> Item {
         self.0
     }
@@ -191,7 +180,7 @@ impl<'a> ItemReader<'a> {
         }
     }
 
-    /// A list of numbers or a number set, in ascending order for sets.
+    /// A list of numbers, order kept.
     pub fn numbers(&self, name: &str) -> Result<Vec<i64>, ApiError> {
         let parse = |n: &String| n.parse::<i64>().map_err(|_| self.corrupt(name));
         match self.item.get(name) {
@@ -200,11 +189,6 @@ impl<'a> ItemReader<'a> {
                 .iter()
                 .map(|v| v.as_n().map_err(|_| self.corrupt(name)).and_then(parse))
                 .collect(),
-            Some(AttributeValue::Ns(set)) => {
-                let mut numbers = set.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
-                numbers.sort_unstable();
-                Ok(numbers)
-            }
             Some(_) => Err(self.corrupt(name)),
         }
     }

@@ -6,11 +6,14 @@ use super::item::{Item, ItemReader, key_of};
 use super::{Store, keys, storage_error};
 use crate::error::ApiError;
 use crate::metrics;
-use crate::pagination::PageRequest;
+use crate::pagination::{PageInfo, PageRequest};
 use crate::runner::{Runner, RunnerType};
-use crate::runner_filter::RunnerFacts;
+use crate::runner_filter::{RunnerFacts, RunnerFilter};
+use crate::time::Timestamp;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use futures_util::future::try_join_all;
+use std::collections::HashSet;
 
 const BATCH_GET_LIMIT: usize = 100;
 
@@ -120,6 +123,30 @@ impl Store {
         }
     }
 
+    /// Runs a query page after page (1 MB each), handing every item to `visit` until it answers
+    /// `Ok(true)` ("enough") or the results end. Returns whether the results were exhausted.
+    pub(crate) async fn query_pages(
+        &self,
+        query: QueryFluentBuilder,
+        mut visit: impl FnMut(&Item) -> Result<bool, ApiError>,
+    ) -> Result<bool, ApiError> {
+        let mut start = None;
+        loop {
+            let output = metrics::track(query.clone().set_exclusive_start_key(start).send())
+                .await
+                .map_err(storage_error)?;
+            for item in output.items() {
+                if visit(item)? {
+                    return Ok(false);
+                }
+            }
+            start = output.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return Ok(true);
+            }
+        }
+    }
+
     /// Runners by id, in id order; ids that do not exist are left out.
     pub async fn get_runners(&self, ids: &[i64]) -> Result<Vec<Runner>, ApiError> {
         let items = self
@@ -129,6 +156,57 @@ impl Store {
             .iter()
             .map(Runner::from_item)
             .collect::<Result<Vec<_>, _>>()?;
+        runners.sort_by_key(|r| r.id);
+        Ok(runners)
+    }
+
+    /// One page of runners out of candidate ids, in id order, counted up to the page's scan limit.
+    /// `in_hand` are candidates already read; the others are read in batches: only the page's
+    /// when there is no filter, every candidate's when there is one (a filter needs their
+    /// attributes to know which fall on the page). `more_candidates` says the ids are a prefix.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn runner_page(
+        &self,
+        mut ids: Vec<i64>,
+        in_hand: &[Runner],
+        more_candidates: bool,
+        filter: &RunnerFilter,
+        page: PageRequest,
+        now: Timestamp,
+        online_timeout_secs: i64,
+    ) -> Result<(Vec<Runner>, PageInfo), ApiError> {
+        ids.sort_unstable();
+        ids.dedup();
+        let limit = usize::try_from(page.scan_limit()).unwrap_or(usize::MAX);
+        let exhausted = !more_candidates && ids.len() < limit;
+        ids.truncate(limit);
+        if filter.is_empty() {
+            let (page_ids, info) = page.cut(ids, exhausted);
+            return Ok((self.runners_with(&page_ids, in_hand).await?, info));
+        }
+        let candidates = self.runners_with(&ids, in_hand).await?;
+        let matching: Vec<Runner> = candidates
+            .into_iter()
+            .filter(|r| filter.matches(&RunnerFacts::from(r), now, online_timeout_secs))
+            .collect();
+        Ok(page.cut(matching, exhausted))
+    }
+
+    /// The runners with these ids, taking those in hand and reading the rest; in id order.
+    async fn runners_with(&self, ids: &[i64], in_hand: &[Runner]) -> Result<Vec<Runner>, ApiError> {
+        let wanted: HashSet<i64> = ids.iter().copied().collect();
+        let mut runners: Vec<Runner> = in_hand
+            .iter()
+            .filter(|r| wanted.contains(&r.id))
+            .cloned()
+            .collect();
+        let have: HashSet<i64> = runners.iter().map(|r| r.id).collect();
+        let missing: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| !have.contains(id))
+            .collect();
+        runners.extend(self.get_runners(&missing).await?);
         runners.sort_by_key(|r| r.id);
         Ok(runners)
     }
@@ -147,61 +225,50 @@ impl Store {
                 (keys::GSI2, keys::GSI2_PK, keys::runners_of_type(t.as_str()))
             }
         };
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(name)
+            .key_condition_expression("#k = :k")
+            .expression_attribute_names("#k", key_attribute)
+            .expression_attribute_values(":k", AttributeValue::S(key));
         let mut collector = PageCollector::new(page);
-        let mut start = None;
-        loop {
-            let output = metrics::track(
-                self.client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(name)
-                    .key_condition_expression("#k = :k")
-                    .expression_attribute_names("#k", key_attribute)
-                    .expression_attribute_values(":k", AttributeValue::S(key.clone()))
-                    .set_exclusive_start_key(start)
-                    .send(),
-            )
-            .await
-            .map_err(storage_error)?;
-            for item in output.items() {
+        let exhausted = self
+            .query_pages(query, |item| {
                 let runner = Runner::from_item(item)?;
-                if keep(&RunnerFacts::from(&runner)) && collector.offer(runner.id, || Ok(runner))? {
-                    return Ok(collector.finish(false));
+                if keep(&RunnerFacts::from(&runner)) {
+                    collector.offer(runner.id, || Ok(runner))
+                } else {
+                    Ok(false)
                 }
-            }
-            start = output.last_evaluated_key.filter(|k| !k.is_empty());
-            if start.is_none() {
-                return Ok(collector.finish(true));
-            }
-        }
+            })
+            .await?;
+        Ok(collector.finish(exhausted))
     }
 
     /// All items under a partition key whose sort key starts with `prefix`.
     async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>, ApiError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", AttributeValue::S(pk));
+        // DynamoDB refuses empty strings as values: no prefix means the whole partition.
+        let query = if prefix.is_empty() {
+            query.key_condition_expression("pk = :pk")
+        } else {
+            query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+        };
         let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                .set_exclusive_start_key(start);
-            // DynamoDB refuses empty strings as values: no prefix means the whole partition.
-            query = if prefix.is_empty() {
-                query.key_condition_expression("pk = :pk")
-            } else {
-                query
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                    .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
-            };
-            let output = metrics::track(query.send()).await.map_err(storage_error)?;
-            items.extend(output.items.unwrap_or_default());
-            start = output.last_evaluated_key.filter(|k| !k.is_empty());
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
+        self.query_pages(query, |item| {
+            items.push(item.clone());
+            Ok(false)
+        })
+        .await?;
+        Ok(items)
     }
 
     /// Ids of the runners linked to these projects and groups, all queried together.
@@ -246,32 +313,20 @@ impl Store {
 
     /// Every membership of a user (GSI1: `USER#<id>`).
     pub async fn memberships_of(&self, user_id: i64) -> Result<Vec<Membership>, ApiError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("gsi1pk = :user")
+            .expression_attribute_values(":user", AttributeValue::S(format!("USER#{user_id}")));
         let mut memberships = Vec::new();
-        let mut start = None;
-        loop {
-            let output = metrics::track(
-                self.client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(keys::GSI1)
-                    .key_condition_expression("gsi1pk = :user")
-                    .expression_attribute_values(
-                        ":user",
-                        AttributeValue::S(format!("USER#{user_id}")),
-                    )
-                    .set_exclusive_start_key(start)
-                    .send(),
-            )
-            .await
-            .map_err(storage_error)?;
-            for item in output.items() {
-                memberships.push(Membership::from_item(item)?);
-            }
-            start = output.last_evaluated_key.filter(|k| !k.is_empty());
-            if start.is_none() {
-                return Ok(memberships);
-            }
-        }
+        self.query_pages(query, |item| {
+            memberships.push(Membership::from_item(item)?);
+            Ok(false)
+        })
+        .await?;
+        Ok(memberships)
     }
 
     /// The groups and projects below these groups, at any depth (the descendant index).
@@ -313,35 +368,27 @@ impl Store {
         descending: bool,
         page: PageRequest,
     ) -> Result<(Vec<Job>, Scanned<i64>), ApiError> {
-        let mut collector = PageCollector::new(page);
-        let mut start = None;
-        loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :jobs)")
-                .expression_attribute_values(":pk", AttributeValue::S(keys::runner(runner_id).0))
-                .expression_attribute_values(":jobs", AttributeValue::S("JOB#".into()))
-                .scan_index_forward(!descending)
-                .set_exclusive_start_key(start);
-            if let Some(status) = status {
-                query = query
-                    .filter_expression("#status = :status")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":status", AttributeValue::S(status.to_owned()));
-            }
-            let output = metrics::track(query.send()).await.map_err(storage_error)?;
-            for item in output.items() {
-                let id = ItemReader::new(item, "job").n("id")?;
-                if collector.offer(id, || Job::from_item(item))? {
-                    return Ok(collector.finish(false));
-                }
-            }
-            start = output.last_evaluated_key.filter(|k| !k.is_empty());
-            if start.is_none() {
-                return Ok(collector.finish(true));
-            }
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :jobs)")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::runner(runner_id).0))
+            .expression_attribute_values(":jobs", AttributeValue::S("JOB#".into()))
+            .scan_index_forward(!descending);
+        if let Some(status) = status {
+            query = query
+                .filter_expression("#status = :status")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", AttributeValue::S(status.to_owned()));
         }
+        let mut collector = PageCollector::new(page);
+        let exhausted = self
+            .query_pages(query, |item| {
+                let id = ItemReader::new(item, "job").n("id")?;
+                collector.offer(id, || Job::from_item(item))
+            })
+            .await?;
+        Ok(collector.finish(exhausted))
     }
 }

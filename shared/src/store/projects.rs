@@ -170,34 +170,23 @@ impl Store {
         runner_type: RunnerType,
         limit: usize,
     ) -> Result<(Vec<Runner>, bool), ApiError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI2)
+            .key_condition_expression("gsi2pk = :k")
+            .expression_attribute_values(
+                ":k",
+                AttributeValue::S(keys::runners_of_type(runner_type.as_str())),
+            );
         let mut runners = Vec::new();
-        let mut start = None;
-        loop {
-            let output = crate::metrics::track(
-                self.client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(keys::GSI2)
-                    .key_condition_expression("gsi2pk = :k")
-                    .expression_attribute_values(
-                        ":k",
-                        AttributeValue::S(keys::runners_of_type(runner_type.as_str())),
-                    )
-                    .set_exclusive_start_key(start)
-                    .send(),
-            )
-            .await
-            .map_err(super::storage_error)?;
-            for item in output.items() {
+        let exhausted = self
+            .query_pages(query, |item| {
                 runners.push(Runner::from_item(item)?);
-                if runners.len() >= limit {
-                    return Ok((runners, false));
-                }
-            }
-            start = output.last_evaluated_key.filter(|k| !k.is_empty());
-            if start.is_none() {
-                return Ok((runners, true));
-            }
-        }
+                Ok(runners.len() >= limit)
+            })
+            .await?;
+        Ok((runners, exhausted))
     }
 }
