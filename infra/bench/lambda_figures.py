@@ -7,7 +7,7 @@ For each function and a hello-world `lambda_runtime` binary built the same way:
     local Lambda Runtime API (this script), median of 10 starts, x86_64 (the host);
   * peak RSS (VmHWM) after serving 1,000 API Gateway events back to back, and their mean latency.
 Figures, not assertions. Needs DYNAMODB_ENDPOINT (DynamoDB Local) and cargo-lambda on PATH.
-Usage: infra/bench/run.sh   (starts DynamoDB Local, then runs this and prints a Markdown table)
+Usage: infra/bench/run.sh lambda   (starts DynamoDB Local, then runs this and prints a Markdown table)
 """
 
 import http.server

@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Regenerates the Lambda figures in docs/lambda-figures.md: builds the release binaries (arm64
-# when its target is installed, and x86_64), starts DynamoDB Local with the e2e fixture, and runs
-# lambda_figures.py. Takes a few minutes (release builds). Prints a Markdown table.
+# Regenerates the figures (after one infra/test.sh, which installs the tools):
+#   infra/bench/run.sh lambda       sizes, cold init and memory of the Lambda binaries
+#                                   (docs/lambda-figures.md; release builds, a few minutes)
+#   infra/bench/run.sh round-trips  DynamoDB round trips per endpoint (docs/data-model.md)
+# Each starts DynamoDB Local with tests/e2e/fixtures/management.json and prints a Markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+case "${1:-}" in
+  lambda) script=infra/bench/lambda_figures.py ;;
+  round-trips) script=infra/bench/round_trips.py ;;
+  *) echo "usage: infra/bench/run.sh lambda|round-trips" >&2; exit 2 ;;
+esac
 source infra/dynamodb-local.sh
 [ -x .venv/bin/python ] || { echo "run infra/test.sh once first (it installs .venv)" >&2; exit 1; }
 export PATH="$PWD/.venv/bin:$PATH"
@@ -12,4 +19,4 @@ cargo build --locked --quiet -p runnerctl
 export TABLE_NAME="bench-$$"
 target/debug/runnerctl table create >/dev/null
 target/debug/runnerctl seed tests/e2e/fixtures/management.json >/dev/null
-.venv/bin/python infra/bench/lambda_figures.py
+.venv/bin/python "$script"
