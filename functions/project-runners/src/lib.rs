@@ -225,9 +225,15 @@ async fn disable(
     let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
     let project = find_project(&state, &project_id).await?;
     let runner_id = raw_runner_id.parse::<i64>().ok();
-    let (memberships, runner) = futures_util::future::join(
+    let unmodified_since = if_unmodified_since(&headers);
+    // The link's time is what `If-Unmodified-Since` compares; read it only when asked.
+    let linked_at = runner_id
+        .filter(|_| unmodified_since.is_some())
+        .map(|id| state.store.project_link_created_at(project.id, id));
+    let (memberships, runner, linked_at) = futures_util::future::join3(
         memberships(&state, caller),
         OptionFuture::from(runner_id.map(|id| state.store.get_runner(id))),
+        OptionFuture::from(linked_at),
     )
     .await;
     check_project_access(caller, &project, &memberships?)?;
@@ -235,6 +241,7 @@ async fn disable(
         return Err(ApiError::InvalidParams(vec!["runner_id is invalid".into()]));
     }
     let mut runner = runner.transpose()?.flatten();
+    let linked_at = linked_at.transpose()?.flatten();
     for _ in 0..WRITE_ATTEMPTS {
         let current = runner
             .filter(|r| r.project_ids().any(|id| id == project.id))
@@ -244,7 +251,9 @@ async fn disable(
                 "Only one project associated with the runner. Please remove the runner instead",
             ));
         }
-        if modified_since(current.updated_at, if_unmodified_since(&headers)) {
+        // No link read although the runner lists the project: it was enabled between the two
+        // reads. The runner's time is then the stand-in; it is never older than its links.
+        if modified_since(linked_at.unwrap_or(current.updated_at), unmodified_since) {
             return Err(ApiError::PreconditionFailed);
         }
         if state

@@ -395,7 +395,7 @@ async fn enabling_a_runner() {
 async fn disabling_a_runner() {
     let app = app_with(json!([
         {"id": 21, "token": "t21", "runner_type": "project_type", "description": "Another two", "projects": [100, 101],
-         "updated_at": "2019-01-01T00:00:00.000Z"}
+         "created_at": "2018-01-01T00:00:00.000Z", "updated_at": "2024-01-01T00:00:00.000Z"}
     ]))
     .await;
     let done = disable(&app, USER, "100", 3).await.expect(204);
@@ -408,23 +408,38 @@ async fn disabling_a_runner() {
         .contains(&3)
     );
 
-    let stale = app
-        .delete("/api/v4/projects/100/runners/21")
-        .header("PRIVATE-TOKEN", USER)
-        .header("If-Unmodified-Since", "1990-01-12T00:00:48-0600")
-        .send()
+    // `If-Unmodified-Since` compares the link (enabled 2018, when runner 21 was created), not
+    // the runner (changed in 2024), as GitLab compares `runner_project.updated_at`.
+    let disable_unmodified_since = |project: &'static str, since: &'static str| {
+        app.delete(&format!("/api/v4/projects/{project}/runners/21"))
+            .header("PRIVATE-TOKEN", USER)
+            .header("If-Unmodified-Since", since)
+            .send()
+    };
+    let stale = disable_unmodified_since("100", "1990-01-12T00:00:48-0600")
         .await
         .expect(412);
     assert_eq!(stale.body, json!({"message": "412 Precondition Failed"}));
-    app.delete("/api/v4/projects/100/runners/21")
-        .header("PRIVATE-TOKEN", USER)
-        .header(
-            "If-Unmodified-Since",
-            &runners_shared::time::Timestamp::now().to_string(),
-        )
-        .send()
+    let linked_before = disable_unmodified_since("100", "Wed, 01 Jan 2020 00:00:00 GMT")
         .await
         .expect(204);
+    assert!(
+        linked_before.usage.round_trips <= 4,
+        "{:?}",
+        linked_before.usage
+    );
+    assert_eq!(assert_consistent(&app, 21, &[100, 101]).await, [101]);
+    // Enabled again now: the new link is younger than 2020.
+    enable(&app, USER, "100", json!({"runner_id": 21}))
+        .await
+        .expect(201);
+    disable_unmodified_since("100", "Wed, 01 Jan 2020 00:00:00 GMT")
+        .await
+        .expect(412);
+    disable_unmodified_since("101", "Wed, 01 Jan 2020 00:00:00 GMT")
+        .await
+        .expect(204);
+    assert_eq!(assert_consistent(&app, 21, &[100, 101]).await, [100]);
 
     let only = disable(&app, USER, "100", 2).await.expect(403);
     assert_eq!(

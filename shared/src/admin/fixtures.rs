@@ -13,7 +13,7 @@ use crate::store::directory::{
     descendant_item,
 };
 use crate::store::item::{Item, ItemBuilder, ItemReader, key_of};
-use crate::store::{IdSequence, RegistrationScope, Store, TokenRecord, keys};
+use crate::store::{IdSequence, RegistrationScope, Store, TokenRecord, keys, link_item};
 use crate::time::Timestamp;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -853,12 +853,14 @@ impl Fixture {
                 items.push(link_item(
                     keys::project_runner_link(project_id, runner.id),
                     runner.id,
+                    runner.created_at,
                 ));
             }
             if let Some(group_id) = runner.group.as_ref().map(|g| g.id) {
                 items.push(link_item(
                     keys::group_runner_link(group_id, runner.id),
                     runner.id,
+                    runner.created_at,
                 ));
             }
         }
@@ -973,14 +975,6 @@ pub(crate) fn settings_item(registration_digest: &TokenDigest) -> Item {
         .s("entity", "settings")
         .s("registration_token_digest", registration_digest.as_str())
         .time("registration_token_set_at", DEFAULT_TIME)
-        .build()
-}
-
-fn link_item(key: (String, String), runner_id: i64) -> Item {
-    ItemBuilder::keyed(key)
-        .s("entity", "runner_link")
-        .n("runner_id", runner_id)
-        .time("created_at", DEFAULT_TIME)
         .build()
 }
 

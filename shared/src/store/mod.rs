@@ -10,6 +10,8 @@ pub mod projects;
 mod runners;
 mod tokens;
 
+#[cfg(feature = "admin")]
+pub(crate) use runners::link_item;
 pub use runners::{CreateRunnerError, Heartbeat, MAX_LINKS_PER_RUNNER};
 pub use tokens::{RegistrationScope, TokenRecord};
 

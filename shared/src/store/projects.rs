@@ -5,7 +5,7 @@
 
 use super::directory::{Project, project_ref_item};
 use super::item::{Item, ItemBuilder, ItemReader, key_of};
-use super::runners::Transaction;
+use super::runners::{Transaction, link_item};
 use super::{Store, keys};
 use crate::error::ApiError;
 use crate::runner::{ProjectRef, Runner, RunnerType};
@@ -106,11 +106,11 @@ impl Store {
             .update_expression(format!("SET {}", sets.join(", ")))
             .build()
             .map_err(build_error)?;
-        let link = ItemBuilder::keyed(keys::project_runner_link(project.id, runner.id))
-            .s("entity", "runner_link")
-            .n("runner_id", runner.id)
-            .time("created_at", now)
-            .build();
+        let link = link_item(
+            keys::project_runner_link(project.id, runner.id),
+            runner.id,
+            now,
+        );
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(link))
@@ -125,6 +125,18 @@ impl Store {
             Transaction::Committed => LinkChange::Done,
             Transaction::ConditionFailed(_) => LinkChange::Refused,
         })
+    }
+
+    /// When `runner_id` was enabled in `project_id`, if it is.
+    pub async fn project_link_created_at(
+        &self,
+        project_id: i64,
+        runner_id: i64,
+    ) -> Result<Option<Timestamp>, ApiError> {
+        self.get(keys::project_runner_link(project_id, runner_id))
+            .await?
+            .map(|item| ItemReader::new(&item, "runner link").time("created_at"))
+            .transpose()
     }
 
     /// Disables `runner` in a project, on condition that it is enabled there and keeps at least

@@ -152,11 +152,15 @@ fn read_projects(map: Option<&Item>) -> Result<Vec<ProjectRef>, ApiError> {
     Ok(projects)
 }
 
-fn link_item(key: (String, String), runner_id: i64, now: Timestamp) -> Item {
+/// The item that links a runner to a project or group (`keys::project_runner_link`,
+/// `keys::group_runner_link`). Its `created_at` is when the runner was enabled there, which is
+/// what `If-Unmodified-Since` on disabling compares (GitLab's `runner_project.updated_at`; a
+/// link never changes after it is made).
+pub(crate) fn link_item(key: (String, String), runner_id: i64, created_at: Timestamp) -> Item {
     ItemBuilder::keyed(key)
         .s("entity", "runner_link")
         .n("runner_id", runner_id)
-        .time("created_at", now)
+        .time("created_at", created_at)
         .build()
 }
 
