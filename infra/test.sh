@@ -29,7 +29,7 @@ cargo test --locked --workspace
 
 step "end to end (python-gitlab against runnerctl serve)"
 cargo build --locked -p runnerctl
-export RUNNERCTL="$PWD/target/debug/runnerctl"
+export RUNNERCTL="${CARGO_TARGET_DIR:-$PWD/target}/debug/runnerctl"
 python -m pytest tests/e2e -q -p no:cacheprovider
 
 step "every route through the Lambda runtime emulator (cargo lambda watch)"

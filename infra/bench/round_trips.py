@@ -65,7 +65,7 @@ class Server:
 
     def call(self, method, path, token=None, **kwargs):
         """One request; returns (status, ddb_calls, round_trips) from its log line."""
-        headers = {"PRIVATE-TOKEN": token} if token else {}
+        headers = {**({"PRIVATE-TOKEN": token} if token else {}), **kwargs.pop("headers", {})}
         count = len(self.lines)
         response = requests.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
         with self.seen:
@@ -132,6 +132,10 @@ def main():
                 "POST", "/api/v4/projects/101/runners", MAINTAINER, data={"runner_id": 2})
         measure("DELETE /projects/:id/runners/:runner_id", "maintainer", "<= 4",
                 "DELETE", "/api/v4/projects/101/runners/2", MAINTAINER)
+        server.call("POST", "/api/v4/projects/101/runners", MAINTAINER, data={"runner_id": 2})
+        measure("DELETE /projects/:id/runners/:runner_id", "maintainer, If-Unmodified-Since",
+                "<= 4", "DELETE", "/api/v4/projects/101/runners/2", MAINTAINER,
+                headers={"If-Unmodified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"})
     finally:
         server.stop()
 

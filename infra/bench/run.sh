@@ -16,7 +16,7 @@ source infra/dynamodb-local.sh
 export PATH="$PWD/.venv/bin:$PATH"
 start_dynamodb_local
 cargo build --locked --quiet -p runnerctl
-export TABLE_NAME="bench-$$"
-target/debug/runnerctl table create >/dev/null
-target/debug/runnerctl seed tests/e2e/fixtures/management.json >/dev/null
+export RUNNERCTL="${CARGO_TARGET_DIR:-$PWD/target}/debug/runnerctl" TABLE_NAME="bench-$$"
+"$RUNNERCTL" table create >/dev/null
+"$RUNNERCTL" seed tests/e2e/fixtures/management.json >/dev/null
 .venv/bin/python "$script"

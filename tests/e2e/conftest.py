@@ -15,7 +15,8 @@ FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
 
 
 def runnerctl():
-    return os.environ.get("RUNNERCTL", str(ROOT / "target" / "debug" / "runnerctl"))
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+    return os.environ.get("RUNNERCTL", str(target / "debug" / "runnerctl"))
 
 
 def free_port():

@@ -15,6 +15,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EVENTS = pathlib.Path(__file__).resolve().parent / "events"
 FIXTURE = ROOT / "tests" / "e2e" / "fixtures" / "management.json"
+TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
 
 
 def free_port():
@@ -54,7 +55,7 @@ def emulator():
         pytest.fail("cargo-lambda is not on PATH: infra/test.sh installs it into .venv")
     table = f"lambda-{uuid.uuid4().hex[:12]}"
     env = dict(os.environ, TABLE_NAME=table)
-    runnerctl = os.environ.get("RUNNERCTL", str(ROOT / "target" / "debug" / "runnerctl"))
+    runnerctl = os.environ.get("RUNNERCTL", str(TARGET / "debug" / "runnerctl"))
     subprocess.run([runnerctl, "table", "create"], env=env, check=True, capture_output=True)
     subprocess.run([runnerctl, "seed", str(FIXTURE)], env=env, check=True, capture_output=True)
     port = free_port()
@@ -68,7 +69,7 @@ def emulator():
             "RUST_LOG=warn",
         ]
     )
-    log = open(ROOT / "target" / "lambda-watch.log", "w")
+    log = open(TARGET / "lambda-watch.log", "w")
     watch = subprocess.Popen(
         ["cargo", "lambda", "watch", "--ignore-changes", "-A", "127.0.0.1", "-P", str(port), "--env-var", function_env],
         cwd=ROOT,
