@@ -1,7 +1,8 @@
 """Every route of every function, through the Lambda runtime, with the events API Gateway sends:
 a base64-encoded form body, a DELETE with a JSON body, a %2F-encoded project path, a trailing
-slash, `sourceIp`, cookies and comma-joined multi-value headers. (The API uses the `$default`
-stage, so no stage prefix reaches the functions.)"""
+slash in rawPath (under the route without it), `sourceIp`, cookies and comma-joined
+multi-value headers. (The API uses the `$default` stage, so no stage prefix reaches the
+functions.)"""
 
 import base64
 import json
