@@ -102,8 +102,7 @@ def build(arm64):
 
 
 def out_dir(arm64):
-    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
-    return target / ("lambda-arm64" if arm64 else "lambda-x86_64")
+    return ROOT / "target" / ("lambda-arm64" if arm64 else "lambda-x86_64")
 
 
 def sizes(binary):

@@ -9,7 +9,6 @@ Usage: infra/bench/run.sh round-trips
 """
 
 import os
-import pathlib
 import re
 import socket
 import subprocess
@@ -19,8 +18,7 @@ import time
 
 import requests
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-RUNNERCTL = os.environ.get("RUNNERCTL", str(ROOT / "target" / "debug" / "runnerctl"))
+RUNNERCTL = os.environ.get("RUNNERCTL") or sys.exit("RUNNERCTL is not set: use infra/bench/run.sh")
 ADMIN, MAINTAINER = "mgmt-root-pat", "mgmt-user-pat"  # the fixture's users
 LOG_LINE = re.compile(
     r"method=(\S+) path=(\S+) status=(\d+) .*ddb_calls=(\d+) ddb_round_trips=(\d+)"
@@ -69,7 +67,8 @@ class Server:
         count = len(self.lines)
         response = requests.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
         with self.seen:
-            self.seen.wait_for(lambda: len(self.lines) > count, timeout=10)
+            if not self.seen.wait_for(lambda: len(self.lines) > count, timeout=10):
+                sys.exit(f"no request log line for {method} {path} within 10 s")
             _, _, status, calls, rounds = self.lines[count]
         assert int(status) == response.status_code, (status, response.status_code)
         return response, int(calls), int(rounds)

@@ -15,8 +15,11 @@ FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
 
 
 def runnerctl():
-    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
-    return os.environ.get("RUNNERCTL", str(target / "debug" / "runnerctl"))
+    """The binary infra/test.sh built; the one place that knows where cargo puts it."""
+    value = os.environ.get("RUNNERCTL")
+    if not value:
+        pytest.fail("RUNNERCTL is not set: run the tests with infra/test.sh")
+    return value
 
 
 def free_port():

@@ -15,7 +15,6 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EVENTS = pathlib.Path(__file__).resolve().parent / "events"
 FIXTURE = ROOT / "tests" / "e2e" / "fixtures" / "management.json"
-TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
 
 
 def free_port():
@@ -51,11 +50,13 @@ def emulator():
     endpoint = os.environ.get("DYNAMODB_ENDPOINT")
     if not endpoint:
         pytest.fail("DYNAMODB_ENDPOINT is not set: run the tests with infra/test.sh")
+    runnerctl = os.environ.get("RUNNERCTL")
+    if not runnerctl:
+        pytest.fail("RUNNERCTL is not set: run the tests with infra/test.sh")
     if shutil.which("cargo-lambda") is None:
         pytest.fail("cargo-lambda is not on PATH: infra/test.sh installs it into .venv")
     table = f"lambda-{uuid.uuid4().hex[:12]}"
     env = dict(os.environ, TABLE_NAME=table)
-    runnerctl = os.environ.get("RUNNERCTL", str(TARGET / "debug" / "runnerctl"))
     subprocess.run([runnerctl, "table", "create"], env=env, check=True, capture_output=True)
     subprocess.run([runnerctl, "seed", str(FIXTURE)], env=env, check=True, capture_output=True)
     port = free_port()
@@ -69,7 +70,7 @@ def emulator():
             "RUST_LOG=warn",
         ]
     )
-    log = open(TARGET / "lambda-watch.log", "w")
+    log = open(pathlib.Path(runnerctl).parents[1] / "lambda-watch.log", "w")
     watch = subprocess.Popen(
         ["cargo", "lambda", "watch", "--ignore-changes", "-A", "127.0.0.1", "-P", str(port), "--env-var", function_env],
         cwd=ROOT,
