@@ -71,22 +71,24 @@ pub struct Caller {
     pub admin: bool,
 }
 
-/// The personal access token a request presents: `PRIVATE-TOKEN` header (any case),
-/// `Authorization: Bearer`, or the `private_token` parameter.
+/// The personal access token a request presents, in GitLab's order (`UserAuthFinders`): the
+/// `private_token` parameter, then the `PRIVATE-TOKEN` header (any case), then
+/// `Authorization: Bearer`. A blank value counts as absent, so it never hides a later source;
+/// a present one is the only token looked at, so an unknown parameter is 401 even beside a
+/// valid header.
 pub fn presented_token(headers: &HeaderMap, params: &Params) -> Option<String> {
-    if let Some(value) = headers.get("private-token").and_then(|v| v.to_str().ok()) {
-        return Some(value.trim().to_owned());
-    }
-    if let Some(value) = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
-        if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
-            return Some(token.trim().to_owned());
-        }
-    }
-    params.reader().string("private_token")
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let bearer = header(axum::http::header::AUTHORIZATION.as_str()).and_then(|value| {
+        let (scheme, token) = value.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then_some(token)
+    });
+    let parameter = params.reader().string("private_token");
+    [parameter.as_deref(), header("private-token"), bearer]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|token| !token.is_empty())
+        .map(str::to_owned)
 }
 
 /// GitLab's rules for a found token: expired or revoked is 401, a blocked owner 403, and a
@@ -125,7 +127,7 @@ pub async fn authenticate(
     params: &Params,
     access: Access,
 ) -> Result<Caller, ApiError> {
-    let Some(token) = presented_token(headers, params).filter(|t| !t.is_empty()) else {
+    let Some(token) = presented_token(headers, params) else {
         return Err(ApiError::Unauthorized);
     };
     match store.find_token(&TokenDigest::of(&token)).await? {
@@ -169,23 +171,48 @@ mod tests {
     }
 
     #[test]
-    fn token_sources() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(
-            presented_token(&headers, &Params::from_query("private_token=q")).as_deref(),
-            Some("q")
-        );
-        headers.insert("authorization", "Bearer b".parse().unwrap());
-        assert_eq!(
-            presented_token(&headers, &Params::default()).as_deref(),
-            Some("b")
-        );
-        headers.insert("Private-Token", "h".parse().unwrap());
-        assert_eq!(
-            presented_token(&headers, &Params::default()).as_deref(),
-            Some("h")
-        );
-        assert_eq!(presented_token(&HeaderMap::new(), &Params::default()), None);
+    fn token_sources_in_gitlabs_order() {
+        let params = |query: &str| Params::from_query(query).unwrap();
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, value.parse().unwrap());
+            }
+            map
+        };
+        type Headers<'a> = &'a [(&'a str, &'a str)];
+        let cases: [(Headers<'_>, &str, Option<&str>); 9] = [
+            (&[], "private_token=q", Some("q")),
+            (&[("authorization", "Bearer b")], "", Some("b")),
+            (&[("authorization", "bearer  b ")], "", Some("b")),
+            (&[("Private-Token", "h")], "", Some("h")),
+            // The parameter wins over both headers, the header over Bearer.
+            (
+                &[("private-token", "h"), ("authorization", "Bearer b")],
+                "private_token=q",
+                Some("q"),
+            ),
+            (
+                &[("private-token", "h"), ("authorization", "Bearer b")],
+                "",
+                Some("h"),
+            ),
+            // Blank values are absent: they never hide a later source.
+            (
+                &[("private-token", " "), ("authorization", "Bearer b")],
+                "private_token=",
+                Some("b"),
+            ),
+            (&[("authorization", "Basic dXNlcg==")], "", None),
+            (&[], "", None),
+        ];
+        for (pairs, query, expected) in cases {
+            assert_eq!(
+                presented_token(&headers(pairs), &params(query)).as_deref(),
+                expected,
+                "{pairs:?} {query}"
+            );
+        }
     }
 
     fn token() -> PersonalAccessToken {

@@ -2,6 +2,7 @@
 //! shell for `runnerctl`).
 
 use std::env;
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -18,7 +19,40 @@ pub struct Settings {
     /// Honour `X-Forwarded-For` for `ip_address` (`TRUST_X_FORWARDED_FOR`): only behind a proxy
     /// that sets it. API Gateway's own `sourceIp` is used regardless.
     pub trust_forwarded_for: bool,
+    /// How long DynamoDB calls may take; see [`StorageTimeouts`].
+    pub storage_timeouts: StorageTimeouts,
+    /// A request still unanswered after this long is answered 503 (`REQUEST_DEADLINE_MS`,
+    /// default 8,000). Below the function's Lambda timeout (10 s in `template.yaml`), so that the
+    /// client gets the service's JSON 503 and the function is never killed mid-request; above
+    /// the storage operation timeout, so that one stalled call ends as its own 503 first.
+    pub request_deadline: Duration,
 }
+
+/// Bounds on every DynamoDB call, so that a database that accepts connections and never answers
+/// costs a request seconds, not minutes. DynamoDB answers in milliseconds; these leave room for
+/// a cold connection and one SDK retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageTimeouts {
+    /// TCP and TLS connect (`DYNAMODB_CONNECT_TIMEOUT_MS`, default 1,000).
+    pub connect: Duration,
+    /// One attempt, connect to last byte (`DYNAMODB_ATTEMPT_TIMEOUT_MS`, default 2,000).
+    pub attempt: Duration,
+    /// A whole call with the SDK's retries (`DYNAMODB_OPERATION_TIMEOUT_MS`, default 4,500):
+    /// two attempts and the backoff between them.
+    pub operation: Duration,
+}
+
+impl Default for StorageTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_millis(1_000),
+            attempt: Duration::from_millis(2_000),
+            operation: Duration::from_millis(4_500),
+        }
+    }
+}
+
+pub const DEFAULT_REQUEST_DEADLINE: Duration = Duration::from_millis(8_000);
 
 pub const DEFAULT_TABLE_NAME: &str = "gitlab-runners";
 pub const MAX_HEARTBEAT_INTERVAL_SECS: i64 = 60;
@@ -31,6 +65,8 @@ impl Default for Settings {
             heartbeat_interval_secs: MAX_HEARTBEAT_INTERVAL_SECS,
             external_url: None,
             trust_forwarded_for: false,
+            storage_timeouts: StorageTimeouts::default(),
+            request_deadline: DEFAULT_REQUEST_DEADLINE,
         }
     }
 }
@@ -62,6 +98,44 @@ impl Settings {
                 .filter(|s| !s.is_empty()),
             trust_forwarded_for: env::var("TRUST_X_FORWARDED_FOR")
                 .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")),
+            storage_timeouts: StorageTimeouts::from_env(),
+            request_deadline: millis("REQUEST_DEADLINE_MS", defaults.request_deadline),
         }
+    }
+}
+
+/// A positive number of milliseconds from the environment, else `default`.
+fn millis(name: &str, default: Duration) -> Duration {
+    env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .map_or(default, Duration::from_millis)
+}
+
+impl StorageTimeouts {
+    pub fn from_env() -> Self {
+        let defaults = Self::default();
+        Self {
+            connect: millis("DYNAMODB_CONNECT_TIMEOUT_MS", defaults.connect),
+            attempt: millis("DYNAMODB_ATTEMPT_TIMEOUT_MS", defaults.attempt),
+            operation: millis("DYNAMODB_OPERATION_TIMEOUT_MS", defaults.operation),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stalled_call_ends_before_the_request_deadline() {
+        let settings = Settings::default();
+        let storage = settings.storage_timeouts;
+        assert!(storage.connect <= storage.attempt);
+        assert!(storage.attempt < storage.operation);
+        assert!(storage.operation < settings.request_deadline);
+        // template.yaml's function timeout is 10 s; tests/lambda/test_template.py checks it.
+        assert!(settings.request_deadline < Duration::from_secs(10));
     }
 }

@@ -14,7 +14,7 @@ use serde_json::json;
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
 /// Shared by every handler: built once per process (in `main`), cloned per request.
@@ -35,9 +35,11 @@ impl AppState {
 
 /// The service a function runs (under `lambda_http::run`) or `runnerctl serve` mounts: the
 /// function's routes plus GitLab's JSON answers for unknown routes and methods, with a trailing
-/// slash meaning the same route (never a redirect).
+/// slash meaning the same route (never a redirect), and a 503 for a request still unanswered
+/// at `deadline` (see [`Settings::request_deadline`]).
 pub fn entry_point<B>(
     routes: Router,
+    deadline: Duration,
 ) -> impl tower::Service<Request<B>, Response = Response, Error = Infallible, Future: Send + 'static>
 + Clone
 + Send
@@ -51,7 +53,7 @@ where
         .method_not_allowed_fallback(method_not_allowed);
     tower::service_fn(move |request: Request<B>| {
         let router = router.clone();
-        async move { Ok::<_, Infallible>(handle(router, request).await) }
+        async move { Ok::<_, Infallible>(handle(router, request, deadline).await) }
     })
 }
 
@@ -66,7 +68,7 @@ async fn method_not_allowed() -> Response {
     )
 }
 
-async fn handle<B>(router: Router, mut request: Request<B>) -> Response
+async fn handle<B>(router: Router, mut request: Request<B>, deadline: Duration) -> Response
 where
     B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
@@ -77,10 +79,18 @@ where
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let started = Instant::now();
-    let (result, usage) = metrics::scope(router.oneshot(request)).await;
+    let (result, usage) =
+        metrics::scope(tokio::time::timeout(deadline, router.oneshot(request))).await;
     let mut response = match result {
-        Ok(response) => response,
-        Err(never) => match never {},
+        Ok(Ok(response)) => response,
+        Ok(Err(never)) => match never {},
+        // Dropping the handler cancels its pending calls; each write is one conditional item
+        // write or one transaction, so none is left half done.
+        Err(_elapsed) => ApiError::Unavailable(format!(
+            "no answer within the request deadline of {} ms",
+            deadline.as_millis()
+        ))
+        .into_response(),
     };
     // The path only: query strings may carry `private_token`.
     tracing::info!(
@@ -127,6 +137,9 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
+/// GitLab's limit on a runner's `ip_address`; a longer forwarded value is ignored.
+const MAX_IP_ADDRESS_CHARS: usize = 1024;
+
 pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
     if trust_forwarded_for {
         let forwarded = parts
@@ -136,7 +149,7 @@ pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
         if let Some(first) = forwarded
             .and_then(|v| v.split(',').next())
             .map(str::trim)
-            .filter(|v| !v.is_empty())
+            .filter(|v| !v.is_empty() && v.len() <= MAX_IP_ADDRESS_CHARS)
         {
             return Some(first.to_owned());
         }
@@ -164,8 +177,13 @@ pub struct PeerAddr(pub IpAddr);
 pub async fn run_lambda(routes: fn(AppState) -> Router) -> Result<(), lambda_http::Error> {
     init_lambda_logging();
     let settings = Settings::from_env();
-    let store = Store::from_env(settings.table_name.clone()).await;
-    lambda_http::run(entry_point(routes(AppState::new(store, settings)))).await
+    let store = Store::from_env(settings.table_name.clone(), settings.storage_timeouts).await;
+    let deadline = settings.request_deadline;
+    lambda_http::run(entry_point(
+        routes(AppState::new(store, settings)),
+        deadline,
+    ))
+    .await
 }
 
 /// Logging for a Lambda function: one JSON object per line (CloudWatch adds the time), level
@@ -212,7 +230,8 @@ pub fn paginated<T: serde::Serialize>(
     uri: &Uri,
 ) -> Response {
     let mut response = json_response(StatusCode::OK, items);
-    let query = crate::params::Params::from_query(uri.query().unwrap_or(""));
+    // The extractor already parsed this query successfully; the same text cannot fail now.
+    let query = crate::params::Params::from_query(uri.query().unwrap_or("")).unwrap_or_default();
     let url = format!("{base_url}{}", uri.path());
     for (name, value) in info.headers(&url, query.as_map()) {
         if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
@@ -222,10 +241,57 @@ pub fn paginated<T: serde::Serialize>(
     response
 }
 
+/// The matched route's path parameters, percent-decoded. Never a rejection: a parameter that is
+/// not UTF-8 once decoded (`/runners/%FF`) reads as `None`, so that a handler authenticates first
+/// and then gives GitLab's answer for it (`id is invalid`, `404 Project Not Found`), as JSON.
+/// Each parameter is one whole segment of the raw path, so `%2F` in a project path stays inside
+/// its parameter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathParams(Vec<(String, Option<String>)>);
+
+impl PathParams {
+    /// The parameters of `path` under the route `template` (`/api/v4/runners/{id}`).
+    pub fn from_route(template: &str, path: &str) -> Self {
+        let params = template
+            .split('/')
+            .zip(path.split('/'))
+            .filter_map(|(pattern, segment)| {
+                let name = pattern.strip_prefix('{')?.strip_suffix('}')?;
+                let value = percent_encoding::percent_decode_str(segment)
+                    .decode_utf8()
+                    .ok()
+                    .map(std::borrow::Cow::into_owned);
+                Some((name.to_owned(), value))
+            })
+            .collect();
+        Self(params)
+    }
+
+    /// The decoded value of `name`; `None` when absent or not UTF-8.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, value)| value.as_deref())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParams {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let template = parts
+            .extensions
+            .get::<axum::extract::MatchedPath>()
+            .map_or("", axum::extract::MatchedPath::as_str);
+        Ok(Self::from_route(template, parts.uri.path()))
+    }
+}
+
 /// A numeric path id (`:id`), else GitLab's `400 {"error": "<name> is invalid"}`.
-pub fn path_id(raw: &str, name: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>()
-        .map_err(|_| ApiError::InvalidParams(vec![format!("{name} is invalid")]))
+pub fn path_id(raw: Option<&str>, name: &str) -> Result<i64, ApiError> {
+    raw.and_then(|raw| raw.parse::<i64>().ok())
+        .ok_or_else(|| ApiError::InvalidParams(vec![format!("{name} is invalid")]))
 }
 
 /// The `If-Unmodified-Since` header, if it parses.
@@ -245,6 +311,46 @@ impl IntoResponse for crate::entities::RunnerRegistrationDetails {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_params_decode_whole_segments_and_never_reject() {
+        let params = PathParams::from_route(
+            "/api/v4/projects/{id}/runners/{runner_id}",
+            "/api/v4/projects/group%2Fsub%2Fproject/runners/%FF",
+        );
+        assert_eq!(params.get("id"), Some("group/sub/project"));
+        assert_eq!(params.get("runner_id"), None, "not UTF-8");
+        assert_eq!(params.get("missing"), None);
+        let params = PathParams::from_route("/api/v4/runners/{id}", "/api/v4/runners/%E2%9C%93");
+        assert_eq!(params.get("id"), Some("\u{2713}"));
+        assert!(matches!(
+            path_id(params.get("id"), "id"),
+            Err(ApiError::InvalidParams(problems)) if problems == ["id is invalid"]
+        ));
+        assert_eq!(path_id(Some("42"), "id").unwrap(), 42);
+    }
+
+    #[tokio::test]
+    async fn a_request_past_its_deadline_is_a_json_503() {
+        let stalled = Router::new().route(
+            "/api/v4/stall",
+            axum::routing::get(std::future::pending::<Response>),
+        );
+        let service = entry_point::<axum::body::Body>(stalled, Duration::from_millis(50));
+        let request = Request::get("/api/v4/stall")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(5), service.oneshot(request))
+            .await
+            .expect("the deadline answers, the test does not time out")
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(&body[..], br#"{"message":"503 Service Unavailable"}"#);
+    }
 
     #[test]
     fn trailing_slashes() {

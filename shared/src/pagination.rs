@@ -179,7 +179,7 @@ mod tests {
     use crate::params::Params;
 
     fn request(query: &str) -> Result<PageRequest, crate::ApiError> {
-        let params = Params::from_query(query);
+        let params = Params::from_query(query).unwrap();
         let mut reader = params.reader();
         let page = PageRequest::read(&mut reader);
         reader.finish().map(|()| page)
@@ -231,6 +231,7 @@ mod tests {
     fn forty_five_items_in_pages_of_twenty() {
         let all: Vec<u64> = (1..=45).collect();
         let query = Params::from_query("type=project_type&per_page=20&private_token=t")
+            .unwrap()
             .as_map()
             .clone();
         let url = "http://h/api/v4/runners";
@@ -334,6 +335,7 @@ mod tests {
     #[test]
     fn link_urls_keep_arrays_and_encode_values() {
         let query = Params::from_query("tag_list[]=a b&tag_list[]=c&scope=active")
+            .unwrap()
             .as_map()
             .clone();
         assert_eq!(

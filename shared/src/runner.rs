@@ -137,6 +137,43 @@ pub const MIN_MAXIMUM_TIMEOUT: i64 = 600;
 pub const MAX_TAGS: usize = 50;
 pub const MAX_TAG_CHARS: usize = 255;
 pub const MAX_DESCRIPTION_CHARS: usize = 1024;
+/// GitLab's limits on what a runner reports about itself (`Ci::RunnerManager`: `version` 2048,
+/// `revision`, `platform` and `architecture` 255; `name` is held to 255 too). They keep a runner
+/// item far below DynamoDB's 400 KB item limit.
+pub const MAX_VERSION_CHARS: usize = 2048;
+pub const MAX_INFO_CHARS: usize = 255;
+
+/// Rails' length error on `attribute` when `value` is longer than `max` characters.
+fn check_length(errors: &mut ValidationErrors, attribute: &str, value: Option<&str>, max: usize) {
+    if value.is_some_and(|v| v.chars().count() > max) {
+        errors.add(
+            attribute,
+            format!("is too long (maximum is {max} characters)"),
+        );
+    }
+}
+
+impl RunnerInfo {
+    /// GitLab's length limits on each field, as model validation errors.
+    pub fn check(&self, errors: &mut ValidationErrors) {
+        for (attribute, value, max) in [
+            ("name", &self.name, MAX_INFO_CHARS),
+            ("version", &self.version, MAX_VERSION_CHARS),
+            ("revision", &self.revision, MAX_INFO_CHARS),
+            ("platform", &self.platform, MAX_INFO_CHARS),
+            ("architecture", &self.architecture, MAX_INFO_CHARS),
+        ] {
+            check_length(errors, attribute, value.as_deref(), max);
+        }
+    }
+
+    /// The fields as a 400 `{"message": {...}}` when any is too long.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let mut errors = ValidationErrors::default();
+        self.check(&mut errors);
+        errors.into_result()
+    }
+}
 
 impl Runner {
     /// A runner with GitLab's registration defaults: active, runs untagged jobs, unlocked,
@@ -243,16 +280,14 @@ impl Runner {
             ("description", &self.description),
             ("maintenance_note", &self.maintenance_note),
         ] {
-            if value
-                .as_ref()
-                .is_some_and(|v| v.chars().count() > MAX_DESCRIPTION_CHARS)
-            {
-                errors.add(
-                    attribute,
-                    format!("is too long (maximum is {MAX_DESCRIPTION_CHARS} characters)"),
-                );
-            }
+            check_length(
+                &mut errors,
+                attribute,
+                value.as_deref(),
+                MAX_DESCRIPTION_CHARS,
+            );
         }
+        self.info.check(&mut errors);
         errors.into_result()
     }
 
@@ -367,6 +402,22 @@ mod tests {
             message(&r),
             r#"{"description":["is too long (maximum is 1024 characters)"]}"#
         );
+    }
+
+    #[test]
+    fn info_fields_have_gitlabs_length_limits() {
+        let mut r = runner();
+        r.info.version = Some("v".repeat(MAX_VERSION_CHARS));
+        r.info.platform = Some("\u{e9}".repeat(MAX_INFO_CHARS));
+        assert!(r.validate().is_ok(), "limits count characters, not bytes");
+        r.info.version = Some("v".repeat(MAX_VERSION_CHARS + 1));
+        r.info.name = Some("n".repeat(MAX_INFO_CHARS + 1));
+        r.info.architecture = Some("a".repeat(300_000));
+        assert_eq!(
+            message(&r),
+            r#"{"name":["is too long (maximum is 255 characters)"],"version":["is too long (maximum is 2048 characters)"],"architecture":["is too long (maximum is 255 characters)"]}"#
+        );
+        assert_eq!(r.info.validate().unwrap_err().status().as_u16(), 400);
     }
 
     #[test]

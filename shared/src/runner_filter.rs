@@ -121,7 +121,7 @@ mod tests {
     use crate::params::Params;
 
     fn filter(query: &str, list: RunnerList) -> Result<RunnerFilter, String> {
-        let params = Params::from_query(query);
+        let params = Params::from_query(query).unwrap();
         let mut reader = params.reader();
         let filter = RunnerFilter::read(&mut reader, list);
         reader

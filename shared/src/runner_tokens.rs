@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::params::{ParamReader, Params};
 use crate::runner::{AccessLevel, Runner, RunnerChanges, RunnerInfo, RunnerType};
 use crate::store::{
-    CreateRunnerError, Heartbeat, IdSequence, RegistrationScope, Store, TokenRecord,
+    CreateRunnerError, Heartbeat, IdSequence, RegistrationScope, Store, TokenRecord, back_off,
 };
 use crate::time::Timestamp;
 use serde_json::{Map, Value};
@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 /// How often register retries after an id or token collision before giving up.
 const CREATE_ATTEMPTS: usize = 3;
 /// How often unregister re-reads a runner that changed under it.
-const DELETE_ATTEMPTS: usize = 3;
+const DELETE_ATTEMPTS: u32 = 3;
 
 /// A validated `POST /runners` request.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,19 +156,12 @@ pub fn heartbeat_from_params(params: &Params, ip_address: Option<String>) -> Hea
         Some(Value::Object(info)) => Some(info),
         _ => None,
     };
-    let RunnerInfo {
-        version,
-        revision,
-        platform,
-        architecture,
-        ..
-    } = runner_info(info);
     Heartbeat {
         ip_address,
-        version,
-        revision,
-        platform,
-        architecture,
+        info: RunnerInfo {
+            name: None,
+            ..runner_info(info)
+        },
     }
 }
 
@@ -187,6 +180,9 @@ pub async fn verify(
     else {
         return Err(ApiError::Forbidden);
     };
+    // After the token (403 first, as GitLab), before any write: a field over its limit is a
+    // 400 and nothing is recorded.
+    heartbeat.info.validate()?;
     let now = Timestamp::now();
     let fresh =
         heartbeat_at.is_some_and(|at| at.within(now, heartbeat_interval_secs.saturating_mul(1000)));
@@ -221,7 +217,10 @@ pub async fn unregister(
     let Some(TokenRecord::Runner { runner_id, .. }) = store.find_token(&digest).await? else {
         return Err(ApiError::Forbidden);
     };
-    for _ in 0..DELETE_ATTEMPTS {
+    for attempt in 0..DELETE_ATTEMPTS {
+        if attempt > 0 {
+            back_off(attempt).await;
+        }
         let Some(runner) = store.get_runner(runner_id).await? else {
             return Err(ApiError::Forbidden);
         };
@@ -246,8 +245,6 @@ mod tests {
     use serde_json::json;
 
     fn params(value: Value) -> Params {
-        let mut p = Params::default();
-        p.merge_form(b"");
         let Value::Object(map) = value else {
             unreachable!()
         };
@@ -255,7 +252,7 @@ mod tests {
         for (k, v) in map {
             text.push(format!("{k}={}", v.as_str().unwrap_or_default()));
         }
-        Params::from_query(&text.join("&"))
+        Params::from_query(&text.join("&")).unwrap()
     }
 
     #[test]
@@ -277,7 +274,8 @@ mod tests {
     fn registration_reads_info_and_paused() {
         let p = Params::from_query(
             "token=t&info[name]=box&info[version]=12.0&paused=true&tag_list=a,b",
-        );
+        )
+        .unwrap();
         let request = RegistrationRequest::from_params(&p, Some("10.0.0.1".into())).unwrap();
         assert_eq!(request.info.name.as_deref(), Some("box"));
         assert_eq!(request.info.version.as_deref(), Some("12.0"));
@@ -288,7 +286,7 @@ mod tests {
 
     #[test]
     fn registration_parameter_errors_in_gitlab_order() {
-        let p = Params::from_query("active=maybe&access_level=x&maximum_timeout=soon");
+        let p = Params::from_query("active=maybe&access_level=x&maximum_timeout=soon").unwrap();
         let error = RegistrationRequest::from_params(&p, None).unwrap_err();
         assert_eq!(
             error.body(),

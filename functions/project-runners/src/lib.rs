@@ -8,7 +8,7 @@
 //! Round trips: token; project; memberships, runner and links together; one write or batch.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{delete, get};
@@ -17,20 +17,20 @@ use runners_shared::access::{self, GUEST, MAINTAINER, Memberships};
 use runners_shared::auth::{Access, Caller, authenticate};
 use runners_shared::entities::RunnerEntity;
 use runners_shared::error::{ValidationErrors, json_response};
-use runners_shared::http::{base_url, if_unmodified_since, paginated};
+use runners_shared::http::{PathParams, base_url, if_unmodified_since, paginated};
 use runners_shared::pagination::PageRequest;
 use runners_shared::params::Params;
 use runners_shared::runner::RunnerType;
 use runners_shared::runner_filter::{RunnerFilter, RunnerList};
 use runners_shared::runner_tokens::modified_since;
-use runners_shared::store::MAX_LINKS_PER_RUNNER;
 use runners_shared::store::directory::{MemberOf, Project};
 use runners_shared::store::projects::LinkChange;
+use runners_shared::store::{MAX_LINKS_PER_RUNNER, back_off};
 use runners_shared::time::Timestamp;
 use runners_shared::{ApiError, AppState};
 
 /// How often enable/disable re-read a runner that changed under them.
-const WRITE_ATTEMPTS: usize = 4;
+const WRITE_ATTEMPTS: u32 = 4;
 
 /// This function's routes; its `main` and `runnerctl serve` both mount exactly this.
 pub fn router(state: AppState) -> Router {
@@ -71,7 +71,9 @@ fn check_project_access(
     Ok(())
 }
 
-async fn find_project(state: &AppState, id_or_path: &str) -> Result<Project, ApiError> {
+/// The project named by `:id`; one that is not UTF-8 once decoded names no project.
+async fn find_project(state: &AppState, path: &PathParams) -> Result<Project, ApiError> {
+    let id_or_path = path.get("id").ok_or(ApiError::NotFound("Project"))?;
     state
         .store
         .find_project(id_or_path)
@@ -83,11 +85,11 @@ async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
     uri: Uri,
-    Path(project_id): Path<String>,
+    path: PathParams,
     params: Params,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
-    let project = find_project(&state, &project_id).await?;
+    let project = find_project(&state, &path).await?;
     // Read now, reported after the project checks (GitLab's order).
     let mut reader = params.reader();
     let filter = RunnerFilter::read(&mut reader, RunnerList::All);
@@ -148,11 +150,11 @@ fn already_enabled() -> ApiError {
 async fn enable(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(project_id): Path<String>,
+    path: PathParams,
     params: Params,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
-    let project = find_project(&state, &project_id).await?;
+    let project = find_project(&state, &path).await?;
     let mut reader = params.reader();
     let runner_id = if params.contains("runner_id") {
         reader.int("runner_id")
@@ -173,7 +175,7 @@ async fn enable(
         .flatten()
         .ok_or(ApiError::NotFound("Runner"))?;
     let target = project.reference();
-    for _ in 0..WRITE_ATTEMPTS {
+    for attempt in 0..WRITE_ATTEMPTS {
         if runner.runner_type == RunnerType::Group {
             return Err(ApiError::forbidden_because("Runner is a group runner"));
         }
@@ -204,6 +206,7 @@ async fn enable(
             let entity = RunnerEntity::new(&runner, now, state.settings.online_timeout_secs);
             return Ok(json_response(StatusCode::CREATED, &entity));
         }
+        back_off(attempt + 1).await;
         runner = state
             .store
             .get_runner(runner.id)
@@ -219,12 +222,14 @@ async fn enable(
 async fn disable(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path((project_id, raw_runner_id)): Path<(String, String)>,
+    path: PathParams,
     params: Params,
 ) -> Result<StatusCode, ApiError> {
     let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
-    let project = find_project(&state, &project_id).await?;
-    let runner_id = raw_runner_id.parse::<i64>().ok();
+    let project = find_project(&state, &path).await?;
+    let runner_id = path
+        .get("runner_id")
+        .and_then(|raw| raw.parse::<i64>().ok());
     let unmodified_since = if_unmodified_since(&headers);
     // The link's time is what `If-Unmodified-Since` compares; read it only when asked.
     let linked_at = runner_id
@@ -242,7 +247,7 @@ async fn disable(
     }
     let mut runner = runner.transpose()?.flatten();
     let linked_at = linked_at.transpose()?.flatten();
-    for _ in 0..WRITE_ATTEMPTS {
+    for attempt in 0..WRITE_ATTEMPTS {
         let current = runner
             .filter(|r| r.project_ids().any(|id| id == project.id))
             .ok_or(ApiError::NotFound("Runner"))?;
@@ -264,6 +269,7 @@ async fn disable(
         {
             return Ok(StatusCode::NO_CONTENT);
         }
+        back_off(attempt + 1).await;
         runner = state.store.get_runner(current.id).await?;
     }
     Err(ApiError::internal(

@@ -519,3 +519,46 @@ async fn two_concurrent_enables_of_the_same_runner_give_one_201_and_one_400() {
         );
     }
 }
+
+#[tokio::test]
+async fn hostile_project_and_runner_ids_get_gitlabs_json_answers() {
+    let app = app().await;
+    // Past DynamoDB's 2,048-byte key limit: was a 500, is a miss without a read.
+    let long = "a%2F".repeat(700) + "project";
+    for project in [long.as_str(), "%FF", "group%2F%C3%28"] {
+        let path = format!("/api/v4/projects/{project}/runners");
+        let anonymous = app.get(&path).send().await;
+        assert_eq!(
+            (anonymous.status, anonymous.body),
+            (401, json!({"message": "401 Unauthorized"}))
+        );
+        let listed = list(&app, USER, &path).await;
+        assert_eq!(
+            (listed.status, &listed.body),
+            (404, &json!({"message": "404 Project Not Found"}))
+        );
+        assert_eq!(listed.usage.calls, 1, "only the token is read");
+        enable(&app, ADMIN, project, json!({"runner_id": 8}))
+            .await
+            .expect(404);
+        disable(&app, ADMIN, project, 2).await.expect(404);
+    }
+    let bad_runner = app
+        .delete("/api/v4/projects/100/runners/%FF")
+        .header("PRIVATE-TOKEN", USER)
+        .send()
+        .await
+        .expect(400);
+    assert_eq!(bad_runner.body, json!({"error": "runner_id is invalid"}));
+
+    // One value where Grape declares an Integer: a list is invalid, never its last element.
+    for body in [
+        json!({"runner_id": [2, 8]}),
+        json!({"runner_id": {"id": 8}}),
+    ] {
+        let response = enable(&app, ADMIN, "101", body).await.expect(400);
+        assert_eq!(response.body, json!({"error": "runner_id is invalid"}));
+    }
+    let runner = app.store.get_runner(8).await.unwrap().unwrap();
+    assert_eq!(runner.project_ids().collect::<Vec<_>>(), [110]);
+}

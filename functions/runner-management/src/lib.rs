@@ -9,7 +9,7 @@
 mod owned;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::get;
@@ -17,12 +17,13 @@ use runners_shared::access::{self, Memberships};
 use runners_shared::auth::{Access, Caller, authenticate};
 use runners_shared::entities::{CurrentUserEntity, JobEntity, RunnerDetailsEntity, RunnerEntity};
 use runners_shared::error::json_response;
-use runners_shared::http::{base_url, if_unmodified_since, paginated, path_id};
+use runners_shared::http::{PathParams, base_url, if_unmodified_since, paginated, path_id};
 use runners_shared::pagination::PageRequest;
 use runners_shared::params::Params;
 use runners_shared::runner::{AccessLevel, Runner, RunnerChanges, RunnerType};
 use runners_shared::runner_filter::{RunnerFilter, RunnerList};
 use runners_shared::runner_tokens::modified_since;
+use runners_shared::store::back_off;
 use runners_shared::store::directory::JOB_STATUSES;
 use runners_shared::store::lists::RunnerIndex;
 use runners_shared::time::Timestamp;
@@ -30,7 +31,7 @@ use runners_shared::{ApiError, AppState};
 use serde_json::json;
 
 /// How often a write re-reads a runner that changed under it.
-const WRITE_ATTEMPTS: usize = 3;
+const WRITE_ATTEMPTS: u32 = 3;
 
 /// This function's routes; its `main` and `runnerctl serve` both mount exactly this.
 pub fn router(state: AppState) -> Router {
@@ -155,18 +156,18 @@ fn details(
     json_response(StatusCode::OK, &entity)
 }
 
-fn runner_id(raw: &str) -> Result<i64, ApiError> {
-    path_id(raw, "id")
+fn runner_id(path: &PathParams) -> Result<i64, ApiError> {
+    path_id(path.get("id"), "id")
 }
 
 async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(raw_id): Path<String>,
+    path: PathParams,
     params: Params,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
-    let id = runner_id(&raw_id)?;
+    let id = runner_id(&path)?;
     let (runner, memberships) = runner_with_access(&state, caller, id).await?;
     access::check_read(caller, &runner, &memberships)?;
     Ok(details(&state, &headers, caller, &runner, &memberships))
@@ -175,9 +176,9 @@ async fn show(
 const UPDATABLE: &str =
     "description, active, tag_list, run_untagged, locked, access_level, maximum_timeout";
 
-fn read_changes(params: &Params, raw_id: &str) -> Result<(i64, RunnerChanges), ApiError> {
+fn read_changes(params: &Params, path: &PathParams) -> Result<(i64, RunnerChanges), ApiError> {
     let mut p = params.reader();
-    let id = raw_id.parse::<i64>().ok();
+    let id = runner_id(path).ok();
     if id.is_none() {
         p.problem("id is invalid");
     }
@@ -227,14 +228,17 @@ fn read_changes(params: &Params, raw_id: &str) -> Result<(i64, RunnerChanges), A
 async fn update(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(raw_id): Path<String>,
+    path: PathParams,
     params: Params,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
-    let (id, changes) = read_changes(&params, &raw_id)?;
+    let (id, changes) = read_changes(&params, &path)?;
     let mut memberships = None;
-    for _ in 0..WRITE_ATTEMPTS {
-        let mut runner = state
+    for attempt in 0..WRITE_ATTEMPTS {
+        if attempt > 0 {
+            back_off(attempt).await;
+        }
+        let runner = state
             .store
             .get_runner(id)
             .await?
@@ -245,13 +249,17 @@ async fn update(
             None => memberships_for(&state, caller, &runner).await?,
         };
         access::check_update(caller, &runner, &granted)?;
-        let read_version = runner.lock_version;
-        runner.apply(changes.clone());
-        runner.validate()?;
-        runner.updated_at = Timestamp::now();
-        if state.store.update_runner(&runner, read_version).await? {
-            runner.lock_version = read_version + 1;
-            return Ok(details(&state, &headers, caller, &runner, &granted));
+        let mut merged = runner;
+        merged.apply(changes.clone());
+        merged.validate()?;
+        // Only a concurrent change that makes this update invalid comes back here, to be
+        // validated against what is stored now.
+        if let Some(updated) = state
+            .store
+            .update_runner(id, &changes, Timestamp::now())
+            .await?
+        {
+            return Ok(details(&state, &headers, caller, &updated, &granted));
         }
         memberships = Some(granted);
     }
@@ -263,13 +271,16 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(raw_id): Path<String>,
+    path: PathParams,
     params: Params,
 ) -> Result<StatusCode, ApiError> {
     let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
-    let id = runner_id(&raw_id)?;
+    let id = runner_id(&path)?;
     let mut memberships = None;
-    for _ in 0..WRITE_ATTEMPTS {
+    for attempt in 0..WRITE_ATTEMPTS {
+        if attempt > 0 {
+            back_off(attempt).await;
+        }
         let runner = state
             .store
             .get_runner(id)
@@ -297,12 +308,12 @@ async fn jobs(
     State(state): State<AppState>,
     headers: HeaderMap,
     uri: Uri,
-    Path(raw_id): Path<String>,
+    path: PathParams,
     params: Params,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
     let mut p = params.reader();
-    let id = raw_id.parse::<i64>().ok();
+    let id = runner_id(&path).ok();
     if id.is_none() {
         p.problem("id is invalid");
     }

@@ -71,7 +71,7 @@ async fn personal_access_tokens_in_every_state() {
     );
     let via_param = check(
         HeaderMap::new(),
-        Params::from_query("private_token=read-pat"),
+        Params::from_query("private_token=read-pat").unwrap(),
         Access::Read,
     )
     .await;

@@ -428,7 +428,8 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         table_name: cli.table.clone(),
         ..Settings::from_env()
     };
-    let routes = entry_point::<Body>(all_routes(AppState::new(store, settings)));
+    let deadline = settings.request_deadline;
+    let routes = entry_point::<Body>(all_routes(AppState::new(store, settings)), deadline);
     // The socket peer stands in for API Gateway's sourceIp.
     let app =
         Router::new().fallback_service(tower::service_fn(move |mut request: Request<Body>| {

@@ -261,6 +261,27 @@ fn claim<T: Eq + std::hash::Hash>(
     }
 }
 
+/// Claims a full path (or username, which is a path too), which must also fit in a key.
+fn claim_path(
+    seen: &mut HashSet<String>,
+    full_path: &str,
+    path: &str,
+    field: &str,
+    problems: &mut Problems,
+) {
+    if !crate::store::keys::path_fits(full_path) {
+        problems.at(
+            path,
+            field,
+            format!(
+                "the full path is longer than {} bytes",
+                crate::store::keys::MAX_FULL_PATH_BYTES
+            ),
+        );
+    }
+    claim(seen, full_path.to_lowercase(), path, field, problems);
+}
+
 fn profile(entry: &Entry<'_>, problems: &mut Problems) -> UserProfile {
     let mut field = |key: &str| entry.string(key, problems);
     UserProfile {
@@ -342,9 +363,9 @@ impl Fixture {
             let (Some(id), Some(username)) = (id, username) else {
                 continue;
             };
-            claim(
+            claim_path(
                 &mut paths_seen,
-                username.to_lowercase(),
+                &username,
                 &entry.path,
                 "username",
                 &mut problems,
@@ -447,9 +468,9 @@ impl Fixture {
                 .map(|g| g.path.as_str())
                 .collect::<Vec<_>>()
                 .join("/");
-            claim(
+            claim_path(
                 &mut paths_seen,
-                full_path.to_lowercase(),
+                &full_path,
                 &raw.path_in_file,
                 "path",
                 &mut problems,
@@ -533,9 +554,9 @@ impl Fixture {
                 },
             };
             let path_with_namespace = format!("{namespace_path}/{path}");
-            claim(
+            claim_path(
                 &mut paths_seen,
-                path_with_namespace.to_lowercase(),
+                &path_with_namespace,
                 &entry.path,
                 "path",
                 &mut problems,

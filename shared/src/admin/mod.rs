@@ -8,13 +8,25 @@ pub mod operator;
 pub mod schema;
 mod writes;
 
+use crate::config::StorageTimeouts;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 
 /// A DynamoDB client for an operator: the AWS default chain for a deployed table, or an
-/// explicit endpoint (DynamoDB Local) with dummy credentials when none are configured.
+/// explicit endpoint (DynamoDB Local) with dummy credentials when none are configured. Calls
+/// are bounded by the environment's [`StorageTimeouts`], as the functions' are.
 pub async fn client_for(endpoint: Option<&str>, region: Option<&str>) -> Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    client_with_timeouts(endpoint, region, StorageTimeouts::from_env()).await
+}
+
+/// [`client_for`] with explicit timeouts (tests of a stalled database).
+pub async fn client_with_timeouts(
+    endpoint: Option<&str>,
+    region: Option<&str>,
+    timeouts: StorageTimeouts,
+) -> Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(crate::store::sdk_timeouts(timeouts));
     if let Some(endpoint) = endpoint {
         loader = loader
             .endpoint_url(endpoint)

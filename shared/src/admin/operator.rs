@@ -27,6 +27,9 @@ fn api(e: crate::ApiError) -> String {
 }
 
 async fn find_path(store: &Store, full_path: &str) -> Result<Option<PathOwner>, String> {
+    if !keys::path_fits(full_path) {
+        return Ok(None);
+    }
     match store.get(keys::path(full_path)).await.map_err(api)? {
         Some(item) => PathOwner::from_item(&item).map(Some).map_err(api),
         None => Ok(None),
@@ -116,12 +119,31 @@ async fn group_by_path(store: &Store, full_path: &str) -> Result<Group, String> 
     }
 }
 
+/// GitLab's limit on one path segment.
+const MAX_SEGMENT_CHARS: usize = 255;
+
 fn valid_path(path: &str) -> Result<String, String> {
     let path = path.trim();
     if path.is_empty() || path.contains('/') {
         Err("a path must be one non-empty segment without '/'".into())
+    } else if path.chars().count() > MAX_SEGMENT_CHARS {
+        Err(format!(
+            "a path segment has at most {MAX_SEGMENT_CHARS} characters"
+        ))
     } else {
         Ok(path.to_owned())
+    }
+}
+
+/// A full path that fits in a key (see [`keys::MAX_FULL_PATH_BYTES`]).
+fn fitting(full_path: String) -> Result<String, String> {
+    if keys::path_fits(&full_path) {
+        Ok(full_path)
+    } else {
+        Err(format!(
+            "the full path would be longer than {} bytes",
+            keys::MAX_FULL_PATH_BYTES
+        ))
     }
 }
 
@@ -137,13 +159,16 @@ pub async fn create_group(
         Some(full_path) => Some(group_by_path(store, full_path).await?),
         None => None,
     };
+    let full_path = fitting(
+        parent
+            .as_ref()
+            .map_or(path.clone(), |p| format!("{}/{path}", p.full_path)),
+    )?;
     let id = store.allocate_id(IdSequence::Group).await.map_err(api)?;
     let name = name.unwrap_or_else(|| path.clone());
     let group = Group {
         id,
-        full_path: parent
-            .as_ref()
-            .map_or(path.clone(), |p| format!("{}/{path}", p.full_path)),
+        full_path,
         full_name: parent
             .as_ref()
             .map_or(name.clone(), |p| format!("{} / {name}", p.full_name)),
@@ -217,7 +242,7 @@ pub async fn create_project(
         };
     let project = Project {
         id,
-        path_with_namespace: format!("{namespace_path}/{path}"),
+        path_with_namespace: fitting(format!("{namespace_path}/{path}"))?,
         name_with_namespace: format!("{namespace_name} / {name}"),
         name,
         path,

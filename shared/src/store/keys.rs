@@ -57,6 +57,17 @@ pub fn project(id: i64) -> (String, String) {
     (format!("PROJECT#{id}"), "PROJECT".to_owned())
 }
 
+/// The longest full path a group or project may have, in bytes once lowercased. DynamoDB
+/// refuses a partition key over 2,048 bytes; GitLab's own paths stay far below this (255
+/// characters a segment). A lookup by a longer path is a miss without a request, never a request
+/// that DynamoDB rejects.
+pub const MAX_FULL_PATH_BYTES: usize = 1024;
+
+/// Whether `full_path` can name a group or project (see [`MAX_FULL_PATH_BYTES`]).
+pub fn path_fits(full_path: &str) -> bool {
+    full_path.len() <= MAX_FULL_PATH_BYTES && full_path.to_lowercase().len() <= MAX_FULL_PATH_BYTES
+}
+
 /// A full path (`group/sub/project`), case-insensitive as in GitLab.
 pub fn path(full_path: &str) -> (String, String) {
     (
@@ -127,6 +138,14 @@ mod tests {
         keys.sort();
         assert_eq!(keys, [padded(9), padded(10), padded(100)]);
         assert_eq!(padded(i64::MAX).len(), 20);
+    }
+
+    #[test]
+    fn long_paths_do_not_fit() {
+        assert!(path_fits(&"a".repeat(MAX_FULL_PATH_BYTES)));
+        assert!(!path_fits(&"a".repeat(MAX_FULL_PATH_BYTES + 1)));
+        // 'İ' is two bytes and lowercases to three.
+        assert!(!path_fits(&"\u{130}".repeat(MAX_FULL_PATH_BYTES / 2)));
     }
 
     #[test]

@@ -15,9 +15,11 @@ pub(crate) use runners::link_item;
 pub use runners::{CreateRunnerError, Heartbeat, MAX_LINKS_PER_RUNNER};
 pub use tokens::{RegistrationScope, TokenRecord};
 
+use crate::config::StorageTimeouts;
 use crate::error::ApiError;
 use crate::metrics;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use item::Item;
@@ -59,9 +61,13 @@ impl Store {
     }
 
     /// A client configured from the environment: on Lambda the execution role; locally
-    /// `AWS_ENDPOINT_URL_DYNAMODB` and static credentials. Makes no network call.
-    pub async fn from_env(table: impl Into<String>) -> Self {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    /// `AWS_ENDPOINT_URL_DYNAMODB` and static credentials. Every call is bounded by `timeouts`.
+    /// Makes no network call.
+    pub async fn from_env(table: impl Into<String>, timeouts: StorageTimeouts) -> Self {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(sdk_timeouts(timeouts))
+            .load()
+            .await;
         Self::new(Client::new(&config), table)
     }
 
@@ -109,6 +115,39 @@ impl Store {
     }
 }
 
+/// DynamoDB's refusal of an item or key over its size limits ("Item size has exceeded the
+/// maximum allowed size", "Size of hashkey has exceeded the maximum size limit of 2048 bytes").
+/// Input is bounded before it reaches a write, so this is a safety net.
+pub(crate) fn is_size_limit(message: &str) -> bool {
+    message.contains("exceeded the maximum")
+}
+
+/// A write refused for its size: the client sent too much, so 413, and the detail is logged.
+pub(crate) fn too_large(detail: &str) -> ApiError {
+    tracing::warn!(error = %detail, "DynamoDB refused an item or key for its size");
+    ApiError::PayloadTooLarge
+}
+
+/// The SDK's form of [`StorageTimeouts`]. A timed-out attempt is retried by the SDK within the
+/// operation timeout; a timed-out operation is a `TimeoutError`, which [`storage_error`] makes a
+/// 503.
+pub fn sdk_timeouts(timeouts: StorageTimeouts) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(timeouts.connect)
+        .operation_attempt_timeout(timeouts.attempt)
+        .operation_timeout(timeouts.operation)
+        .build()
+}
+
+/// Waits before retrying a write that lost a race: "full jitter" exponential backoff (a random
+/// time up to 10 ms doubled per attempt, at most 320 ms), so that writers that collided once
+/// spread out instead of colliding again in step.
+pub async fn back_off(attempt: u32) {
+    let ceiling_ms = 10u64 << attempt.min(5);
+    let random = getrandom::u64().unwrap_or(ceiling_ms / 2);
+    tokio::time::sleep(std::time::Duration::from_millis(random % (ceiling_ms + 1))).await;
+}
+
 /// Maps an SDK failure to what the client sees: throttling and unreachable storage (after the
 /// SDK's own retries) are 503, everything else 500. The detail goes to the log only.
 pub fn storage_error<E, R>(error: SdkError<E, R>) -> ApiError
@@ -126,6 +165,12 @@ where
     ];
     let detail = aws_sdk_dynamodb::error::DisplayErrorContext(&error).to_string();
     match &error {
+        SdkError::ServiceError(service)
+            if service.err().code() == Some("ValidationException")
+                && service.err().message().is_some_and(is_size_limit) =>
+        {
+            too_large(&detail)
+        }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => ApiError::Unavailable(detail),
         SdkError::ServiceError(service)
             if service.err().code().is_some_and(|c| TRANSIENT.contains(&c)) =>

@@ -58,6 +58,9 @@ impl Store {
                 .map(Project::from_item)
                 .transpose();
         }
+        if !keys::path_fits(id_or_path) {
+            return Ok(None);
+        }
         let Some(item) = self.get(keys::path(id_or_path)).await? else {
             return Ok(None);
         };

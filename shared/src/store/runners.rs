@@ -3,27 +3,27 @@
 use super::directory::{group_ref_from, group_ref_item, project_ref_from, project_ref_item};
 use super::item::{Item, ItemBuilder, ItemReader, key_of};
 use super::tokens::TokenRecord;
-use super::{Store, keys, storage_error};
+use super::{Store, is_size_limit, keys, storage_error, too_large};
 use crate::auth::TokenDigest;
 use crate::error::ApiError;
 use crate::metrics;
-use crate::runner::{AccessLevel, ProjectRef, Runner, RunnerInfo, RunnerType};
+use crate::runner::{AccessLevel, ProjectRef, Runner, RunnerChanges, RunnerInfo, RunnerType};
 use crate::time::Timestamp;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update,
+};
 
 /// The most links one runner may have: a delete removes the runner, its token and every link
 /// in one transaction of at most 100 actions.
 pub const MAX_LINKS_PER_RUNNER: usize = 98;
 
-/// What a heartbeat (`POST /runners/verify`) records.
+/// What a heartbeat (`POST /runners/verify`) records: the address and the `info` fields other
+/// than `name`, which only registration takes (as in GitLab).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Heartbeat {
     pub ip_address: Option<String>,
-    pub version: Option<String>,
-    pub revision: Option<String>,
-    pub platform: Option<String>,
-    pub architecture: Option<String>,
+    pub info: RunnerInfo,
 }
 
 #[derive(Debug)]
@@ -208,8 +208,13 @@ impl Store {
             else {
                 return Err(storage_error(error));
             };
-            let codes: Vec<Option<String>> = cancelled
-                .cancellation_reasons()
+            let reasons = cancelled.cancellation_reasons();
+            if let Some(reason) = reasons.iter().find(|r| {
+                r.code() == Some("ValidationError") && r.message().is_some_and(is_size_limit)
+            }) {
+                return Err(too_large(reason.message().unwrap_or_default()));
+            }
+            let codes: Vec<Option<String>> = reasons
                 .iter()
                 .map(|r| r.code().map(str::to_owned))
                 .collect();
@@ -224,7 +229,7 @@ impl Store {
                     "transaction cancelled: {codes:?}"
                 )));
             }
-            tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(attempt))).await;
+            super::back_off(attempt).await;
         }
         Err(ApiError::Unavailable(
             "transaction retries exhausted".into(),
@@ -287,8 +292,10 @@ impl Store {
         }
     }
 
-    /// Records a heartbeat on the runner and its token item, in parallel. Returns `false` when
-    /// the runner no longer exists or no longer has this token.
+    /// Records a heartbeat on the runner and on its token item in one transaction, so that the
+    /// token never remembers a heartbeat the runner did not get (a skipped write would then
+    /// leave the runner never-contacted). Returns `false` when the runner no longer exists or no
+    /// longer has this token.
     pub async fn record_heartbeat(
         &self,
         runner_id: i64,
@@ -296,164 +303,149 @@ impl Store {
         heartbeat: &Heartbeat,
         at: Timestamp,
     ) -> Result<bool, ApiError> {
-        let mut sets = vec!["contacted_at = :at"];
-        let mut runner_update = self
-            .client
-            .update_item()
+        let at_value = AttributeValue::N(at.millis().to_string());
+        let mut sets = vec!["contacted_at = :at".to_owned()];
+        let mut values: Item = [
+            (":at".to_owned(), at_value.clone()),
+            (
+                ":digest".to_owned(),
+                AttributeValue::S(token.as_str().to_owned()),
+            ),
+        ]
+        .into();
+        let info = &heartbeat.info;
+        for (attribute, value) in [
+            ("ip_address", &heartbeat.ip_address),
+            ("version", &info.version),
+            ("revision", &info.revision),
+            ("platform", &info.platform),
+            ("architecture", &info.architecture),
+        ] {
+            if let Some(value) = value {
+                sets.push(format!("{attribute} = :{attribute}"));
+                values.insert(format!(":{attribute}"), AttributeValue::S(value.clone()));
+            }
+        }
+        let runner_update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(keys::runner(runner_id))))
             .condition_expression("attribute_exists(pk) AND token_digest = :digest")
-            .expression_attribute_values(":at", AttributeValue::N(at.millis().to_string()))
-            .expression_attribute_values(":digest", AttributeValue::S(token.as_str().to_owned()));
-        let fields = [
-            ("ip_address", ":ip", &heartbeat.ip_address),
-            ("version", ":version", &heartbeat.version),
-            ("revision", ":revision", &heartbeat.revision),
-            ("platform", ":platform", &heartbeat.platform),
-            ("architecture", ":architecture", &heartbeat.architecture),
-        ];
-        let mut assignments = Vec::new();
-        for (attribute, placeholder, value) in fields {
-            if let Some(value) = value {
-                assignments.push(format!("{attribute} = {placeholder}"));
-                runner_update = runner_update
-                    .expression_attribute_values(placeholder, AttributeValue::S(value.clone()));
-            }
-        }
-        sets.extend(assignments.iter().map(String::as_str));
-        let runner_update = runner_update.update_expression(format!("SET {}", sets.join(", ")));
-        let token_update = self
-            .client
-            .update_item()
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(build_error)?;
+        let token_update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(keys::token(token.as_str()))))
             .condition_expression("attribute_exists(pk)")
             .update_expression("SET heartbeat_at = :at")
-            .expression_attribute_values(":at", AttributeValue::N(at.millis().to_string()));
-        let (runner_result, token_result) = futures_util::future::join(
-            metrics::track(runner_update.send()),
-            metrics::track(token_update.send()),
-        )
-        .await;
-        for result in [runner_result.map(drop), token_result.map(drop)] {
-            if let Err(error) = result {
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception())
-                {
-                    return Ok(false);
-                }
-                return Err(storage_error(error));
-            }
-        }
-        Ok(true)
+            .expression_attribute_values(":at", at_value)
+            .build()
+            .map_err(build_error)?;
+        let actions = [runner_update, token_update]
+            .into_iter()
+            .map(|update| TransactWriteItem::builder().update(update).build())
+            .collect();
+        Ok(matches!(
+            self.transact(actions).await?,
+            Transaction::Committed
+        ))
     }
 
-    /// Writes the attributes a client may change, on condition that the runner is still at the
-    /// version it was read at; bumps the version and `updated_at`. Heartbeat attributes are not
-    /// touched, so a concurrent heartbeat is neither lost nor a conflict. `Ok(false)`: the runner
-    /// changed or went meanwhile.
+    /// Writes only the attributes in `changes`, with `updated_at` and a bumped `lock_version`
+    /// (so that a delete that read the runner before re-reads it). No version condition: updates
+    /// that race all succeed and the last write of each attribute wins, as in GitLab, and a
+    /// concurrent heartbeat is neither lost nor a conflict. The one rule that spans attributes
+    /// (no untagged jobs without tags) is a condition on the attribute the update does not send.
+    /// Returns the runner as written; `None` when it is gone or that condition failed: read it
+    /// again, validate, and retry.
     pub async fn update_runner(
         &self,
-        runner: &Runner,
-        read_version: i64,
-    ) -> Result<bool, ApiError> {
-        let mut sets = vec![
-            "active = :active",
-            "locked = :locked",
-            "run_untagged = :run_untagged",
-            "tag_list = :tag_list",
-            "access_level = :access_level",
-            "updated_at = :updated_at",
-            "lock_version = :next_version",
-        ];
-        let mut removes = Vec::new();
-        let mut values: Item = [
-            (":active", AttributeValue::Bool(runner.active)),
-            (":locked", AttributeValue::Bool(runner.locked)),
-            (":run_untagged", AttributeValue::Bool(runner.run_untagged)),
+        id: i64,
+        changes: &RunnerChanges,
+        at: Timestamp,
+    ) -> Result<Option<Runner>, ApiError> {
+        let RunnerChanges {
+            description,
+            active,
+            locked,
+            run_untagged,
+            tag_list,
+            access_level,
+            maximum_timeout,
+            maintenance_note,
+        } = changes;
+        let text = |v: &String| AttributeValue::S(v.clone());
+        let sent: [(&str, Option<AttributeValue>); 8] = [
+            ("description", description.as_ref().map(text)),
+            ("active", active.map(AttributeValue::Bool)),
+            ("locked", locked.map(AttributeValue::Bool)),
+            ("run_untagged", run_untagged.map(AttributeValue::Bool)),
             (
-                ":tag_list",
-                AttributeValue::L(
-                    runner
-                        .tag_list
-                        .iter()
-                        .cloned()
-                        .map(AttributeValue::S)
-                        .collect(),
-                ),
+                "tag_list",
+                tag_list
+                    .as_ref()
+                    .map(|tags| AttributeValue::L(tags.iter().map(text).collect())),
             ),
             (
-                ":access_level",
-                AttributeValue::S(runner.access_level.as_str().to_owned()),
-            ),
-            (
-                ":updated_at",
-                AttributeValue::N(runner.updated_at.millis().to_string()),
-            ),
-            (
-                ":next_version",
-                AttributeValue::N((read_version + 1).to_string()),
-            ),
-            (":read_version", AttributeValue::N(read_version.to_string())),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let optional = [
-            (
-                "description",
-                ":description",
-                runner.description.clone().map(AttributeValue::S),
-            ),
-            (
-                "maintenance_note",
-                ":maintenance_note",
-                runner.maintenance_note.clone().map(AttributeValue::S),
+                "access_level",
+                access_level.map(|level| AttributeValue::S(level.as_str().to_owned())),
             ),
             (
                 "maximum_timeout",
-                ":maximum_timeout",
-                runner
-                    .maximum_timeout
-                    .map(|t| AttributeValue::N(t.to_string())),
+                maximum_timeout.map(|t| AttributeValue::N(t.to_string())),
             ),
+            ("maintenance_note", maintenance_note.as_ref().map(text)),
         ];
-        for (attribute, placeholder, value) in optional {
-            match value {
-                Some(value) => {
-                    sets.push(match attribute {
-                        "description" => "description = :description",
-                        "maintenance_note" => "maintenance_note = :maintenance_note",
-                        _ => "maximum_timeout = :maximum_timeout",
-                    });
-                    values.insert(placeholder.to_owned(), value);
-                }
-                None => removes.push(attribute),
+        let mut sets = vec![
+            "updated_at = :updated_at".to_owned(),
+            "lock_version = lock_version + :one".to_owned(),
+        ];
+        let mut values: Item = [
+            (
+                ":updated_at".to_owned(),
+                AttributeValue::N(at.millis().to_string()),
+            ),
+            (":one".to_owned(), AttributeValue::N("1".into())),
+        ]
+        .into();
+        for (attribute, value) in sent {
+            if let Some(value) = value {
+                sets.push(format!("{attribute} = :{attribute}"));
+                values.insert(format!(":{attribute}"), value);
             }
         }
-        let mut expression = format!("SET {}", sets.join(", "));
-        if !removes.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        let mut condition = "attribute_exists(pk)".to_owned();
+        match (run_untagged, tag_list) {
+            (Some(false), None) => {
+                condition.push_str(" AND size(tag_list) > :zero");
+                values.insert(":zero".into(), AttributeValue::N("0".into()));
+            }
+            (None, Some(tags)) if tags.is_empty() => {
+                condition.push_str(" AND run_untagged = :untagged");
+                values.insert(":untagged".into(), AttributeValue::Bool(true));
+            }
+            _ => {}
         }
         let result = metrics::track(
             self.client
                 .update_item()
                 .table_name(&self.table)
-                .set_key(Some(key_of(keys::runner(runner.id))))
-                .update_expression(expression)
-                .condition_expression("lock_version = :read_version")
+                .set_key(Some(key_of(keys::runner(id))))
+                .update_expression(format!("SET {}", sets.join(", ")))
+                .condition_expression(condition)
                 .set_expression_attribute_values(Some(values))
+                .return_values(ReturnValue::AllNew)
                 .send(),
         )
         .await;
         match result {
-            Ok(_) => Ok(true),
+            Ok(output) => Runner::from_item(&output.attributes.unwrap_or_default()).map(Some),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                Ok(false)
+                Ok(None)
             }
             Err(e) => Err(storage_error(e)),
         }

@@ -14,7 +14,10 @@ use runners_shared::{AppState, Settings, Store};
 use serde_json::Value;
 use std::convert::Infallible;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 use tower::util::BoxCloneService;
 
@@ -47,10 +50,12 @@ fn unique_table_name() -> String {
 
 /// A store on a fresh table of its own.
 pub async fn fresh_store() -> Store {
-    let store = Store::new(
-        client_for(Some(&endpoint()), None).await,
-        unique_table_name(),
-    );
+    fresh_store_at(client_for(Some(&endpoint()), None).await).await
+}
+
+/// A fresh table through a given client (one that goes through a [`StallingProxy`], say).
+pub async fn fresh_store_at(client: aws_sdk_dynamodb::Client) -> Store {
+    let store = Store::new(client, unique_table_name());
     schema::create_table(&store)
         .await
         .expect("creating the test table");
@@ -66,16 +71,25 @@ impl TestApp {
         settings: Settings,
         routes: impl FnOnce(AppState) -> Router,
     ) -> Self {
-        let store = fresh_store().await;
+        Self::on_store(fresh_store().await, settings, routes)
+    }
+
+    /// An app over `store`, which already has its table.
+    pub fn on_store(
+        store: Store,
+        settings: Settings,
+        routes: impl FnOnce(AppState) -> Router,
+    ) -> Self {
         let settings = Settings {
             table_name: store.table().to_owned(),
             ..settings
         };
         let router = routes(AppState::new(store.clone(), settings.clone()));
+        let service = entry_point::<Body>(router, settings.request_deadline);
         Self {
             store,
             settings,
-            service: BoxCloneService::new(entry_point::<Body>(router)),
+            service: BoxCloneService::new(service),
         }
     }
 
@@ -212,5 +226,76 @@ impl TestResponse {
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A TCP proxy in front of DynamoDB Local that can be made to stall: while stalled it takes
+/// requests and never answers, as a database behind a black-holed network does. Connections the
+/// client pooled before the stall stall too.
+pub struct StallingProxy {
+    pub endpoint: String,
+    stalled: Arc<AtomicBool>,
+}
+
+impl StallingProxy {
+    pub async fn start(target: &str) -> Self {
+        let target = target
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the proxy");
+        let endpoint = format!("http://{}", listener.local_addr().expect("proxy address"));
+        let stalled = Arc::new(AtomicBool::new(false));
+        let flag = stalled.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(relay(client, target.clone(), flag.clone()));
+            }
+        });
+        Self { endpoint, stalled }
+    }
+
+    pub fn stall(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::SeqCst);
+    }
+}
+
+/// Forwards one connection until the proxy stalls; then reads and drops what the client sends
+/// and never answers, until the client gives up and closes.
+async fn relay(client: TcpStream, target: String, stalled: Arc<AtomicBool>) {
+    let (mut from_client, mut to_client) = client.into_split();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let swallow = |mut reader: tokio::net::tcp::OwnedReadHalf, mut buffer: Vec<u8>| async move {
+        while matches!(reader.read(&mut buffer).await, Ok(n) if n > 0) {}
+    };
+    if stalled.load(Ordering::SeqCst) {
+        return swallow(from_client, buffer).await;
+    }
+    let Ok(server) = TcpStream::connect(&target).await else {
+        return;
+    };
+    let (mut from_server, mut to_server) = server.into_split();
+    let upstream = async move {
+        loop {
+            let n = match from_client.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if stalled.load(Ordering::SeqCst) {
+                return swallow(from_client, buffer).await;
+            }
+            if to_server.write_all(&buffer[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let downstream = async move {
+        let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+    };
+    tokio::select! {
+        () = upstream => {},
+        () = downstream => {},
     }
 }
