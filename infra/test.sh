@@ -24,8 +24,8 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
-step "cargo test (unit and DynamoDB Local)"
-cargo test --locked --workspace
+step "cargo test (unit, property tests over the parsers, and DynamoDB Local)"
+PROPTEST_CASES="${PROPTEST_CASES:-5000}" cargo test --locked --workspace
 
 step "end to end (python-gitlab against runnerctl serve)"
 cargo build --locked -p runnerctl

@@ -64,3 +64,12 @@ def test_every_route_has_an_event_for_its_function():
         )
         covered.setdefault(key, path.name)
     assert sorted(set(declared) - set(covered)) == []
+
+
+def test_a_stalled_database_is_answered_before_lambda_kills_the_function():
+    function = template()["Globals"]["Function"]
+    env = {k: int(v) for k, v in function["Environment"]["Variables"].items() if k.endswith("_MS")}
+    assert env["DYNAMODB_CONNECT_TIMEOUT_MS"] <= env["DYNAMODB_ATTEMPT_TIMEOUT_MS"]
+    assert env["DYNAMODB_ATTEMPT_TIMEOUT_MS"] < env["DYNAMODB_OPERATION_TIMEOUT_MS"]
+    assert env["DYNAMODB_OPERATION_TIMEOUT_MS"] < env["REQUEST_DEADLINE_MS"]
+    assert env["REQUEST_DEADLINE_MS"] < function["Timeout"] * 1000

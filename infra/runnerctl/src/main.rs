@@ -222,6 +222,11 @@ async fn store_for(cli: &Cli) -> Store {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
+    // `serve` builds its own client once it knows its endpoint: building the default one first
+    // would look the region up from IMDS, which is not there off AWS.
+    if let Command::Serve(args) = &cli.command {
+        return serve(&cli, args).await;
+    }
     let store = store_for(&cli).await;
     let json_mode = cli.json;
     match &cli.command {
@@ -259,6 +264,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 json!({"items": summary.items, "stale_tokens_removed": summary.stale_tokens_removed}),
             );
         }
+        // Returned above, before the default store; kept so that the match stays exhaustive.
         Command::Serve(args) => serve(&cli, args).await?,
         Command::User {
             command:
