@@ -3,20 +3,23 @@
 #   infra/bench/run.sh lambda       sizes, cold init and memory of the Lambda binaries
 #                                   (docs/lambda-figures.md; release builds, a few minutes)
 #   infra/bench/run.sh round-trips  DynamoDB round trips per endpoint (docs/data-model.md)
+#   infra/bench/run.sh hostile      time to answer hostile requests and a stalled DynamoDB
+#                                   (docs/hostile-input.md; RUNNERCTL=<older build> to compare)
 # Each starts DynamoDB Local with tests/e2e/fixtures/management.json and prints a Markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 case "${1:-}" in
   lambda) script=infra/bench/lambda_figures.py ;;
   round-trips) script=infra/bench/round_trips.py ;;
-  *) echo "usage: infra/bench/run.sh lambda|round-trips" >&2; exit 2 ;;
+  hostile) script=infra/bench/hostile.py ;;
+  *) echo "usage: infra/bench/run.sh lambda|round-trips|hostile" >&2; exit 2 ;;
 esac
 source infra/dynamodb-local.sh
 [ -x .venv/bin/python ] || { echo "run infra/test.sh once first (it installs .venv)" >&2; exit 1; }
 export PATH="$PWD/.venv/bin:$PATH"
 start_dynamodb_local
 cargo build --locked --quiet -p runnerctl
-export RUNNERCTL="${CARGO_TARGET_DIR:-$PWD/target}/debug/runnerctl" TABLE_NAME="bench-$$"
+export RUNNERCTL="${RUNNERCTL:-${CARGO_TARGET_DIR:-$PWD/target}/debug/runnerctl}" TABLE_NAME="bench-$$"
 "$RUNNERCTL" table create >/dev/null
 "$RUNNERCTL" seed tests/e2e/fixtures/management.json >/dev/null
 .venv/bin/python "$script"
