@@ -99,6 +99,10 @@ def main():
                 "POST", "/api/v4/runners/verify", data=runner_token)
         measure("POST /runners/verify", "within 60 s (write skipped)", "1",
                 "POST", "/api/v4/runners/verify", data=runner_token)
+        measure("POST /jobs/request", "nothing to run, heartbeat written", "-",
+                "POST", "/api/v4/jobs/request", json={"token": "mgmt-runner-12"})
+        measure("POST /jobs/request", "nothing to run, heartbeat fresh (no write)", "<= 2",
+                "POST", "/api/v4/jobs/request", json={"token": "mgmt-runner-12"})
         measure("DELETE /runners", "runner token", "<= 3", "DELETE", "/api/v4/runners",
                 params=runner_token)
 

@@ -12,6 +12,7 @@ pub mod config;
 pub mod entities;
 pub mod error;
 pub mod http;
+pub mod job_requests;
 pub mod metrics;
 pub mod pagination;
 pub mod params;

@@ -165,6 +165,60 @@ pub fn heartbeat_from_params(params: &Params, ip_address: Option<String>) -> Hea
     }
 }
 
+/// A presented runner token that names a runner: what `verify` and `jobs/request` start from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerToken {
+    pub runner_id: i64,
+    pub digest: TokenDigest,
+    /// When the last heartbeat was recorded, copied on the token item so that a poll can skip
+    /// the write without reading the runner.
+    pub heartbeat_at: Option<Timestamp>,
+}
+
+impl RunnerToken {
+    /// The runner `token` belongs to: one read. Any other token (unknown, a registration token,
+    /// a personal access token) is GitLab's 403.
+    pub async fn find(store: &Store, token: &str) -> Result<Self, ApiError> {
+        let digest = TokenDigest::of(token);
+        match store.find_token(&digest).await? {
+            Some(TokenRecord::Runner {
+                runner_id,
+                heartbeat_at,
+            }) => Ok(Self {
+                runner_id,
+                digest,
+                heartbeat_at,
+            }),
+            _ => Err(ApiError::Forbidden),
+        }
+    }
+
+    /// Records `heartbeat` unless the last one is younger than `interval_secs`. Fields over
+    /// their limits are a 400 before anything is written; a runner that went (or changed its
+    /// token) meanwhile is a 403.
+    pub async fn heartbeat(
+        &self,
+        store: &Store,
+        heartbeat: &Heartbeat,
+        interval_secs: i64,
+    ) -> Result<(), ApiError> {
+        heartbeat.info.validate()?;
+        let now = Timestamp::now();
+        let fresh = self
+            .heartbeat_at
+            .is_some_and(|at| at.within(now, interval_secs.saturating_mul(1000)));
+        if fresh
+            || store
+                .record_heartbeat(self.runner_id, &self.digest, heartbeat, now)
+                .await?
+        {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+}
+
 /// Verifies a runner token and records a heartbeat, at most once per `heartbeat_interval_secs`.
 pub async fn verify(
     store: &Store,
@@ -172,29 +226,12 @@ pub async fn verify(
     heartbeat: &Heartbeat,
     heartbeat_interval_secs: i64,
 ) -> Result<RunnerRegistrationDetails, ApiError> {
-    let digest = TokenDigest::of(token);
-    let Some(TokenRecord::Runner {
-        runner_id,
-        heartbeat_at,
-    }) = store.find_token(&digest).await?
-    else {
-        return Err(ApiError::Forbidden);
-    };
-    // After the token (403 first, as GitLab), before any write: a field over its limit is a
-    // 400 and nothing is recorded.
-    heartbeat.info.validate()?;
-    let now = Timestamp::now();
-    let fresh =
-        heartbeat_at.is_some_and(|at| at.within(now, heartbeat_interval_secs.saturating_mul(1000)));
-    if !fresh
-        && !store
-            .record_heartbeat(runner_id, &digest, heartbeat, now)
-            .await?
-    {
-        return Err(ApiError::Forbidden);
-    }
+    let runner = RunnerToken::find(store, token).await?;
+    runner
+        .heartbeat(store, heartbeat, heartbeat_interval_secs)
+        .await?;
     Ok(RunnerRegistrationDetails {
-        id: runner_id,
+        id: runner.runner_id,
         token: token.to_owned(),
         token_expires_at: None,
     })

@@ -78,3 +78,13 @@ def test_project_runners_function(emulator):
     assert own(body(call(emulator, "project-runners", "list-by-path.json", 200))) == [12, 47]
     call(emulator, "project-runners", "disable.json", 204)
     call(emulator, "project-runners", "disable.json", 404)
+
+
+def test_runner_jobs_function(emulator, tmp_path):
+    polled = call(emulator, "runner-jobs", "request.json", 204)
+    assert not polled.get("body")
+    # The poll was a heartbeat: the runner is online, at the gateway's sourceIp.
+    get = json.loads((EVENTS / "runner-management" / "get.json").read_text())
+    get["rawPath"] = get["requestContext"]["http"]["path"] = "/api/v4/runners/11"
+    details = body(emulator.invoke_json("runner-management", get, tmp_path))
+    assert (details["online"], details["ip_address"], details["version"]) == (True, "198.51.100.33", "17.5.0")

@@ -14,6 +14,7 @@ FUNCTION_OF_FOLDER = {
     "runner-token": "RunnerTokenFunction",
     "runner-management": "RunnerManagementFunction",
     "project-runners": "ProjectRunnersFunction",
+    "runner-jobs": "RunnerJobsFunction",
 }
 
 
@@ -49,6 +50,9 @@ def test_throttling_names_only_declared_routes():
     default = api["DefaultRouteSettings"]
     assert registration["ThrottlingRateLimit"] < default["ThrottlingRateLimit"]
     assert registration["ThrottlingBurstLimit"] < default["ThrottlingBurstLimit"]
+    # Every runner polls for jobs every few seconds: that route needs more than the default.
+    polling = settings["POST /api/v4/jobs/request"]
+    assert polling["ThrottlingRateLimit"] > default["ThrottlingRateLimit"]
 
 
 def test_every_route_has_an_event_for_its_function():

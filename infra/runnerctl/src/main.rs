@@ -394,7 +394,8 @@ fn all_routes(state: AppState) -> Router {
     Router::new()
         .merge(runner_token::router(state.clone()))
         .merge(runner_management::router(state.clone()))
-        .merge(project_runners::router(state))
+        .merge(project_runners::router(state.clone()))
+        .merge(runner_jobs::router(state))
 }
 
 async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
