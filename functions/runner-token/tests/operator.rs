@@ -4,6 +4,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use runners_shared::admin::fixtures::Fixture;
 use runners_shared::admin::operator::{self, NewUser, RegistrationTarget};
 use runners_shared::store::Store;
+use runners_shared::store::directory::{ProjectSettings, SettingsChanges};
 use serde_json::{Value, json};
 use test_harness::TestApp;
 
@@ -153,9 +154,16 @@ async fn created_groups_and_projects_register_runners_of_their_own() {
         ),
         ("ops/team", vec![group.created.id])
     );
-    let project = operator::create_project(&app.store, "svc", None, "ops/team", None)
-        .await
-        .unwrap();
+    let project = operator::create_project(
+        &app.store,
+        "svc",
+        None,
+        "ops/team",
+        None,
+        SettingsChanges::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(project.created.path_with_namespace, "ops/team/svc");
     assert_eq!(
         project.created.group_ids,
@@ -193,9 +201,16 @@ async fn created_groups_and_projects_register_runners_of_their_own() {
     )
     .await
     .unwrap();
-    let personal = operator::create_project(&app.store, "notes", None, "dev", None)
-        .await
-        .unwrap();
+    let personal = operator::create_project(
+        &app.store,
+        "notes",
+        None,
+        "dev",
+        None,
+        SettingsChanges::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(personal.created.owner_id, Some(user.created.id));
     assert!(
         operator::create_user(
@@ -268,4 +283,84 @@ async fn resetting_a_registration_token_retires_the_old_one_at_once() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn project_settings_from_runnerctl_and_fixtures() {
+    let app = TestApp::new(runner_token::router).await;
+    operator::create_group(&app.store, "ci", None, None)
+        .await
+        .unwrap();
+    let created = operator::create_project(
+        &app.store,
+        "app",
+        None,
+        "ci",
+        None,
+        SettingsChanges {
+            repository_url: Some("/srv/git/app.git".into()),
+            build_timeout: Some(7200),
+            ..SettingsChanges::default()
+        },
+    )
+    .await
+    .unwrap();
+    let expected = ProjectSettings {
+        repository_url: Some("/srv/git/app.git".into()),
+        build_timeout: 7200,
+        ..ProjectSettings::default()
+    };
+    assert_eq!(created.created.settings, expected);
+
+    let updated = operator::update_project(
+        &app.store,
+        "CI/App",
+        SettingsChanges {
+            shared_runners_enabled: Some(false),
+            protected_refs: Some(vec!["main".into(), "release/*".into()]),
+            ..SettingsChanges::default()
+        },
+    )
+    .await
+    .unwrap();
+    let expected = ProjectSettings {
+        shared_runners_enabled: false,
+        protected_refs: vec!["main".into(), "release/*".into()],
+        ..expected
+    };
+    // By id (the project item) and by path (the path item's copy) alike.
+    for lookup in [created.created.id.to_string(), "ci/app".to_owned()] {
+        let found = app.store.find_project(&lookup).await.unwrap().unwrap();
+        assert_eq!(found.settings, expected, "{lookup}");
+    }
+    assert_eq!(updated.settings, expected);
+    // The registration token survives the rewrite.
+    assert_eq!(registers(&app, &created.token).await, 201);
+
+    let refused = operator::update_project(
+        &app.store,
+        "ci/app",
+        SettingsChanges {
+            build_timeout: Some(60),
+            ..SettingsChanges::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(refused.contains("build_timeout"), "{refused}");
+    let missing = operator::update_project(&app.store, "ci/nope", SettingsChanges::default())
+        .await
+        .unwrap_err();
+    assert!(missing.contains("no project"), "{missing}");
+
+    let problems = Fixture::parse(
+        &json!({"groups": [{"id": 10, "path": "g"}],
+                "projects": [{"id": 1, "path": "p", "namespace_id": 10,
+                              "build_timeout": 10, "protected_refs": ["ok", 3]}]})
+        .to_string(),
+    )
+    .unwrap_err();
+    let text = format!("{problems:?}");
+    assert!(text.contains("projects[0].build_timeout"), "{text}");
+    assert!(text.contains("projects[0].protected_refs"), "{text}");
 }

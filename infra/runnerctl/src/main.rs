@@ -12,6 +12,7 @@ use runners_shared::admin::operator::{self, NewUser, RegistrationTarget};
 use runners_shared::admin::{client_for, schema};
 use runners_shared::config::DEFAULT_TABLE_NAME;
 use runners_shared::http::{PeerAddr, entry_point};
+use runners_shared::store::directory::{ProjectSettings, SettingsChanges};
 use runners_shared::{AppState, Settings, Store};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -135,7 +136,59 @@ enum ProjectCommand {
         name: Option<String>,
         #[arg(long)]
         description: Option<String>,
+        #[command(flatten)]
+        settings: SettingsArgs,
     },
+    /// Change a project's CI settings.
+    Update {
+        /// The project's id or full path.
+        project: String,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+}
+
+/// A project's CI settings (jobs-api.md); what is not given keeps its value (or the default).
+#[derive(Args, Clone)]
+struct SettingsArgs {
+    /// What runners clone for the project's jobs (a URL or a local path); '' removes it.
+    #[arg(long)]
+    repository_url: Option<String>,
+    /// Whether instance runners take the project's jobs (default true).
+    #[arg(long)]
+    shared_runners_enabled: Option<bool>,
+    /// Whether group runners take the project's jobs (default true).
+    #[arg(long)]
+    group_runners_enabled: Option<bool>,
+    /// A job's timeout when it sets none, in seconds, 600..2592000 (default 3600).
+    #[arg(long)]
+    build_timeout: Option<i64>,
+    /// Protected ref names, comma-separated, `*` as a wildcard (default main).
+    #[arg(long, value_delimiter = ',')]
+    protected_refs: Option<Vec<String>>,
+}
+
+impl From<&SettingsArgs> for SettingsChanges {
+    fn from(args: &SettingsArgs) -> Self {
+        Self {
+            repository_url: args.repository_url.clone(),
+            shared_runners_enabled: args.shared_runners_enabled,
+            group_runners_enabled: args.group_runners_enabled,
+            build_timeout: args.build_timeout,
+            protected_refs: args.protected_refs.clone(),
+        }
+    }
+}
+
+/// The settings as runnerctl prints them.
+fn settings_json(settings: &ProjectSettings) -> serde_json::Value {
+    json!({
+        "repository_url": settings.repository_url,
+        "shared_runners_enabled": settings.shared_runners_enabled,
+        "group_runners_enabled": settings.group_runners_enabled,
+        "build_timeout": settings.build_timeout,
+        "protected_refs": settings.protected_refs,
+    })
 }
 
 #[derive(Subcommand)]
@@ -319,6 +372,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     namespace,
                     name,
                     description,
+                    settings,
                 },
         } => {
             let made = operator::create_project(
@@ -327,6 +381,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 name.clone(),
                 namespace,
                 description.clone(),
+                settings.into(),
             )
             .await?;
             let project = &made.created;
@@ -336,7 +391,23 @@ async fn run(cli: Cli) -> Result<(), String> {
                     "created project {} (id {})\nregistration token: {}",
                     project.path_with_namespace, project.id, made.token
                 ),
-                json!({"id": project.id, "path_with_namespace": project.path_with_namespace, "runners_token": made.token}),
+                json!({"id": project.id, "path_with_namespace": project.path_with_namespace,
+                       "runners_token": made.token, "settings": settings_json(&project.settings)}),
+            );
+        }
+        Command::Project {
+            command: ProjectCommand::Update { project, settings },
+        } => {
+            let updated = operator::update_project(&store, project, settings.into()).await?;
+            let shown = settings_json(&updated.settings);
+            report(
+                json_mode,
+                format!(
+                    "updated project {} (id {}): {shown}",
+                    updated.path_with_namespace, updated.id
+                ),
+                json!({"id": updated.id, "path_with_namespace": updated.path_with_namespace,
+                       "settings": shown}),
             );
         }
         Command::Member {

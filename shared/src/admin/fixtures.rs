@@ -9,8 +9,8 @@ use crate::auth::{PersonalAccessToken, TokenDigest};
 use crate::params::normalize_tags;
 use crate::runner::{AccessLevel, ProjectRef, Runner, RunnerInfo, RunnerType};
 use crate::store::directory::{
-    Group, JOB_STATUSES, Job, MemberOf, Membership, PathOwner, Project, User, UserProfile,
-    descendant_item,
+    Group, JOB_STATUSES, Job, MemberOf, Membership, PathOwner, Project, ProjectSettings, User,
+    UserProfile, descendant_item,
 };
 use crate::store::item::{Item, ItemBuilder, ItemReader, key_of};
 use crate::store::{IdSequence, RegistrationScope, Store, TokenRecord, keys, link_item};
@@ -259,6 +259,35 @@ fn claim<T: Eq + std::hash::Hash>(
     if !seen.insert(value) {
         problems.at(path, field, "already used by an earlier entry");
     }
+}
+
+/// A project entry's CI settings (`jobs-api.md`), defaults for what it leaves out.
+fn project_settings(entry: &Entry<'_>, problems: &mut Problems) -> ProjectSettings {
+    let defaults = ProjectSettings::default();
+    let refs = entry.list("protected_refs", problems);
+    if refs.iter().any(|r| !r.is_string()) {
+        problems.at(&entry.path, "protected_refs", "expected a list of strings");
+    }
+    let settings = ProjectSettings {
+        repository_url: entry.string("repository_url", problems),
+        shared_runners_enabled: entry.bool("shared_runners_enabled", true, problems),
+        group_runners_enabled: entry.bool("group_runners_enabled", true, problems),
+        build_timeout: entry
+            .int("build_timeout", problems)
+            .unwrap_or(defaults.build_timeout),
+        protected_refs: match entry.get("protected_refs") {
+            None | Some(Value::Null) => defaults.protected_refs,
+            Some(_) => refs
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+        },
+    };
+    for (field, message) in settings.problems() {
+        problems.at(&entry.path, field, message);
+    }
+    settings
 }
 
 /// Claims a full path (or username, which is a path too), which must also fit in a key.
@@ -574,6 +603,7 @@ impl Fixture {
                 created_at: entry
                     .time("created_at", &mut problems)
                     .unwrap_or(DEFAULT_TIME),
+                settings: project_settings(&entry, &mut problems),
             };
             project_refs.insert(project.id, project.reference());
             fixture.projects.push((project, token));

@@ -5,7 +5,8 @@ use super::fixtures::ACCESS_LEVELS;
 use super::writes::{TransactError, Write, err, transact};
 use crate::auth::{PersonalAccessToken, TokenDigest, generate_token};
 use crate::store::directory::{
-    Group, MemberOf, Membership, PathOwner, Project, User, UserProfile, descendant_item,
+    Group, MemberOf, Membership, PathOwner, Project, ProjectSettings, SettingsChanges, User,
+    UserProfile, descendant_item,
 };
 use crate::store::item::{Item, ItemBuilder, ItemReader, key_of};
 use crate::store::{IdSequence, RegistrationScope, Store, TokenRecord, keys};
@@ -215,8 +216,12 @@ pub async fn create_project(
     name: Option<String>,
     namespace: &str,
     description: Option<String>,
+    changes: SettingsChanges,
 ) -> Result<WithToken<Project>, String> {
     let path = valid_path(path)?;
+    let mut settings = ProjectSettings::default();
+    changes.apply(&mut settings);
+    settings_valid(&settings)?;
     let name = name.unwrap_or_else(|| path.clone());
     let id = store.allocate_id(IdSequence::Project).await.map_err(api)?;
     let (namespace_id, owner_id, namespace_path, namespace_name, group_ids) =
@@ -251,6 +256,7 @@ pub async fn create_project(
         owner_id,
         group_ids,
         created_at: Timestamp::now(),
+        settings,
     };
     let token = generate_token().map_err(api)?;
     let digest = TokenDigest::of(&token);
@@ -286,6 +292,44 @@ pub async fn create_project(
         }),
         Err(TransactError::Taken(1)) => Err(taken("path", &project.path_with_namespace)),
         Err(TransactError::Taken(_)) => Err("id or token collision; run the command again".into()),
+        Err(TransactError::Other(e)) => Err(e),
+    }
+}
+
+fn settings_valid(settings: &ProjectSettings) -> Result<(), String> {
+    match settings.problems().as_slice() {
+        [] => Ok(()),
+        problems => Err(problems
+            .iter()
+            .map(|(field, message)| format!("{field} {message}"))
+            .collect::<Vec<_>>()
+            .join("; ")),
+    }
+}
+
+/// Changes a project's settings (named by id or full path): its item and its path item, which
+/// carries a copy, in one transaction.
+pub async fn update_project(
+    store: &Store,
+    project: &str,
+    changes: SettingsChanges,
+) -> Result<Project, String> {
+    let mut found = store
+        .find_project(project)
+        .await
+        .map_err(api)?
+        .ok_or_else(|| format!("no project at {project:?}"))?;
+    changes.apply(&mut found.settings);
+    settings_valid(&found.settings)?;
+    let stored = read(store, keys::project(found.id), "project").await?;
+    let token_digest = ItemReader::new(&stored, "project").opt_s("runners_token_digest");
+    let writes = vec![
+        Write::Replace(found.to_item(token_digest.as_deref())),
+        Write::Replace(found.path_item()),
+    ];
+    match transact(store, writes).await {
+        Ok(()) => Ok(found),
+        Err(TransactError::Taken(_)) => Err("the project changed meanwhile; run it again".into()),
         Err(TransactError::Other(e)) => Err(e),
     }
 }

@@ -62,6 +62,146 @@ pub struct Project {
     /// The namespace group and all its ancestors, root first.
     pub group_ids: Vec<i64>,
     pub created_at: Timestamp,
+    pub settings: ProjectSettings,
+}
+
+/// A project's CI settings (`jobs-api.md`): its repository, which runners may take its jobs, its
+/// default job timeout and which refs are protected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectSettings {
+    /// What runners clone (`git_info.repo_url`); none: jobs carry `GIT_STRATEGY=none`.
+    pub repository_url: Option<String>,
+    pub shared_runners_enabled: bool,
+    pub group_runners_enabled: bool,
+    /// Seconds; a job's timeout when it sets none.
+    pub build_timeout: i64,
+    /// Ref names, `*` matching any run of characters; a job on a matching ref is protected.
+    pub protected_refs: Vec<String>,
+}
+
+/// GitLab's bounds on `build_timeout`: 10 minutes to one month.
+pub const MIN_BUILD_TIMEOUT: i64 = 600;
+pub const MAX_BUILD_TIMEOUT: i64 = 2_592_000;
+
+impl Default for ProjectSettings {
+    fn default() -> Self {
+        Self {
+            repository_url: None,
+            shared_runners_enabled: true,
+            group_runners_enabled: true,
+            build_timeout: 3600,
+            protected_refs: vec!["main".to_owned()],
+        }
+    }
+}
+
+impl ProjectSettings {
+    /// What is wrong with these settings, as `(field, message)` pairs.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if !(MIN_BUILD_TIMEOUT..=MAX_BUILD_TIMEOUT).contains(&self.build_timeout) {
+            problems.push((
+                "build_timeout",
+                format!("must be between {MIN_BUILD_TIMEOUT} and {MAX_BUILD_TIMEOUT} seconds"),
+            ));
+        }
+        if self.protected_refs.iter().any(|r| r.trim().is_empty()) {
+            problems.push((
+                "protected_refs",
+                "must not contain an empty name".to_owned(),
+            ));
+        }
+        if self.repository_url.as_deref().is_some_and(str::is_empty) {
+            problems.push(("repository_url", "must not be empty".to_owned()));
+        }
+        problems
+    }
+
+    /// Whether `ref_name` is protected: it matches one of `protected_refs`.
+    pub fn protects(&self, ref_name: &str) -> bool {
+        self.protected_refs
+            .iter()
+            .any(|pattern| wildcard_match(pattern, ref_name))
+    }
+
+    fn write(&self, builder: ItemBuilder) -> ItemBuilder {
+        builder
+            .opt_s("repository_url", self.repository_url.clone())
+            .bool("shared_runners_enabled", self.shared_runners_enabled)
+            .bool("group_runners_enabled", self.group_runners_enabled)
+            .n("build_timeout", self.build_timeout)
+            .strings("protected_refs", &self.protected_refs)
+    }
+
+    /// The settings on a project item; items written before settings existed get the defaults.
+    fn read(r: &ItemReader<'_>) -> Result<Self, ApiError> {
+        let defaults = Self::default();
+        Ok(Self {
+            repository_url: r.opt_s("repository_url"),
+            shared_runners_enabled: r.bool_or("shared_runners_enabled", true),
+            group_runners_enabled: r.bool_or("group_runners_enabled", true),
+            build_timeout: r.opt_n("build_timeout")?.unwrap_or(defaults.build_timeout),
+            protected_refs: match r.opt_list("protected_refs") {
+                true => r.strings("protected_refs")?,
+                false => defaults.protected_refs,
+            },
+        })
+    }
+}
+
+/// Settings an operator names (`runnerctl project create|update`); `None` keeps what is there.
+/// An empty `repository_url` removes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsChanges {
+    pub repository_url: Option<String>,
+    pub shared_runners_enabled: Option<bool>,
+    pub group_runners_enabled: Option<bool>,
+    pub build_timeout: Option<i64>,
+    pub protected_refs: Option<Vec<String>>,
+}
+
+impl SettingsChanges {
+    pub fn apply(self, settings: &mut ProjectSettings) {
+        if let Some(url) = self.repository_url {
+            settings.repository_url = Some(url).filter(|u| !u.is_empty());
+        }
+        if let Some(v) = self.shared_runners_enabled {
+            settings.shared_runners_enabled = v;
+        }
+        if let Some(v) = self.group_runners_enabled {
+            settings.group_runners_enabled = v;
+        }
+        if let Some(v) = self.build_timeout {
+            settings.build_timeout = v;
+        }
+        if let Some(v) = self.protected_refs {
+            settings.protected_refs = v;
+        }
+    }
+}
+
+/// Glob matching with `*` as the only special character (GitLab's protected branch wildcards).
+/// Linear in both lengths: greedy with one backtrack point.
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((star_pi, star_ti)) = star {
+            pi = star_pi + 1;
+            ti = star_ti + 1;
+            star = Some((star_pi, star_ti + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&b| b == b'*')
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -223,7 +363,7 @@ impl Group {
 
 impl Project {
     pub fn to_item(&self, runners_token_digest: Option<&str>) -> Item {
-        ItemBuilder::keyed(keys::project(self.id))
+        let builder = ItemBuilder::keyed(keys::project(self.id))
             .s("entity", "project")
             .n("id", self.id)
             .s("name", &self.name)
@@ -235,8 +375,8 @@ impl Project {
             .s("name_with_namespace", &self.name_with_namespace)
             .numbers("group_ids", &self.group_ids)
             .time("created_at", self.created_at)
-            .opt_s("runners_token_digest", runners_token_digest)
-            .build()
+            .opt_s("runners_token_digest", runners_token_digest);
+        self.settings.write(builder).build()
     }
 }
 
@@ -378,6 +518,7 @@ impl Project {
             name_with_namespace: r.s("name_with_namespace")?,
             group_ids: r.numbers("group_ids")?,
             created_at: r.time("created_at")?,
+            settings: ProjectSettings::read(&r)?,
         })
     }
 

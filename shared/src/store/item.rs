@@ -171,6 +171,11 @@ impl<'a> ItemReader<'a> {
         }
     }
 
+    /// Whether the item has a list attribute `name`.
+    pub fn opt_list(&self, name: &str) -> bool {
+        self.item.get(name).is_some_and(AttributeValue::is_l)
+    }
+
     /// A nested map, if present.
     pub fn map(&self, name: &str) -> Result<Option<&'a Item>, ApiError> {
         match self.item.get(name) {
