@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 pub const GUEST: i64 = 10;
 pub const REPORTER: i64 = 20;
+pub const DEVELOPER: i64 = 30;
 pub const MAINTAINER: i64 = 40;
 
 /// A caller's direct access levels.
@@ -78,6 +79,55 @@ impl Memberships {
 }
 
 /// The membership items that decide a caller's access to this runner.
+/// Every membership of the caller (none needed for an admin), for project-level checks.
+pub async fn memberships_of(
+    store: &crate::store::Store,
+    caller: Caller,
+) -> Result<Memberships, ApiError> {
+    if caller.admin {
+        return Ok(Memberships::default());
+    }
+    Ok(store
+        .memberships_of(caller.user_id)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// The project `:id` names (a numeric id or a full path): 404 `Project Not Found` when there is
+/// none, or the path parameter is not UTF-8.
+pub async fn project_from_path(
+    store: &crate::store::Store,
+    path: &crate::http::PathParams,
+) -> Result<crate::store::directory::Project, ApiError> {
+    let id_or_path = path.get("id").ok_or(ApiError::NotFound("Project"))?;
+    store
+        .find_project(id_or_path)
+        .await?
+        .ok_or(ApiError::NotFound("Project"))
+}
+
+/// GitLab's project check: 404 for a project the caller cannot see (below Guest), 403 below
+/// `needed`. Admins pass.
+pub fn check_project_level(
+    caller: Caller,
+    project: &ProjectRef,
+    memberships: &Memberships,
+    needed: i64,
+) -> Result<(), ApiError> {
+    if caller.admin {
+        return Ok(());
+    }
+    let level = memberships.project_level(project);
+    if level < GUEST {
+        return Err(ApiError::NotFound("Project"));
+    }
+    if level < needed {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(())
+}
+
 pub fn membership_sources(runner: &Runner) -> Vec<MemberOf> {
     let mut sources = Vec::new();
     for project in &runner.projects {

@@ -377,7 +377,7 @@ mod tests {
         };
         let job = Job {
             id: 1000,
-            runner_id: 5,
+            runner_id: Some(5),
             project: ProjectRef {
                 id: 100,
                 name: "P".into(),
@@ -400,6 +400,13 @@ mod tests {
             finished_at: Timestamp::parse("2019-01-01T00:02:01.500Z"),
             commit: None,
             pipeline: Some(json!({"id": 50, "sha": "97de", "ref": "master", "status": "failed"})),
+            work: None,
+            token_digest: None,
+            log_length: 0,
+            log_generation: 0,
+            failure_reason: None,
+            touched_at: None,
+            queues: Vec::new(),
         };
         let value =
             serde_json::to_value(JobEntity::new(&job, Timestamp::now(), "http://h")).unwrap();

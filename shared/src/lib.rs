@@ -13,6 +13,7 @@ pub mod entities;
 pub mod error;
 pub mod http;
 pub mod job_requests;
+pub mod jobs;
 pub mod metrics;
 pub mod pagination;
 pub mod params;

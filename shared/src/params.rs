@@ -54,6 +54,13 @@ impl Params {
         Ok(params)
     }
 
+    /// Parameters given as a JSON object (runnerctl builds its requests this way).
+    pub fn from_json(value: &Value) -> Result<Self, ApiError> {
+        let mut params = Self::default();
+        params.merge_json(value.to_string().as_bytes())?;
+        Ok(params)
+    }
+
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.values.get(key)
     }
@@ -371,6 +378,29 @@ impl ParamReader<'_> {
             self.invalid(key);
             None
         }
+    }
+
+    /// A list of strings (`script`): a JSON array, `key[]=` or repeated keys, or one string.
+    /// Each element is kept as sent (no splitting on commas, unlike tags).
+    pub fn strings(&mut self, key: &str) -> Option<Vec<String>> {
+        let value = self.params.get(key)?;
+        let items: Vec<&Value> = match value {
+            Value::Null => return None,
+            Value::Array(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                Value::String(s) => out.push(s.clone()),
+                Value::Number(n) => out.push(n.to_string()),
+                _ => {
+                    self.invalid(key);
+                    return None;
+                }
+            }
+        }
+        Some(out)
     }
 
     /// A nested object (`info`), else `"<key> is invalid"`.

@@ -173,6 +173,8 @@ pub struct RunnerToken {
     /// When the last heartbeat was recorded, copied on the token item so that a poll can skip
     /// the write without reading the runner.
     pub heartbeat_at: Option<Timestamp>,
+    /// The runner's job queues, copied on the token item (see `TokenRecord::Runner`).
+    pub queues: Option<Vec<String>>,
 }
 
 impl RunnerToken {
@@ -184,10 +186,12 @@ impl RunnerToken {
             Some(TokenRecord::Runner {
                 runner_id,
                 heartbeat_at,
+                queues,
             }) => Ok(Self {
                 runner_id,
                 digest,
                 heartbeat_at,
+                queues,
             }),
             _ => Err(ApiError::Forbidden),
         }

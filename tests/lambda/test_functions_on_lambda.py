@@ -88,3 +88,12 @@ def test_runner_jobs_function(emulator, tmp_path):
     get["rawPath"] = get["requestContext"]["http"]["path"] = "/api/v4/runners/11"
     details = body(emulator.invoke_json("runner-management", get, tmp_path))
     assert (details["online"], details["ip_address"], details["version"]) == (True, "198.51.100.33", "17.5.0")
+
+
+def test_project_jobs_function_enqueues_for_the_runner_jobs_function(emulator):
+    created = body(call(emulator, "project-jobs", "enqueue.json", 201))
+    assert (created["status"], created["name"]) == ("pending", "lambda job")
+    taken = body(call(emulator, "runner-jobs", "request-project-runner.json", 201))
+    assert taken["id"] == created["id"]
+    assert taken["job_info"]["project_id"] == 101
+    assert {"key": "GIT_STRATEGY", "value": "none", "public": True, "masked": False} in taken["variables"]

@@ -15,6 +15,7 @@ FUNCTION_OF_FOLDER = {
     "runner-management": "RunnerManagementFunction",
     "project-runners": "ProjectRunnersFunction",
     "runner-jobs": "RunnerJobsFunction",
+    "project-jobs": "ProjectJobsFunction",
 }
 
 

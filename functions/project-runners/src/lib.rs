@@ -13,8 +13,8 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{delete, get};
 use futures_util::future::OptionFuture;
-use runners_shared::access::{self, GUEST, MAINTAINER, Memberships};
-use runners_shared::auth::{Access, Caller, authenticate};
+use runners_shared::access::{self, MAINTAINER};
+use runners_shared::auth::{Access, authenticate};
 use runners_shared::entities::RunnerEntity;
 use runners_shared::error::{ValidationErrors, json_response};
 use runners_shared::http::{PathParams, base_url, if_unmodified_since, paginated};
@@ -23,7 +23,7 @@ use runners_shared::params::Params;
 use runners_shared::runner::RunnerType;
 use runners_shared::runner_filter::{RunnerFilter, RunnerList};
 use runners_shared::runner_tokens::modified_since;
-use runners_shared::store::directory::{MemberOf, Project};
+use runners_shared::store::directory::MemberOf;
 use runners_shared::store::projects::LinkChange;
 use runners_shared::store::{MAX_LINKS_PER_RUNNER, back_off};
 use runners_shared::time::Timestamp;
@@ -40,47 +40,6 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn memberships(state: &AppState, caller: Caller) -> Result<Memberships, ApiError> {
-    if caller.admin {
-        return Ok(Memberships::default());
-    }
-    Ok(state
-        .store
-        .memberships_of(caller.user_id)
-        .await?
-        .into_iter()
-        .collect())
-}
-
-/// 404 for a project the caller cannot see, 403 below Maintainer.
-fn check_project_access(
-    caller: Caller,
-    project: &Project,
-    memberships: &Memberships,
-) -> Result<(), ApiError> {
-    if caller.admin {
-        return Ok(());
-    }
-    let level = memberships.project_level(&project.reference());
-    if level < GUEST {
-        return Err(ApiError::NotFound("Project"));
-    }
-    if level < MAINTAINER {
-        return Err(ApiError::Forbidden);
-    }
-    Ok(())
-}
-
-/// The project named by `:id`; one that is not UTF-8 once decoded names no project.
-async fn find_project(state: &AppState, path: &PathParams) -> Result<Project, ApiError> {
-    let id_or_path = path.get("id").ok_or(ApiError::NotFound("Project"))?;
-    state
-        .store
-        .find_project(id_or_path)
-        .await?
-        .ok_or(ApiError::NotFound("Project"))
-}
-
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -89,7 +48,7 @@ async fn list(
     params: Params,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
-    let project = find_project(&state, &path).await?;
+    let project = access::project_from_path(&state.store, &path).await?;
     // Read now, reported after the project checks (GitLab's order).
     let mut reader = params.reader();
     let filter = RunnerFilter::read(&mut reader, RunnerList::All);
@@ -99,12 +58,12 @@ async fn list(
         .collect();
     let limit = usize::try_from(page.scan_limit()).unwrap_or(usize::MAX);
     let (memberships, linked, instance) = futures_util::future::try_join3(
-        memberships(&state, caller),
+        access::memberships_of(&state.store, caller),
         state.store.linked_runner_ids(&sources),
         state.store.runners_of_type(RunnerType::Instance, limit),
     )
     .await?;
-    check_project_access(caller, &project, &memberships)?;
+    access::check_project_level(caller, &project.reference(), &memberships, MAINTAINER)?;
     reader.finish()?;
 
     let (instance_runners, instance_exhausted) = instance;
@@ -154,7 +113,7 @@ async fn enable(
     params: Params,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
-    let project = find_project(&state, &path).await?;
+    let project = access::project_from_path(&state.store, &path).await?;
     let mut reader = params.reader();
     let runner_id = if params.contains("runner_id") {
         reader.int("runner_id")
@@ -163,12 +122,12 @@ async fn enable(
         None
     };
     let (memberships, runner) = futures_util::future::join(
-        memberships(&state, caller),
+        access::memberships_of(&state.store, caller),
         OptionFuture::from(runner_id.map(|id| state.store.get_runner(id))),
     )
     .await;
     let memberships = memberships?;
-    check_project_access(caller, &project, &memberships)?;
+    access::check_project_level(caller, &project.reference(), &memberships, MAINTAINER)?;
     reader.finish()?;
     let mut runner = runner
         .transpose()?
@@ -226,7 +185,7 @@ async fn disable(
     params: Params,
 ) -> Result<StatusCode, ApiError> {
     let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
-    let project = find_project(&state, &path).await?;
+    let project = access::project_from_path(&state.store, &path).await?;
     let runner_id = path
         .get("runner_id")
         .and_then(|raw| raw.parse::<i64>().ok());
@@ -236,12 +195,12 @@ async fn disable(
         .filter(|_| unmodified_since.is_some())
         .map(|id| state.store.project_link_created_at(project.id, id));
     let (memberships, runner, linked_at) = futures_util::future::join3(
-        memberships(&state, caller),
+        access::memberships_of(&state.store, caller),
         OptionFuture::from(runner_id.map(|id| state.store.get_runner(id))),
         OptionFuture::from(linked_at),
     )
     .await;
-    check_project_access(caller, &project, &memberships?)?;
+    access::check_project_level(caller, &project.reference(), &memberships?, MAINTAINER)?;
     if runner_id.is_none() {
         return Err(ApiError::InvalidParams(vec!["runner_id is invalid".into()]));
     }

@@ -4,9 +4,11 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use runners_shared::http::ClientIp;
+use runners_shared::error::json_response;
+use runners_shared::http::{ClientIp, base_url};
 use runners_shared::job_requests::{self, Poll};
 use runners_shared::params::Params;
 use runners_shared::runner_tokens::{heartbeat_from_params, required_token};
@@ -24,8 +26,9 @@ pub fn router(state: AppState) -> Router {
 async fn request_job(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     params: Params,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let mut reader = params.reader();
     let token = required_token(&mut reader);
     reader.finish()?;
@@ -35,9 +38,11 @@ async fn request_job(
         &token.unwrap_or_default(),
         &heartbeat,
         state.settings.heartbeat_interval_secs,
+        &base_url(&headers, &state.settings),
     )
     .await?;
-    match poll {
-        Poll::NothingToRun => Ok(StatusCode::NO_CONTENT),
-    }
+    Ok(match poll {
+        Poll::NothingToRun => StatusCode::NO_CONTENT.into_response(),
+        Poll::Job(payload) => json_response(StatusCode::CREATED, &payload),
+    })
 }

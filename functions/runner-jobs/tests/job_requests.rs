@@ -89,7 +89,8 @@ async fn a_polling_runner_is_online_and_gets_204_with_no_body() {
         .expect(204);
     assert_eq!(first.body, Value::Null);
     assert_eq!(first.header("content-type"), None);
-    assert_eq!((first.usage.round_trips, first.usage.calls), (2, 3));
+    // The token; then the runner, the heartbeat and the runner's one queue in parallel.
+    assert_eq!((first.usage.round_trips, first.usage.calls), (2, 4));
 
     let details = runner_details(&app, 1).await;
     assert_eq!(details["online"], true);
@@ -102,14 +103,14 @@ async fn a_polling_runner_is_online_and_gets_204_with_no_body() {
         "info[name] is registration's only"
     );
 
-    // Within the heartbeat interval: the token and the runner, no write.
+    // Within the heartbeat interval: the token, then the runner and its queue; no write.
     let again = app
         .post("/api/v4/jobs/request")
         .form("token=active-runner")
         .send()
         .await
         .expect(204);
-    assert_eq!((again.usage.round_trips, again.usage.calls), (2, 2));
+    assert_eq!((again.usage.round_trips, again.usage.calls), (2, 3));
 }
 
 #[tokio::test]

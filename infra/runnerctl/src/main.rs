@@ -466,7 +466,8 @@ fn all_routes(state: AppState) -> Router {
         .merge(runner_token::router(state.clone()))
         .merge(runner_management::router(state.clone()))
         .merge(project_runners::router(state.clone()))
-        .merge(runner_jobs::router(state))
+        .merge(runner_jobs::router(state.clone()))
+        .merge(project_jobs::router(state))
 }
 
 async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {

@@ -792,7 +792,7 @@ impl Fixture {
             claim(&mut job_ids, id, &entry.path, "id", &mut problems);
             fixture.jobs.push(Job {
                 id,
-                runner_id,
+                runner_id: Some(runner_id),
                 project,
                 user: user_id.and_then(|u| users.get(&u).cloned()),
                 status,
@@ -808,6 +808,13 @@ impl Fixture {
                 finished_at: entry.time("finished_at", &mut problems),
                 commit: entry.object("commit", &mut problems),
                 pipeline: entry.object("pipeline", &mut problems),
+                work: None,
+                token_digest: None,
+                log_length: 0,
+                log_generation: 0,
+                failure_reason: entry.string("failure_reason", &mut problems),
+                touched_at: None,
+                queues: Vec::new(),
             });
         }
 
@@ -898,6 +905,7 @@ impl Fixture {
             let token = TokenRecord::Runner {
                 runner_id: runner.id,
                 heartbeat_at: runner.contacted_at,
+                queues: Some(crate::jobs::runner_queues(runner)),
             };
             items.push(token.to_item(&runner.token_digest, DEFAULT_TIME).build());
             for project_id in runner.project_ids() {

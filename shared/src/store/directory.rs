@@ -235,7 +235,8 @@ pub const JOB_STATUSES: [&str; 9] = [
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub id: i64,
-    pub runner_id: i64,
+    /// The runner it was assigned to; `None` while pending.
+    pub runner_id: Option<i64>,
     pub project: ProjectRef,
     pub user: Option<User>,
     pub status: String,
@@ -249,6 +250,19 @@ pub struct Job {
     pub finished_at: Option<Timestamp>,
     pub commit: Option<serde_json::Value>,
     pub pipeline: Option<serde_json::Value>,
+    /// What a runner runs; `None` for jobs imported from fixtures (history only).
+    pub work: Option<crate::jobs::JobWork>,
+    /// The job token's digest, set when a runner takes the job.
+    pub token_digest: Option<String>,
+    /// The log's length in bytes as the runner sees it (what `Range` answers).
+    pub log_length: i64,
+    /// Bumped when a `PUT` replaces the whole log; chunks live under their generation.
+    pub log_generation: i64,
+    pub failure_reason: Option<String>,
+    /// The runner's last PUT or PATCH: what the stuck-job sweeper looks at.
+    pub touched_at: Option<Timestamp>,
+    /// The queue partitions the job waits in while pending (`keys::queue_*`).
+    pub queues: Vec<String>,
 }
 
 /// What a path (`PATH#<full path>`) names.
@@ -421,10 +435,30 @@ impl Membership {
 impl Job {
     pub fn to_item(&self) -> Item {
         let json = |v: &Option<serde_json::Value>| v.as_ref().map(serde_json::Value::to_string);
-        ItemBuilder::keyed(keys::job(self.runner_id, self.id))
+        let padded = keys::padded(self.id);
+        let mut builder = ItemBuilder::keyed(keys::job(self.id))
+            .s(keys::GSI1_PK, keys::project_jobs(self.project.id))
+            .s(keys::GSI1_SK, padded.clone());
+        if let Some(runner_id) = self.runner_id {
+            builder = builder
+                .s(keys::GSI2_PK, keys::runner_jobs(runner_id))
+                .s(keys::GSI2_SK, padded);
+        }
+        let work = self
+            .work
+            .as_ref()
+            .and_then(|w| serde_json::to_string(w).ok());
+        builder
             .s("entity", "job")
             .n("id", self.id)
-            .n("runner_id", self.runner_id)
+            .opt_n("runner_id", self.runner_id)
+            .opt_s("work_json", work)
+            .opt_s("token_digest", self.token_digest.clone())
+            .n("log_length", self.log_length)
+            .n("log_generation", self.log_generation)
+            .opt_s("failure_reason", self.failure_reason.clone())
+            .opt_time("touched_at", self.touched_at)
+            .strings("queues", &self.queues)
             .map("project", project_ref_item(&self.project))
             .opt_map(
                 "user",
@@ -458,7 +492,7 @@ impl Job {
         };
         Ok(Self {
             id: r.n("id")?,
-            runner_id: r.n("runner_id")?,
+            runner_id: r.opt_n("runner_id")?,
             project: project_ref_from(
                 r.map("project")?
                     .ok_or_else(|| ApiError::internal("job without project"))?,
@@ -475,6 +509,19 @@ impl Job {
             finished_at: r.opt_time("finished_at")?,
             commit: json("commit_json")?,
             pipeline: json("pipeline_json")?,
+            work: r
+                .opt_s("work_json")
+                .map(|text| {
+                    serde_json::from_str(&text)
+                        .map_err(|e| ApiError::internal(format!("job work: {e}")))
+                })
+                .transpose()?,
+            token_digest: r.opt_s("token_digest"),
+            log_length: r.opt_n("log_length")?.unwrap_or(0),
+            log_generation: r.opt_n("log_generation")?.unwrap_or(0),
+            failure_reason: r.opt_s("failure_reason"),
+            touched_at: r.opt_time("touched_at")?,
+            queues: r.strings("queues")?,
         })
     }
 }

@@ -113,11 +113,49 @@ pub fn descendant(ancestor_id: i64, below: super::directory::MemberOf) -> (Strin
     (format!("TREE#{ancestor_id}"), sk)
 }
 
-pub fn job(runner_id: i64, job_id: i64) -> (String, String) {
+pub fn job(id: i64) -> (String, String) {
+    (format!("JOB#{id}"), "JOB".to_owned())
+}
+
+/// gsi1 partition of a project's jobs (by id).
+pub fn project_jobs(project_id: i64) -> String {
+    format!("PROJECT_JOBS#{project_id}")
+}
+
+/// gsi2 partition of the jobs a runner took (by id).
+pub fn runner_jobs(runner_id: i64) -> String {
+    format!("RUNNER_JOBS#{runner_id}")
+}
+
+/// The pending-job queues, oldest job first: a project's (its project runners), a group's
+/// (its group runners; a job waits in the queue of every group above its project) and the
+/// instance's (instance runners).
+pub fn project_queue(project_id: i64) -> String {
+    format!("QUEUE#project#{project_id}")
+}
+
+pub fn group_queue(group_id: i64) -> String {
+    format!("QUEUE#group#{group_id}")
+}
+
+pub const INSTANCE_QUEUE: &str = "QUEUE#instance";
+
+/// A job's entry in one queue.
+pub fn queue_entry(queue: &str, job_id: i64) -> (String, String) {
+    (queue.to_owned(), padded(job_id))
+}
+
+/// One chunk of a job's log: by generation (a PUT that replaces the log starts a new one),
+/// then by byte offset.
+pub fn log_chunk(job_id: i64, generation: i64, offset: i64) -> (String, String) {
     (
-        format!("RUNNER#{runner_id}"),
-        format!("JOB#{}", padded(job_id)),
+        format!("JOB#{job_id}"),
+        format!("LOG#{generation:06}#{}", padded(offset)),
     )
+}
+
+pub fn log_prefix(generation: i64) -> String {
+    format!("LOG#{generation:06}#")
 }
 
 pub fn settings() -> (String, String) {

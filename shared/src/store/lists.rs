@@ -372,9 +372,9 @@ impl Store {
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :jobs)")
-            .expression_attribute_values(":pk", AttributeValue::S(keys::runner(runner_id).0))
-            .expression_attribute_values(":jobs", AttributeValue::S("JOB#".into()))
+            .index_name(keys::GSI2)
+            .key_condition_expression("gsi2pk = :jobs")
+            .expression_attribute_values(":jobs", AttributeValue::S(keys::runner_jobs(runner_id)))
             .scan_index_forward(!descending);
         if let Some(status) = status {
             query = query

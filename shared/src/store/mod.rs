@@ -4,6 +4,7 @@
 
 pub mod directory;
 pub mod item;
+pub mod jobs;
 pub mod keys;
 pub mod lists;
 pub mod projects;

@@ -87,7 +87,8 @@ impl Store {
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(keys::runner(runner.id))))
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(projects.#project) AND runner_type = :read_type")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(projects.#project) AND runner_type = :read_type AND lock_version = :read_version")
+            .expression_attribute_values(":read_version", n(runner.lock_version))
             .expression_attribute_names("#project", project.id.to_string())
             .expression_attribute_values(":project", AttributeValue::M(project_ref_item(project)))
             .expression_attribute_values(":one", n(1))
@@ -120,14 +121,37 @@ impl Store {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(build_error)?;
+        let mut enabled = runner.clone();
+        enabled.runner_type = RunnerType::Project;
+        enabled.projects.push(project.clone());
         let actions = vec![
             TransactWriteItem::builder().update(update).build(),
             TransactWriteItem::builder().put(put).build(),
+            self.token_queues_update(&enabled)?,
         ];
         Ok(match self.transact(actions).await? {
             Transaction::Committed => LinkChange::Done,
             Transaction::ConditionFailed(_) => LinkChange::Refused,
         })
+    }
+
+    /// Sets the runner's token item's copy of its job queues to what `runner` (as it will be
+    /// once the same transaction commits) takes from. The runner's own condition on
+    /// `lock_version` makes the copy exact: a transaction computed from an older read fails.
+    fn token_queues_update(&self, runner: &Runner) -> Result<TransactWriteItem, ApiError> {
+        let queues = crate::jobs::runner_queues(runner)
+            .into_iter()
+            .map(AttributeValue::S)
+            .collect();
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::token(runner.token_digest.as_str()))))
+            .update_expression("SET queues = :queues")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":queues", AttributeValue::L(queues))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// When `runner_id` was enabled in `project_id`, if it is.
@@ -154,8 +178,9 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key_of(keys::runner(runner.id))))
             .update_expression("REMOVE projects.#project SET lock_version = lock_version + :one, updated_at = :now")
-            .condition_expression("attribute_exists(projects.#project) AND size(projects) > :one")
+            .condition_expression("attribute_exists(projects.#project) AND size(projects) > :one AND lock_version = :read_version")
             .expression_attribute_names("#project", project_id.to_string())
+            .expression_attribute_values(":read_version", n(runner.lock_version))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", n(now.millis()))
             .build()
@@ -168,9 +193,12 @@ impl Store {
             .condition_expression("attribute_exists(pk)")
             .build()
             .map_err(build_error)?;
+        let mut disabled = runner.clone();
+        disabled.projects.retain(|p| p.id != project_id);
         let actions = vec![
             TransactWriteItem::builder().update(update).build(),
             TransactWriteItem::builder().delete(delete).build(),
+            self.token_queues_update(&disabled)?,
         ];
         Ok(match self.transact(actions).await? {
             Transaction::Committed => LinkChange::Done,

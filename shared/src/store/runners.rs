@@ -243,7 +243,7 @@ impl Store {
         }
     }
 
-    fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, ApiError> {
+    pub(crate) fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, ApiError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -265,6 +265,7 @@ impl Store {
         let token = TokenRecord::Runner {
             runner_id: runner.id,
             heartbeat_at: None,
+            queues: Some(crate::jobs::runner_queues(runner)),
         };
         let registration_check = ConditionCheck::builder()
             .table_name(&self.table)

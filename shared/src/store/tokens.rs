@@ -25,6 +25,10 @@ pub enum TokenRecord {
     Runner {
         runner_id: i64,
         heartbeat_at: Option<Timestamp>,
+        /// The job queues the runner takes from (`jobs::runner_queues`), kept in step with its
+        /// projects and type, so that a poll reads them beside the runner. `None` on items
+        /// written before queues existed: read the runner first.
+        queues: Option<Vec<String>>,
     },
     Registration(RegistrationScope),
     PersonalAccess(PersonalAccessToken),
@@ -43,10 +47,17 @@ impl TokenRecord {
             Self::Runner {
                 runner_id,
                 heartbeat_at,
-            } => base
-                .s("kind", KIND_RUNNER)
-                .n("runner_id", *runner_id)
-                .opt_time("heartbeat_at", *heartbeat_at),
+                queues,
+            } => {
+                let base = base
+                    .s("kind", KIND_RUNNER)
+                    .n("runner_id", *runner_id)
+                    .opt_time("heartbeat_at", *heartbeat_at);
+                match queues {
+                    Some(queues) => base.strings("queues", queues),
+                    None => base,
+                }
+            }
             Self::Registration(scope) => {
                 let base = base.s("kind", KIND_REGISTRATION);
                 match scope {
@@ -76,6 +87,11 @@ impl TokenRecord {
             KIND_RUNNER => Ok(Self::Runner {
                 runner_id: r.n("runner_id")?,
                 heartbeat_at: r.opt_time("heartbeat_at")?,
+                queues: if r.opt_list("queues") {
+                    Some(r.strings("queues")?)
+                } else {
+                    None
+                },
             }),
             KIND_REGISTRATION => {
                 let missing =

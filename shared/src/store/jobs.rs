@@ -1,0 +1,396 @@
+//! Job items, the pending-job queues and job logs (`docs/data-model.md`, "Jobs").
+//!
+//! A pending job has one entry in each queue it waits in (its project's, every group's above the
+//! project when group runners may take it, the instance's when shared runners may). Assigning it
+//! is one transaction that moves the job to `running` on condition that it is still pending and
+//! unassigned, and deletes its queue entries; a runner that loses the race moves on. A log is
+//! stored in chunks under the job, and every append is one transaction conditional on the log's
+//! current length, so a write at a wrong offset never lands.
+
+use super::directory::Job;
+use super::item::{Item, ItemBuilder, ItemReader, key_of};
+use super::runners::Transaction;
+use super::{Store, keys, storage_error};
+use crate::error::ApiError;
+use crate::jobs::{PENDING, RUNNING};
+use crate::metrics;
+use crate::time::Timestamp;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
+
+/// How many entries of each queue a poll looks at, oldest first: the bound on what a poll reads
+/// whatever is pending (jobs it cannot take beyond these wait for the next polls or the sweeper).
+pub const QUEUE_PEEK: i32 = 50;
+/// The most a job's log keeps (`MAX_JOB_LOG_BYTES` in the spec); past it one line says so.
+pub const MAX_JOB_LOG_BYTES: i64 = 4 << 20;
+/// One log chunk item: well under DynamoDB's 400 KB item limit.
+const CHUNK_BYTES: usize = 350 * 1024;
+
+/// A job's entry in a queue: what a poll needs to decide whether the runner may take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    pub job_id: i64,
+    pub tag_list: Vec<String>,
+    pub protected: bool,
+    /// Every queue the job waits in, so that assignment can delete all its entries.
+    pub queues: Vec<String>,
+}
+
+/// What an append or a replacement of the log found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogWrite {
+    /// Written; the log is now this long.
+    Written(i64),
+    /// The job changed meanwhile (another append, or it stopped running): read it again.
+    Conflict,
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn build_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(format!("building a DynamoDB request: {e}"))
+}
+
+fn update(
+    builder: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+) -> Result<TransactWriteItem, ApiError> {
+    Ok(TransactWriteItem::builder()
+        .update(builder.build().map_err(build_error)?)
+        .build())
+}
+
+/// The part of `bytes` written at `start` that the log keeps, and whether the truncation line
+/// goes after it (when this write crosses the cap).
+fn kept(start: i64, bytes: &[u8]) -> (&[u8], bool) {
+    let end = start.saturating_add(i64::try_from(bytes.len()).unwrap_or(i64::MAX));
+    if start >= MAX_JOB_LOG_BYTES {
+        return (&[], false);
+    }
+    let room = usize::try_from(MAX_JOB_LOG_BYTES - start).unwrap_or(usize::MAX);
+    (&bytes[..bytes.len().min(room)], end > MAX_JOB_LOG_BYTES)
+}
+
+impl Store {
+    fn chunk_puts(
+        &self,
+        job_id: i64,
+        generation: i64,
+        start: i64,
+        bytes: &[u8],
+    ) -> Result<Vec<TransactWriteItem>, ApiError> {
+        let (stored, truncated) = kept(start, bytes);
+        let mut puts = Vec::new();
+        let mut offset = start;
+        for chunk in stored.chunks(CHUNK_BYTES) {
+            puts.push(self.chunk_put(job_id, generation, offset, chunk.to_vec())?);
+            offset += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+        }
+        if truncated {
+            let line = format!("\nJob's log exceeded limit of {MAX_JOB_LOG_BYTES} bytes.\n");
+            puts.push(self.chunk_put(job_id, generation, MAX_JOB_LOG_BYTES, line.into_bytes())?);
+        }
+        Ok(puts)
+    }
+
+    fn chunk_put(
+        &self,
+        job_id: i64,
+        generation: i64,
+        offset: i64,
+        bytes: Vec<u8>,
+    ) -> Result<TransactWriteItem, ApiError> {
+        let mut item = ItemBuilder::keyed(keys::log_chunk(job_id, generation, offset))
+            .s("entity", "log_chunk")
+            .build();
+        item.insert("bytes".into(), AttributeValue::B(Blob::new(bytes)));
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Creates a pending job and its queue entries in one transaction. `false`: the id is taken
+    /// (a counter behind imported data); allocate another.
+    pub async fn create_job(&self, job: &Job) -> Result<bool, ApiError> {
+        let work = job
+            .work
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("a new job without work"))?;
+        let mut actions = vec![self.put(job.to_item(), "attribute_not_exists(pk)")?];
+        for queue in &job.queues {
+            let entry = ItemBuilder::keyed(keys::queue_entry(queue, job.id))
+                .s("entity", "queue_entry")
+                .n("job_id", job.id)
+                .n("project_id", job.project.id)
+                .strings("tag_list", &work.tag_list)
+                .bool("protected", work.protected)
+                .strings("queues", &job.queues)
+                .build();
+            actions.push(self.put(entry, "attribute_not_exists(pk)")?);
+        }
+        Ok(matches!(
+            self.transact(actions).await?,
+            Transaction::Committed
+        ))
+    }
+
+    /// The oldest entries of each queue ([`QUEUE_PEEK`] each), read in parallel, oldest job
+    /// first across queues.
+    pub async fn pending_entries(&self, queues: &[String]) -> Result<Vec<QueueEntry>, ApiError> {
+        let reads = queues.iter().map(|queue| {
+            metrics::track(
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :queue")
+                    .expression_attribute_values(":queue", AttributeValue::S(queue.clone()))
+                    .limit(QUEUE_PEEK)
+                    .send(),
+            )
+        });
+        let mut entries = Vec::new();
+        for output in futures_util::future::join_all(reads).await {
+            for item in output.map_err(storage_error)?.items() {
+                let r = ItemReader::new(item, "queue entry");
+                entries.push(QueueEntry {
+                    job_id: r.n("job_id")?,
+                    tag_list: r.strings("tag_list")?,
+                    protected: r.bool_or("protected", false),
+                    queues: r.strings("queues")?,
+                });
+            }
+        }
+        entries.sort_by_key(|e| e.job_id);
+        entries.dedup_by_key(|e| e.job_id);
+        Ok(entries)
+    }
+
+    /// Gives the job to the runner if it is still pending and unassigned, removing it from
+    /// every queue, in one transaction. `false`: another runner (or a cancel) was first.
+    pub async fn assign_job(
+        &self,
+        entry: &QueueEntry,
+        runner_id: i64,
+        token_digest: &str,
+        now: Timestamp,
+    ) -> Result<bool, ApiError> {
+        let job = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::job(entry.job_id))))
+            .update_expression(
+                "SET #status = :running, runner_id = :runner, token_digest = :digest, \
+                 started_at = :now, touched_at = :now, gsi2pk = :runner_jobs, gsi2sk = :padded \
+                 REMOVE queues",
+            )
+            .condition_expression("#status = :pending AND attribute_not_exists(runner_id)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":running", AttributeValue::S(RUNNING.into()))
+            .expression_attribute_values(":pending", AttributeValue::S(PENDING.into()))
+            .expression_attribute_values(":runner", n(runner_id))
+            .expression_attribute_values(":digest", AttributeValue::S(token_digest.into()))
+            .expression_attribute_values(":now", n(now.millis()))
+            .expression_attribute_values(
+                ":runner_jobs",
+                AttributeValue::S(keys::runner_jobs(runner_id)),
+            )
+            .expression_attribute_values(":padded", AttributeValue::S(keys::padded(entry.job_id)));
+        let mut actions = vec![update(job)?];
+        for queue in &entry.queues {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_of(keys::queue_entry(queue, entry.job_id))))
+                .build()
+                .map_err(build_error)?;
+            actions.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        Ok(matches!(
+            self.transact(actions).await?,
+            Transaction::Committed
+        ))
+    }
+
+    /// A job by id, strongly consistent (a runner that just took it reports at once).
+    pub async fn get_job(&self, id: i64) -> Result<Option<Job>, ApiError> {
+        match self.get(keys::job(id)).await? {
+            Some(item) => Job::from_item(&item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Ends a running job (`success` or `failed`), on condition that it is still running with
+    /// this token. `false`: it was not (canceled or finished meanwhile).
+    pub async fn finish_job(
+        &self,
+        job: &Job,
+        status: &str,
+        failure_reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<bool, ApiError> {
+        let mut builder = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::job(job.id))))
+            .condition_expression("#status = :running AND token_digest = :digest")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":running", AttributeValue::S(RUNNING.into()))
+            .expression_attribute_values(
+                ":digest",
+                AttributeValue::S(job.token_digest.clone().unwrap_or_default()),
+            )
+            .expression_attribute_values(":status", AttributeValue::S(status.into()))
+            .expression_attribute_values(":now", n(now.millis()));
+        let mut expression =
+            "SET #status = :status, finished_at = :now, touched_at = :now".to_owned();
+        if let Some(reason) = failure_reason {
+            expression.push_str(", failure_reason = :reason");
+            builder =
+                builder.expression_attribute_values(":reason", AttributeValue::S(reason.into()));
+        }
+        let result = metrics::track(builder.update_expression(expression).send()).await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(storage_error(e)),
+        }
+    }
+
+    /// Marks a running job as alive (`PUT state=running`): the sweeper leaves it alone.
+    pub async fn touch_job(&self, job: &Job, now: Timestamp) -> Result<bool, ApiError> {
+        let result = metrics::track(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_of(keys::job(job.id))))
+                .update_expression("SET touched_at = :now")
+                .condition_expression("#status = :running")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":running", AttributeValue::S(RUNNING.into()))
+                .expression_attribute_values(":now", n(now.millis()))
+                .send(),
+        )
+        .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(storage_error(e)),
+        }
+    }
+
+    /// Appends `bytes` at `start`, which must be the log's current length, while the job runs:
+    /// the length check and the write are one transaction.
+    pub async fn append_log(
+        &self,
+        job: &Job,
+        start: i64,
+        bytes: &[u8],
+        now: Timestamp,
+    ) -> Result<LogWrite, ApiError> {
+        let end = start.saturating_add(i64::try_from(bytes.len()).unwrap_or(i64::MAX));
+        let length = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::job(job.id))))
+            .update_expression("SET log_length = :end, touched_at = :now")
+            .condition_expression(
+                "#status = :running AND log_length = :start AND log_generation = :generation",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":running", AttributeValue::S(RUNNING.into()))
+            .expression_attribute_values(":start", n(start))
+            .expression_attribute_values(":end", n(end))
+            .expression_attribute_values(":generation", n(job.log_generation))
+            .expression_attribute_values(":now", n(now.millis()));
+        let mut actions = vec![update(length)?];
+        actions.extend(self.chunk_puts(job.id, job.log_generation, start, bytes)?);
+        Ok(match self.transact(actions).await? {
+            Transaction::Committed => LogWrite::Written(end),
+            Transaction::ConditionFailed(_) => LogWrite::Conflict,
+        })
+    }
+
+    /// Replaces the whole log (`PUT` with `trace`): the new text goes under the next generation,
+    /// in the transaction that moves the job to it.
+    pub async fn replace_log(
+        &self,
+        job: &Job,
+        bytes: &[u8],
+        now: Timestamp,
+    ) -> Result<LogWrite, ApiError> {
+        let length = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
+        let generation = job.log_generation + 1;
+        let update_job = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::job(job.id))))
+            .update_expression(
+                "SET log_length = :length, log_generation = :next, touched_at = :now",
+            )
+            .condition_expression("#status = :running AND log_generation = :generation")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":running", AttributeValue::S(RUNNING.into()))
+            .expression_attribute_values(":length", n(length))
+            .expression_attribute_values(":next", n(generation))
+            .expression_attribute_values(":generation", n(job.log_generation))
+            .expression_attribute_values(":now", n(now.millis()));
+        let mut actions = vec![update(update_job)?];
+        actions.extend(self.chunk_puts(job.id, generation, 0, bytes)?);
+        Ok(match self.transact(actions).await? {
+            Transaction::Committed => LogWrite::Written(length),
+            Transaction::ConditionFailed(_) => LogWrite::Conflict,
+        })
+    }
+
+    /// The stored log of a job (at most [`MAX_JOB_LOG_BYTES`] and the truncation line).
+    pub async fn read_log(&self, job: &Job) -> Result<Vec<u8>, ApiError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :job AND begins_with(sk, :log)")
+            .expression_attribute_values(":job", AttributeValue::S(keys::job(job.id).0))
+            .expression_attribute_values(
+                ":log",
+                AttributeValue::S(keys::log_prefix(job.log_generation)),
+            )
+            .consistent_read(true);
+        let mut log = Vec::new();
+        self.query_pages(query, |item: &Item| {
+            if let Some(AttributeValue::B(bytes)) = item.get("bytes") {
+                log.extend_from_slice(bytes.as_ref());
+            }
+            Ok(true)
+        })
+        .await?;
+        Ok(log)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_cap_keeps_what_fits_and_marks_the_crossing_once() {
+        let cap = usize::try_from(MAX_JOB_LOG_BYTES).unwrap();
+        assert_eq!(kept(0, b"abc"), (&b"abc"[..], false));
+        let near = MAX_JOB_LOG_BYTES - 2;
+        assert_eq!(kept(near, b"abcd"), (&b"ab"[..], true));
+        assert_eq!(kept(MAX_JOB_LOG_BYTES, b"more"), (&b""[..], false));
+        assert_eq!(kept(near, b"ab"), (&b"ab"[..], false), "exactly full");
+        let big = vec![0u8; cap + 10];
+        assert_eq!(kept(0, &big).0.len(), cap);
+    }
+}
