@@ -18,8 +18,11 @@ pub enum ApiError {
     Forbidden,
     /// 403 `403 Forbidden - <reason>`.
     ForbiddenBecause(Cow<'static, str>),
-    /// 404 `404 <what> Not Found`.
+    /// 404 `404 <what> Not Found` (`404 Not Found` when `what` is empty).
     NotFound(&'static str),
+    /// 404 `404 Not found`: GitLab 12's answer for a record looked up by id inside a found
+    /// parent (`ActiveRecord::RecordNotFound`), e.g. a job of a project.
+    RecordNotFound,
     /// 400 `{"error": "..."}`: parameters failing their type, allowed values or presence.
     InvalidParams(Vec<String>),
     /// 400 `{"message": {"attr": ["..."]}}`: a model validation.
@@ -49,7 +52,7 @@ impl ApiError {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::ForbiddenBecause(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::RecordNotFound => StatusCode::NOT_FOUND,
             Self::InvalidParams(_) | Self::Validation(_) | Self::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -67,6 +70,9 @@ impl ApiError {
             Self::ForbiddenBecause(reason) => {
                 json!({"message": format!("403 Forbidden - {reason}")})
             }
+            Self::RecordNotFound => json!({"message": "404 Not found"}),
+            // An empty `what` is Grape's bare `not_found!`: `404 Not Found`.
+            Self::NotFound("") => json!({"message": "404 Not Found"}),
             Self::NotFound(what) => json!({"message": format!("404 {what} Not Found")}),
             Self::InvalidParams(problems) => json!({"error": problems.join(", ")}),
             Self::Validation(errors) => json!({"message": errors}),

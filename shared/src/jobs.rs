@@ -306,6 +306,22 @@ pub fn payload(job: &Job, work: &JobWork, runner: &Runner, token: &str, base_url
         ),
         variable("CI_RUNNER_TAGS", runner.tag_list.join(", "), true, false),
     ];
+    if let Some(user) = &job.user {
+        variables.push(variable("GITLAB_USER_ID", user.id.to_string(), true, false));
+        variables.push(variable(
+            "GITLAB_USER_LOGIN",
+            user.username.clone(),
+            true,
+            false,
+        ));
+        variables.push(variable("GITLAB_USER_NAME", user.name.clone(), true, false));
+        variables.push(variable(
+            "GITLAB_USER_EMAIL",
+            user.email.clone().unwrap_or_default(),
+            true,
+            false,
+        ));
+    }
     if work.repository_url.is_none() {
         // No repository: the official runner skips git entirely.
         variables.push(variable("GIT_STRATEGY", "none", true, false));

@@ -13,6 +13,7 @@ pub mod entities;
 pub mod error;
 pub mod http;
 pub mod job_requests;
+pub mod job_updates;
 pub mod jobs;
 pub mod metrics;
 pub mod pagination;

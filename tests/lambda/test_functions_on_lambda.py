@@ -90,10 +90,31 @@ def test_runner_jobs_function(emulator, tmp_path):
     assert (details["online"], details["ip_address"], details["version"]) == (True, "198.51.100.33", "17.5.0")
 
 
-def test_project_jobs_function_enqueues_for_the_runner_jobs_function(emulator):
+def with_job(event_name, job_id, token="", folder="runner-jobs"):
+    text = (EVENTS / folder / event_name).read_text()
+    return json.loads(text.replace("JOB_ID", str(job_id)).replace("JOB_TOKEN", token))
+
+
+def test_project_jobs_function_enqueues_for_the_runner_jobs_function(emulator, tmp_path):
     created = body(call(emulator, "project-jobs", "enqueue.json", 201))
     assert (created["status"], created["name"]) == ("pending", "lambda job")
     taken = body(call(emulator, "runner-jobs", "request-project-runner.json", 201))
     assert taken["id"] == created["id"]
     assert taken["job_info"]["project_id"] == 101
     assert {"key": "GIT_STRATEGY", "value": "none", "public": True, "masked": False} in taken["variables"]
+
+    # The runner logs through API Gateway's base64 body (non-UTF-8 bytes kept), then succeeds.
+    patched = emulator.invoke_json("runner-jobs", with_job("append-trace-base64.json", taken["id"], taken["token"]), tmp_path)
+    assert patched["statusCode"] == 202, patched
+    assert (header(patched, "range"), header(patched, "job-status")) == ("0-16", "running")
+    done = emulator.invoke_json("runner-jobs", with_job("update-success.json", taken["id"], taken["token"]), tmp_path)
+    assert done["statusCode"] == 200, done
+    again = emulator.invoke_json("runner-jobs", with_job("update-success.json", taken["id"], taken["token"]), tmp_path)
+    assert (again["statusCode"], header(again, "job-status")) == (403, "success")
+    # The users' side reads the finished job and its log back, bytes as the runner sent them.
+    shown = emulator.invoke_json("project-jobs", with_job("get-job.json", taken["id"], folder="project-jobs"), tmp_path)
+    assert (shown["statusCode"], body(shown)["status"]) == (200, "success")
+    log = emulator.invoke_json("project-jobs", with_job("trace.json", taken["id"], folder="project-jobs"), tmp_path)
+    # Not UTF-8, so not text/plain: a text type would be decoded (lossily) on the way out.
+    assert (log["statusCode"], header(log, "content-type")) == (200, "application/octet-stream")
+    assert log["isBase64Encoded"] and base64.b64decode(log["body"]) == b"hello \xff\xfe lambda\n"

@@ -65,11 +65,13 @@ fn update(
 /// goes after it (when this write crosses the cap).
 fn kept(start: i64, bytes: &[u8]) -> (&[u8], bool) {
     let end = start.saturating_add(i64::try_from(bytes.len()).unwrap_or(i64::MAX));
+    // The one write that goes past the cap (it may start exactly there) adds the line.
+    let crosses = start <= MAX_JOB_LOG_BYTES && end > MAX_JOB_LOG_BYTES;
     if start >= MAX_JOB_LOG_BYTES {
-        return (&[], false);
+        return (&[], crosses);
     }
     let room = usize::try_from(MAX_JOB_LOG_BYTES - start).unwrap_or(usize::MAX);
-    (&bytes[..bytes.len().min(room)], end > MAX_JOB_LOG_BYTES)
+    (&bytes[..bytes.len().min(room)], crosses)
 }
 
 impl Store {
@@ -371,7 +373,7 @@ impl Store {
             if let Some(AttributeValue::B(bytes)) = item.get("bytes") {
                 log.extend_from_slice(bytes.as_ref());
             }
-            Ok(true)
+            Ok(false) // never stop early: the whole log
         })
         .await?;
         Ok(log)
@@ -388,7 +390,16 @@ mod tests {
         assert_eq!(kept(0, b"abc"), (&b"abc"[..], false));
         let near = MAX_JOB_LOG_BYTES - 2;
         assert_eq!(kept(near, b"abcd"), (&b"ab"[..], true));
-        assert_eq!(kept(MAX_JOB_LOG_BYTES, b"more"), (&b""[..], false));
+        assert_eq!(
+            kept(MAX_JOB_LOG_BYTES, b"more"),
+            (&b""[..], true),
+            "starts at the cap"
+        );
+        assert_eq!(
+            kept(MAX_JOB_LOG_BYTES + 4, b"more"),
+            (&b""[..], false),
+            "already marked"
+        );
         assert_eq!(kept(near, b"ab"), (&b"ab"[..], false), "exactly full");
         let big = vec![0u8; cap + 10];
         assert_eq!(kept(0, &big).0.len(), cap);
