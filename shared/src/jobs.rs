@@ -408,6 +408,61 @@ pub fn job_queues(project: &Project) -> Vec<String> {
     queues
 }
 
+/// Whether a user may cancel or retry jobs at `level` on the project (`update_build`):
+/// Developer+, and Maintainer+ for a job of a protected ref.
+pub fn update_level(work: Option<&JobWork>) -> i64 {
+    if work.is_some_and(|w| w.protected) {
+        crate::access::MAINTAINER
+    } else {
+        crate::access::DEVELOPER
+    }
+}
+
+/// GitLab's `cancel`: a pending or running job becomes `canceled` (a running one's runner learns
+/// it on its next PUT or PATCH); any other job is left as it is. Returns the job as it is now.
+pub async fn cancel(store: &Store, mut job: Job) -> Result<Job, ApiError> {
+    for _ in 0..CREATE_ATTEMPTS {
+        if job.status != PENDING && job.status != RUNNING {
+            return Ok(job);
+        }
+        let now = Timestamp::now();
+        if store.cancel_job(&job, now).await? {
+            job.status = CANCELED.to_owned();
+            job.finished_at = Some(now);
+            job.queues.clear();
+            return Ok(job);
+        }
+        job = store
+            .get_job(job.id)
+            .await?
+            .ok_or(ApiError::RecordNotFound)?;
+    }
+    Err(ApiError::Unavailable("the job kept changing".into()))
+}
+
+/// GitLab's `retry`: a finished job (success, failed, canceled) is copied into a new pending job
+/// (new id, new token when a runner takes it) by `user`; anything else is 403 `Job is not
+/// retryable`. Jobs imported from fixtures have nothing to run and are not retryable either.
+pub async fn retry(
+    store: &Store,
+    project: &Project,
+    job: &Job,
+    user: Option<User>,
+) -> Result<Job, ApiError> {
+    let finished = [SUCCESS, FAILED, CANCELED].contains(&job.status.as_str());
+    let Some(work) = job.work.clone().filter(|_| finished) else {
+        return Err(ApiError::forbidden_because("Job is not retryable"));
+    };
+    let request = EnqueueRequest {
+        name: job.name.clone().unwrap_or_default(),
+        stage: job.stage.clone().unwrap_or_else(|| "test".into()),
+        ref_name: job.ref_name.clone().unwrap_or_else(|| "main".into()),
+        timeout: Some(work.timeout),
+        work,
+    };
+    enqueue(store, project, user, request).await
+}
+
 /// How often enqueue takes a new id when one is taken (a counter behind imported data).
 const CREATE_ATTEMPTS: usize = 3;
 

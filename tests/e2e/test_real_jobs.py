@@ -116,3 +116,22 @@ def test_a_finished_job_refuses_further_writes_with_its_status(world):
     patch = requests.patch(f"{world['url']}/api/v4/jobs/{job.id}/trace", data=b"late",
                            headers={"JOB-TOKEN": job.token, "Content-Range": "0-3"})
     assert (patch.status_code, patch.headers.get("Job-Status")) == (403, "success")
+
+
+def test_python_gitlab_lists_cancels_and_retries_jobs(world):
+    gl = gitlab.Gitlab(world["url"], private_token=world["admin"])
+    project = gl.projects.get(world["project"]["id"], lazy=True)
+    waiting = enqueue(world, name="to cancel", script=["true"], tag_list=["nobody-has-this"], ref="dev")
+    pending_ids = [j.id for j in project.jobs.list(scope="pending", get_all=True)]
+    assert waiting["id"] in pending_ids
+    job = project.jobs.get(waiting["id"])
+    assert job.cancel()["status"] == "canceled"
+    assert project.jobs.get(waiting["id"]).status == "canceled"
+    assert waiting["id"] in [j.id for j in project.jobs.list(scope=["canceled", "failed"], get_all=True)]
+    retried = job.retry()
+    assert retried["id"] > waiting["id"] and retried["status"] == "pending"
+    newest = project.jobs.list(per_page=1, get_all=False)
+    assert newest[0].id == retried["id"]
+    with pytest.raises(gitlab.exceptions.GitlabJobRetryError) as refused:
+        project.jobs.get(retried["id"]).retry()
+    assert refused.value.response_code == 403

@@ -118,3 +118,9 @@ def test_project_jobs_function_enqueues_for_the_runner_jobs_function(emulator, t
     # Not UTF-8, so not text/plain: a text type would be decoded (lossily) on the way out.
     assert (log["statusCode"], header(log, "content-type")) == (200, "application/octet-stream")
     assert log["isBase64Encoded"] and base64.b64decode(log["body"]) == b"hello \xff\xfe lambda\n"
+    listed = body(call(emulator, "project-jobs", "list.json", 200))
+    assert [j["id"] for j in listed] == [taken["id"]]
+    retried = emulator.invoke_json("project-jobs", with_job("retry.json", taken["id"], folder="project-jobs"), tmp_path)
+    assert retried["statusCode"] == 201 and body(retried)["id"] > taken["id"]
+    canceled = emulator.invoke_json("project-jobs", with_job("cancel.json", body(retried)["id"], folder="project-jobs"), tmp_path)
+    assert (canceled["statusCode"], body(canceled)["status"]) == (201, "canceled")

@@ -1,6 +1,7 @@
 //! A project's jobs, for users with a personal access token: `POST /api/v4/projects/:id/jobs`,
 //! the extension that enqueues one job without a repository-backed pipeline (`jobs-api.md`),
-//! and GitLab's `GET .../jobs/:job_id` and `GET .../jobs/:job_id/trace` (Reporter+).
+//! and GitLab's Jobs API: the list (newest first), a job, its log (Reporter+), cancel and retry
+//! (Developer+, Maintainer+ for a job of a protected ref).
 //!
 //! Checks in GitLab's order: authentication; the project (404 when unknown or invisible) and
 //! Developer access (403); parameters (400); a protected ref needs Maintainer (403).
@@ -9,28 +10,30 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
-use runners_shared::access::{self, DEVELOPER, MAINTAINER, REPORTER};
-use runners_shared::auth::Caller;
-use runners_shared::auth::{Access, authenticate};
+use runners_shared::access::{self, DEVELOPER, MAINTAINER, Memberships, REPORTER};
+use runners_shared::auth::{Access, Caller, authenticate};
 use runners_shared::entities::JobEntity;
 use runners_shared::error::json_response;
-use runners_shared::http::path_id;
-use runners_shared::http::{PathParams, base_url};
+use runners_shared::http::{PathParams, base_url, paginated, path_id};
 use runners_shared::jobs::{self, EnqueueRequest};
+use runners_shared::pagination::PageRequest;
 use runners_shared::params::Params;
-use runners_shared::store::directory::Job;
+use runners_shared::store::directory::{JOB_STATUSES, Job, Project};
+use runners_shared::store::lists::JobIndex;
 use runners_shared::time::Timestamp;
 use runners_shared::{ApiError, AppState};
 
 /// This function's routes; its `main` and `runnerctl serve` both mount exactly this.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/api/v4/projects/{id}/jobs", post(enqueue))
+        .route("/api/v4/projects/{id}/jobs", get(list).post(enqueue))
         .route("/api/v4/projects/{id}/jobs/{job_id}", get(show))
         .route("/api/v4/projects/{id}/jobs/{job_id}/trace", get(trace))
+        .route("/api/v4/projects/{id}/jobs/{job_id}/cancel", post(cancel))
+        .route("/api/v4/projects/{id}/jobs/{job_id}/retry", post(retry))
         .with_state(state)
 }
 
@@ -55,19 +58,17 @@ async fn enqueue(
         access::check_project_level(caller, &reference, &memberships, MAINTAINER)?;
     }
     let job = jobs::enqueue(&state.store, &project, user?, request).await?;
-    let entity = JobEntity::new(&job, Timestamp::now(), &base_url(&headers, &state.settings));
-    Ok(json_response(StatusCode::CREATED, &entity))
+    Ok(job_response(&state, &headers, StatusCode::CREATED, &job))
 }
 
-/// A job of the project `:id` names, for a caller with at least `needed` there: the project's
+/// A job of the project `:id` names, for a caller with at least Reporter there: the project's
 /// 404/403 first, then `job_id is invalid`, then GitLab 12's `404 Not found` for a job that is
-/// not the project's.
+/// not the project's. The project and the caller's memberships come along for further checks.
 async fn project_job(
     state: &AppState,
     caller: Caller,
     path: &PathParams,
-    needed: i64,
-) -> Result<Job, ApiError> {
+) -> Result<(Project, Memberships, Job), ApiError> {
     let project = access::project_from_path(&state.store, path).await?;
     let job_id = path_id(path.get("job_id"), "job_id");
     let job = match &job_id {
@@ -79,12 +80,81 @@ async fn project_job(
         futures_util::future::OptionFuture::from(job),
     )
     .await;
-    access::check_project_level(caller, &project.reference(), &memberships?, needed)?;
+    let memberships = memberships?;
+    access::check_project_level(caller, &project.reference(), &memberships, REPORTER)?;
     job_id?;
-    job.transpose()?
+    let job = job
+        .transpose()?
         .flatten()
         .filter(|job| job.project.id == project.id)
-        .ok_or(ApiError::RecordNotFound)
+        .ok_or(ApiError::RecordNotFound)?;
+    Ok((project, memberships, job))
+}
+
+fn job_response(state: &AppState, headers: &HeaderMap, status: StatusCode, job: &Job) -> Response {
+    let entity = JobEntity::new(job, Timestamp::now(), &base_url(headers, &state.settings));
+    json_response(status, &entity)
+}
+
+/// `GET /projects/:id/jobs`: newest first; `scope` one status or several (`scope[]=`).
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    path: PathParams,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
+    let project = access::project_from_path(&state.store, &path).await?;
+    let memberships = access::memberships_of(&state.store, caller).await?;
+    access::check_project_level(caller, &project.reference(), &memberships, REPORTER)?;
+    let mut reader = params.reader();
+    let scope = reader.strings("scope").unwrap_or_default();
+    if scope.iter().any(|s| !JOB_STATUSES.contains(&s.as_str())) {
+        reader.problem("scope does not have a valid value");
+    }
+    let page = PageRequest::read(&mut reader);
+    reader.finish()?;
+    let (jobs, scanned) = state
+        .store
+        .job_page(JobIndex::Project(project.id), &scope, true, page)
+        .await?;
+    let (_, info) = page.cut(scanned.matches, scanned.exhausted);
+    let base = base_url(&headers, &state.settings);
+    let now = Timestamp::now();
+    let entities: Vec<JobEntity<'_>> = jobs.iter().map(|j| JobEntity::new(j, now, &base)).collect();
+    Ok(paginated(&entities, &info, &base, &uri))
+}
+
+/// `POST .../cancel`: 201 and the job, canceled if it was pending or running.
+async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
+    let (project, memberships, job) = project_job(&state, caller, &path).await?;
+    let needed = jobs::update_level(job.work.as_ref());
+    access::check_project_level(caller, &project.reference(), &memberships, needed)?;
+    let job = jobs::cancel(&state.store, job).await?;
+    Ok(job_response(&state, &headers, StatusCode::CREATED, &job))
+}
+
+/// `POST .../retry`: 201 and the new job.
+async fn retry(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
+    let (project, memberships, job) = project_job(&state, caller, &path).await?;
+    let needed = jobs::update_level(job.work.as_ref());
+    access::check_project_level(caller, &project.reference(), &memberships, needed)?;
+    let user = state.store.get_user(caller.user_id).await?;
+    let new = jobs::retry(&state.store, &project, &job, user).await?;
+    Ok(job_response(&state, &headers, StatusCode::CREATED, &new))
 }
 
 async fn show(
@@ -94,9 +164,8 @@ async fn show(
     params: Params,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
-    let job = project_job(&state, caller, &path, REPORTER).await?;
-    let entity = JobEntity::new(&job, Timestamp::now(), &base_url(&headers, &state.settings));
-    Ok(json_response(StatusCode::OK, &entity))
+    let (_, _, job) = project_job(&state, caller, &path).await?;
+    Ok(job_response(&state, &headers, StatusCode::OK, &job))
 }
 
 /// The log as stored, byte for byte (empty before anything was logged): `text/plain` as GitLab
@@ -109,7 +178,7 @@ async fn trace(
     params: Params,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
-    let job = project_job(&state, caller, &path, REPORTER).await?;
+    let (_, _, job) = project_job(&state, caller, &path).await?;
     let log = state.store.read_log(&job).await?;
     let content_type = if std::str::from_utf8(&log).is_ok() {
         "text/plain"

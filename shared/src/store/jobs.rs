@@ -12,7 +12,7 @@ use super::item::{Item, ItemBuilder, ItemReader, key_of};
 use super::runners::Transaction;
 use super::{Store, keys, storage_error};
 use crate::error::ApiError;
-use crate::jobs::{PENDING, RUNNING};
+use crate::jobs::{self, PENDING, RUNNING};
 use crate::metrics;
 use crate::time::Timestamp;
 use aws_sdk_dynamodb::primitives::Blob;
@@ -205,6 +205,33 @@ impl Store {
             let delete = Delete::builder()
                 .table_name(&self.table)
                 .set_key(Some(key_of(keys::queue_entry(queue, entry.job_id))))
+                .build()
+                .map_err(build_error)?;
+            actions.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        Ok(matches!(
+            self.transact(actions).await?,
+            Transaction::Committed
+        ))
+    }
+
+    /// Cancels a pending or running job as read: `canceled`, finished now, out of its queues,
+    /// on condition that its status is still the one read. `false`: it changed meanwhile.
+    pub async fn cancel_job(&self, job: &Job, now: Timestamp) -> Result<bool, ApiError> {
+        let cancel = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::job(job.id))))
+            .update_expression("SET #status = :canceled, finished_at = :now REMOVE queues")
+            .condition_expression("#status = :read")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":canceled", AttributeValue::S(jobs::CANCELED.into()))
+            .expression_attribute_values(":read", AttributeValue::S(job.status.clone()))
+            .expression_attribute_values(":now", n(now.millis()));
+        let mut actions = vec![update(cancel)?];
+        for queue in &job.queues {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_of(keys::queue_entry(queue, job.id))))
                 .build()
                 .map_err(build_error)?;
             actions.push(TransactWriteItem::builder().delete(delete).build());

@@ -68,6 +68,13 @@ impl<T> PageCollector<T> {
     }
 }
 
+/// Which jobs a job page walks: a runner's (as it took them) or a project's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobIndex {
+    Runner(i64),
+    Project(i64),
+}
+
 /// Which runners an index page walks: all of them, or one type.
 #[derive(Debug, Clone, Copy)]
 pub enum RunnerIndex {
@@ -368,19 +375,42 @@ impl Store {
         descending: bool,
         page: PageRequest,
     ) -> Result<(Vec<Job>, Scanned<i64>), ApiError> {
+        let statuses: Vec<String> = status.map(str::to_owned).into_iter().collect();
+        self.job_page(JobIndex::Runner(runner_id), &statuses, descending, page)
+            .await
+    }
+
+    /// A page of jobs from an index, by id, with only the given statuses (all when empty).
+    pub async fn job_page(
+        &self,
+        index: JobIndex,
+        statuses: &[String],
+        descending: bool,
+        page: PageRequest,
+    ) -> Result<(Vec<Job>, Scanned<i64>), ApiError> {
+        let (index_name, key_name, key) = match index {
+            JobIndex::Runner(id) => (keys::GSI2, keys::GSI2_PK, keys::runner_jobs(id)),
+            JobIndex::Project(id) => (keys::GSI1, keys::GSI1_PK, keys::project_jobs(id)),
+        };
         let mut query = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name(keys::GSI2)
-            .key_condition_expression("gsi2pk = :jobs")
-            .expression_attribute_values(":jobs", AttributeValue::S(keys::runner_jobs(runner_id)))
+            .index_name(index_name)
+            .key_condition_expression("#key = :jobs")
+            .expression_attribute_names("#key", key_name)
+            .expression_attribute_values(":jobs", AttributeValue::S(key))
             .scan_index_forward(!descending);
-        if let Some(status) = status {
+        if !statuses.is_empty() {
+            let placeholders: Vec<String> =
+                (0..statuses.len()).map(|i| format!(":status{i}")).collect();
             query = query
-                .filter_expression("#status = :status")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":status", AttributeValue::S(status.to_owned()));
+                .filter_expression(format!("#status IN ({})", placeholders.join(", ")))
+                .expression_attribute_names("#status", "status");
+            for (placeholder, status) in placeholders.iter().zip(statuses) {
+                query = query
+                    .expression_attribute_values(placeholder, AttributeValue::S(status.clone()));
+            }
         }
         let mut collector = PageCollector::new(page);
         let exhausted = self
