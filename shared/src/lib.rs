@@ -22,6 +22,7 @@ pub mod runner;
 pub mod runner_filter;
 pub mod runner_tokens;
 pub mod store;
+pub mod sweeper;
 pub mod time;
 
 #[cfg(feature = "admin")]

@@ -124,3 +124,13 @@ def test_project_jobs_function_enqueues_for_the_runner_jobs_function(emulator, t
     assert retried["statusCode"] == 201 and body(retried)["id"] > taken["id"]
     canceled = emulator.invoke_json("project-jobs", with_job("cancel.json", body(retried)["id"], folder="project-jobs"), tmp_path)
     assert (canceled["statusCode"], body(canceled)["status"]) == (201, "canceled")
+
+
+def test_sweeper_function_on_its_schedule_event(emulator, tmp_path):
+    # A fresh pending job is active but not stuck: examined, left as it is.
+    pending = body(call(emulator, "project-jobs", "enqueue.json", 201))
+    report = emulator.invoke("sweeper", EVENTS.parent / "scheduled" / "sweeper.json")
+    assert set(report) == {"examined", "failed_running", "failed_pending", "left_alone"}
+    assert report["examined"] >= 1 and report["failed_running"] == report["failed_pending"] == 0
+    get = with_job("get-job.json", pending["id"], folder="project-jobs")
+    assert body(emulator.invoke_json("project-jobs", get, tmp_path))["status"] == "pending"

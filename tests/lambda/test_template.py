@@ -78,3 +78,9 @@ def test_a_stalled_database_is_answered_before_lambda_kills_the_function():
     assert env["DYNAMODB_ATTEMPT_TIMEOUT_MS"] < env["DYNAMODB_OPERATION_TIMEOUT_MS"]
     assert env["DYNAMODB_OPERATION_TIMEOUT_MS"] < env["REQUEST_DEADLINE_MS"]
     assert env["REQUEST_DEADLINE_MS"] < function["Timeout"] * 1000
+
+
+def test_the_sweeper_runs_on_a_schedule():
+    sweeper = template()["Resources"]["SweeperFunction"]["Properties"]
+    schedules = [e for e in sweeper["Events"].values() if e["Type"] == "Schedule"]
+    assert [e["Properties"]["Schedule"] for e in schedules] == ["rate(5 minutes)"]

@@ -13,7 +13,8 @@ use runners_shared::admin::{client_for, schema};
 use runners_shared::config::DEFAULT_TABLE_NAME;
 use runners_shared::http::{PeerAddr, entry_point};
 use runners_shared::store::directory::{ProjectSettings, SettingsChanges};
-use runners_shared::{AppState, Settings, Store};
+use runners_shared::time::Timestamp;
+use runners_shared::{AppState, Settings, Store, sweeper};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -508,6 +509,21 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         ..Settings::from_env()
     };
     let deadline = settings.request_deadline;
+    // The sweeper Lambda's schedule, locally: the same code every minute.
+    let sweeping = store.clone();
+    tokio::spawn(async move {
+        let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            match sweeper::sweep(&sweeping, Timestamp::now()).await {
+                Ok(report) if report.failed_running + report.failed_pending > 0 => {
+                    tracing::info!(?report, "sweep");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweep failed"),
+            }
+        }
+    });
     let routes = entry_point::<Body>(all_routes(AppState::new(store, settings)), deadline);
     // The socket peer stands in for API Gateway's sourceIp.
     let app =

@@ -75,6 +75,24 @@ fn kept(start: i64, bytes: &[u8]) -> (&[u8], bool) {
 }
 
 impl Store {
+    fn delete_action(&self, key: (String, String)) -> Result<TransactWriteItem, ApiError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(key)))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// The deletes that take a job out of its queues and out of the sweeper's sight.
+    fn retire(&self, job_id: i64, queues: &[String]) -> Result<Vec<TransactWriteItem>, ApiError> {
+        let mut actions = vec![self.delete_action(keys::active_job(job_id))?];
+        for queue in queues {
+            actions.push(self.delete_action(keys::queue_entry(queue, job_id))?);
+        }
+        Ok(actions)
+    }
+
     fn chunk_puts(
         &self,
         job_id: i64,
@@ -122,7 +140,14 @@ impl Store {
             .work
             .as_ref()
             .ok_or_else(|| ApiError::internal("a new job without work"))?;
-        let mut actions = vec![self.put(job.to_item(), "attribute_not_exists(pk)")?];
+        let active = ItemBuilder::keyed(keys::active_job(job.id))
+            .s("entity", "active_job")
+            .n("job_id", job.id)
+            .build();
+        let mut actions = vec![
+            self.put(job.to_item(), "attribute_not_exists(pk)")?,
+            self.put(active, "attribute_not_exists(pk)")?,
+        ];
         for queue in &job.queues {
             let entry = ItemBuilder::keyed(keys::queue_entry(queue, job.id))
                 .s("entity", "queue_entry")
@@ -228,18 +253,76 @@ impl Store {
             .expression_attribute_values(":read", AttributeValue::S(job.status.clone()))
             .expression_attribute_values(":now", n(now.millis()));
         let mut actions = vec![update(cancel)?];
-        for queue in &job.queues {
-            let delete = Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(key_of(keys::queue_entry(queue, job.id))))
-                .build()
-                .map_err(build_error)?;
-            actions.push(TransactWriteItem::builder().delete(delete).build());
-        }
+        actions.extend(self.retire(job.id, &job.queues)?);
         Ok(matches!(
             self.transact(actions).await?,
             Transaction::Committed
         ))
+    }
+
+    /// The ids of every pending or running job (the sweeper's partition), oldest first.
+    pub async fn active_job_ids(&self) -> Result<Vec<i64>, ApiError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :active")
+            .expression_attribute_values(":active", AttributeValue::S(keys::ACTIVE_JOBS.into()));
+        let mut ids = Vec::new();
+        self.query_pages(query, |item: &Item| {
+            ids.push(ItemReader::new(item, "active job").n("job_id")?);
+            Ok(false)
+        })
+        .await?;
+        Ok(ids)
+    }
+
+    /// Fails a stuck job with `stuck_or_timeout_failure`, on condition that nothing happened to
+    /// it since it was read (same status, same `touched_at`): a job a runner is still writing
+    /// to is left alone. Retires its queue and sweeper entries. `false`: it moved meanwhile.
+    pub async fn fail_stuck_job(&self, job: &Job, now: Timestamp) -> Result<bool, ApiError> {
+        let mut builder = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::job(job.id))))
+            .update_expression(
+                "SET #status = :failed, failure_reason = :reason, finished_at = :now REMOVE queues",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":failed", AttributeValue::S(jobs::FAILED.into()))
+            .expression_attribute_values(
+                ":reason",
+                AttributeValue::S("stuck_or_timeout_failure".into()),
+            )
+            .expression_attribute_values(":read", AttributeValue::S(job.status.clone()))
+            .expression_attribute_values(":now", n(now.millis()));
+        builder = match job.touched_at {
+            Some(touched) => builder
+                .condition_expression("#status = :read AND touched_at = :touched")
+                .expression_attribute_values(":touched", n(touched.millis())),
+            None => {
+                builder.condition_expression("#status = :read AND attribute_not_exists(touched_at)")
+            }
+        };
+        let mut actions = vec![update(builder)?];
+        actions.extend(self.retire(job.id, &job.queues)?);
+        Ok(matches!(
+            self.transact(actions).await?,
+            Transaction::Committed
+        ))
+    }
+
+    /// Removes the sweeper's entry of a job that is no longer pending or running.
+    pub async fn forget_active_job(&self, job_id: i64) -> Result<(), ApiError> {
+        metrics::track(
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key_of(keys::active_job(job_id))))
+                .send(),
+        )
+        .await
+        .map_err(storage_error)?;
+        Ok(())
     }
 
     /// A job by id, strongly consistent (a runner that just took it reports at once).
@@ -251,7 +334,8 @@ impl Store {
     }
 
     /// Ends a running job (`success` or `failed`), on condition that it is still running with
-    /// this token. `false`: it was not (canceled or finished meanwhile).
+    /// this token, and retires its sweeper entry in the same transaction. `false`: it was not
+    /// (canceled or finished meanwhile).
     pub async fn finish_job(
         &self,
         job: &Job,
@@ -259,9 +343,7 @@ impl Store {
         failure_reason: Option<&str>,
         now: Timestamp,
     ) -> Result<bool, ApiError> {
-        let mut builder = self
-            .client
-            .update_item()
+        let mut builder = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(keys::job(job.id))))
             .condition_expression("#status = :running AND token_digest = :digest")
@@ -280,17 +362,12 @@ impl Store {
             builder =
                 builder.expression_attribute_values(":reason", AttributeValue::S(reason.into()));
         }
-        let result = metrics::track(builder.update_expression(expression).send()).await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(storage_error(e)),
-        }
+        let mut actions = vec![update(builder.update_expression(expression))?];
+        actions.extend(self.retire(job.id, &[])?);
+        Ok(matches!(
+            self.transact(actions).await?,
+            Transaction::Committed
+        ))
     }
 
     /// Marks a running job as alive (`PUT state=running`): the sweeper leaves it alone.

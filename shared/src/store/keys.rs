@@ -140,6 +140,13 @@ pub fn group_queue(group_id: i64) -> String {
 
 pub const INSTANCE_QUEUE: &str = "QUEUE#instance";
 
+/// A pending or running job's entry in the one partition the stuck-job sweeper reads.
+pub const ACTIVE_JOBS: &str = "ACTIVE";
+
+pub fn active_job(job_id: i64) -> (String, String) {
+    (ACTIVE_JOBS.to_owned(), padded(job_id))
+}
+
 /// A job's entry in one queue.
 pub fn queue_entry(queue: &str, job_id: i64) -> (String, String) {
     (queue.to_owned(), padded(job_id))
