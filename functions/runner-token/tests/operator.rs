@@ -364,3 +364,57 @@ async fn project_settings_from_runnerctl_and_fixtures() {
     assert!(text.contains("projects[0].build_timeout"), "{text}");
     assert!(text.contains("projects[0].protected_refs"), "{text}");
 }
+
+#[tokio::test]
+async fn jobs_enqueued_from_the_shell_are_for_the_first_maintainer() {
+    let app = TestApp::new(runner_token::router).await;
+    app.seed(json!({
+        "users": [{"id": 7, "username": "lead"}, {"id": 3, "username": "dev"}, {"id": 9, "username": "owner"}],
+        "groups": [{"id": 10, "path": "g", "members": [{"user_id": 9, "access_level": 50}]}],
+        "projects": [{"id": 100, "path": "p", "namespace_id": 10,
+                      "members": [{"user_id": 7, "access_level": 40}, {"user_id": 3, "access_level": 30}]}]
+    }))
+    .await;
+    let job = operator::create_job(
+        &app.store,
+        "g/p",
+        None,
+        &json!({"name": "shell job", "script": ["make"], "tag_list": ["linux"], "ref": "main"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        job.user.as_ref().map(|u| u.username.as_str()),
+        Some("lead"),
+        "lowest id with Maintainer+"
+    );
+    assert_eq!(job.status, "pending");
+    let stored = app.store.get_job(job.id).await.unwrap().unwrap();
+    let work = stored.work.unwrap();
+    assert_eq!(
+        (work.tag_list, work.protected),
+        (vec!["linux".to_owned()], true)
+    );
+    let as_dev = operator::create_job(
+        &app.store,
+        "100",
+        Some("dev"),
+        &json!({"name": "x", "script": "true"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(as_dev.user.map(|u| u.id), Some(3));
+    let refused = operator::create_job(&app.store, "g/p", None, &json!({"name": "x"}))
+        .await
+        .unwrap_err();
+    assert!(refused.contains("script is missing"), "{refused}");
+    let nobody = operator::create_job(
+        &app.store,
+        "g/p",
+        Some("ghost"),
+        &json!({"name": "x", "script": "true"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(nobody.contains("no user"), "{nobody}");
+}

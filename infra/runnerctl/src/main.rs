@@ -74,6 +74,11 @@ enum Command {
         #[command(subcommand)]
         command: MemberCommand,
     },
+    /// Jobs.
+    Job {
+        #[command(subcommand)]
+        command: JobCommand,
+    },
     /// The instance's (or a group's or project's) runner registration token.
     RegistrationToken {
         #[command(subcommand)]
@@ -190,6 +195,33 @@ fn settings_json(settings: &ProjectSettings) -> serde_json::Value {
         "build_timeout": settings.build_timeout,
         "protected_refs": settings.protected_refs,
     })
+}
+
+#[derive(Subcommand)]
+enum JobCommand {
+    /// Enqueue a job, as POST /projects/:id/jobs does, and print its id.
+    Create {
+        /// The project's id or full path.
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        name: String,
+        /// A script line; repeat for several.
+        #[arg(long = "script", required = true)]
+        script: Vec<String>,
+        /// A tag the runner must have; repeat for several.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        #[arg(long = "ref")]
+        ref_name: Option<String>,
+        #[arg(long)]
+        sha: Option<String>,
+        #[arg(long)]
+        stage: Option<String>,
+        /// Who the job is for (a username); default: the project's first Maintainer.
+        #[arg(long)]
+        user: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -409,6 +441,36 @@ async fn run(cli: Cli) -> Result<(), String> {
                 ),
                 json!({"id": updated.id, "path_with_namespace": updated.path_with_namespace,
                        "settings": shown}),
+            );
+        }
+        Command::Job {
+            command:
+                JobCommand::Create {
+                    project,
+                    name,
+                    script,
+                    tags,
+                    ref_name,
+                    sha,
+                    stage,
+                    user,
+                },
+        } => {
+            let mut parameters = json!({"name": name, "script": script, "tag_list": tags});
+            for (key, value) in [("ref", ref_name), ("sha", sha), ("stage", stage)] {
+                if let Some(value) = value {
+                    parameters[key] = json!(value);
+                }
+            }
+            let job = operator::create_job(&store, project, user.as_deref(), &parameters).await?;
+            report(
+                json_mode,
+                format!(
+                    "enqueued job {} ({}) in {}",
+                    job.id, job.status, job.project.path_with_namespace
+                ),
+                json!({"id": job.id, "status": job.status,
+                       "project": job.project.path_with_namespace}),
             );
         }
         Command::Member {

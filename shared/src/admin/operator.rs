@@ -504,3 +504,66 @@ pub async fn user_exists(store: &Store, username: &str) -> Result<bool, String> 
         .map_err(err)?
         .is_some())
 }
+
+/// Enqueues a job as `POST /projects/:id/jobs` does (same parameters as JSON, same validation),
+/// on behalf of `user` (a username) or, without one, the project's first Maintainer: the lowest
+/// user id with Maintainer or Owner on the project or a group above it. A job on a protected ref
+/// needs no Maintainer check here: the operator decides.
+pub async fn create_job(
+    store: &Store,
+    project: &str,
+    user: Option<&str>,
+    parameters: &serde_json::Value,
+) -> Result<crate::store::directory::Job, String> {
+    let found = store
+        .find_project(project)
+        .await
+        .map_err(api)?
+        .ok_or_else(|| format!("no project at {project:?}"))?;
+    let request = crate::jobs::EnqueueRequest::from_params(
+        &crate::params::Params::from_json(parameters).map_err(api)?,
+    )
+    .map_err(|e| e.body().to_string())?;
+    let user_id = match user {
+        Some(username) => match find_path(store, username).await? {
+            Some(PathOwner::User(id)) => Some(id),
+            _ => return Err(format!("no user {username:?}")),
+        },
+        None => first_maintainer(store, &found).await?,
+    };
+    let user = match user_id {
+        Some(id) => store.get_user(id).await.map_err(api)?,
+        None => None,
+    };
+    crate::jobs::enqueue(store, &found, user, request)
+        .await
+        .map_err(api)
+}
+
+async fn first_maintainer(store: &Store, project: &Project) -> Result<Option<i64>, String> {
+    let sources = std::iter::once(keys::project(project.id).0)
+        .chain(project.group_ids.iter().map(|g| keys::group(*g).0));
+    let mut maintainers = Vec::new();
+    for pk in sources {
+        let output = store
+            .client()
+            .query()
+            .table_name(store.table())
+            .key_condition_expression("pk = :pk AND begins_with(sk, :member)")
+            .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
+            .expression_attribute_values(
+                ":member",
+                aws_sdk_dynamodb::types::AttributeValue::S("MEMBER#".into()),
+            )
+            .send()
+            .await
+            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+        for item in output.items() {
+            let member = Membership::from_item(item).map_err(api)?;
+            if member.access_level >= crate::access::MAINTAINER {
+                maintainers.push(member.user_id);
+            }
+        }
+    }
+    Ok(maintainers.into_iter().min())
+}
