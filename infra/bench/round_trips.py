@@ -139,6 +139,29 @@ def main():
         measure("DELETE /projects/:id/runners/:runner_id", "maintainer, If-Unmodified-Since",
                 "<= 4", "DELETE", "/api/v4/projects/101/runners/2", MAINTAINER,
                 headers={"If-Unmodified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"})
+
+        # Jobs: enqueued for project 101, whose runner 47 takes untagged jobs.
+        created = measure("POST /projects/:id/jobs", "admin", "<= 3", "POST",
+                          "/api/v4/projects/101/jobs", ADMIN,
+                          json={"name": "bench", "script": ["true"], "ref": "dev"}).json()
+        taken = measure("POST /jobs/request", "assigns a job", "<= 4", "POST",
+                        "/api/v4/jobs/request", json={"token": "mgmt-runner-47"}).json()
+        job = f"/api/v4/jobs/{taken['id']}"
+        measure("PATCH /jobs/:id/trace", "job token", "<= 2", "PATCH", job + "/trace",
+                data=b"log line\n", headers={"JOB-TOKEN": taken["token"], "Content-Range": "0-8",
+                                              "Content-Type": "text/plain"})
+        measure("PUT /jobs/:id", "state=success", "<= 2", "PUT", job,
+                json={"token": taken["token"], "state": "success"})
+        jobs = f"/api/v4/projects/101/jobs"
+        measure("GET /projects/:id/jobs", "admin", "<= 3", "GET", jobs, ADMIN)
+        measure("GET /projects/:id/jobs/:job_id", "admin", "<= 3", "GET",
+                f"{jobs}/{created['id']}", ADMIN)
+        measure("GET /projects/:id/jobs/:job_id/trace", "admin", "-", "GET",
+                f"{jobs}/{created['id']}/trace", ADMIN)
+        retried = measure("POST .../jobs/:job_id/retry", "admin", "-", "POST",
+                          f"{jobs}/{created['id']}/retry", ADMIN).json()
+        measure("POST .../jobs/:job_id/cancel", "admin, pending job", "-", "POST",
+                f"{jobs}/{retried['id']}/cancel", ADMIN)
     finally:
         server.stop()
 

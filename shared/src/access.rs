@@ -107,6 +107,24 @@ pub async fn project_from_path(
         .ok_or(ApiError::NotFound("Project"))
 }
 
+/// Authenticates the caller and finds the project `:id` names, reading both at once; the
+/// answers keep GitLab's order (the token's 401/403 first, then the project's 404).
+pub async fn caller_and_project(
+    store: &crate::store::Store,
+    headers: &axum::http::HeaderMap,
+    params: &crate::params::Params,
+    path: &crate::http::PathParams,
+    access: crate::auth::Access,
+) -> Result<(Caller, crate::store::directory::Project), ApiError> {
+    let (caller, project) = futures_util::future::join(
+        crate::auth::authenticate(store, headers, params, access),
+        project_from_path(store, path),
+    )
+    .await;
+    let caller = caller?;
+    Ok((caller, project?))
+}
+
 /// GitLab's project check: 404 for a project the caller cannot see (below Guest), 403 below
 /// `needed`. Admins pass.
 pub fn check_project_level(

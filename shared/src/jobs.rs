@@ -448,6 +448,7 @@ pub async fn retry(
     project: &Project,
     job: &Job,
     user: Option<User>,
+    id: i64,
 ) -> Result<Job, ApiError> {
     let finished = [SUCCESS, FAILED, CANCELED].contains(&job.status.as_str());
     let Some(work) = job.work.clone().filter(|_| finished) else {
@@ -460,23 +461,29 @@ pub async fn retry(
         timeout: Some(work.timeout),
         work,
     };
-    enqueue(store, project, user, request).await
+    enqueue(store, project, user, request, id).await
 }
 
 /// How often enqueue takes a new id when one is taken (a counter behind imported data).
 const CREATE_ATTEMPTS: usize = 3;
 
 /// Creates the job `pending`, in a one-job pipeline of its own, in every queue it belongs to.
+/// `id` is one the caller took from the job counter (in parallel with its other reads); another
+/// is taken only if that one is already used.
 pub async fn enqueue(
     store: &Store,
     project: &Project,
     user: Option<User>,
     mut request: EnqueueRequest,
+    id: i64,
 ) -> Result<Job, ApiError> {
     request.settle(&project.settings);
     let now = Timestamp::now();
-    for _ in 0..CREATE_ATTEMPTS {
-        let id = store.allocate_id(IdSequence::Job).await?;
+    let mut id = id;
+    for attempt in 0..CREATE_ATTEMPTS {
+        if attempt > 0 {
+            id = store.allocate_id(IdSequence::Job).await?;
+        }
         let sha = request
             .work
             .sha

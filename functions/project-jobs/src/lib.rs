@@ -14,13 +14,14 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
 use runners_shared::access::{self, DEVELOPER, MAINTAINER, Memberships, REPORTER};
-use runners_shared::auth::{Access, Caller, authenticate};
+use runners_shared::auth::{Access, Caller};
 use runners_shared::entities::JobEntity;
 use runners_shared::error::json_response;
 use runners_shared::http::{PathParams, base_url, paginated, path_id};
 use runners_shared::jobs::{self, EnqueueRequest};
 use runners_shared::pagination::PageRequest;
 use runners_shared::params::Params;
+use runners_shared::store::IdSequence;
 use runners_shared::store::directory::{JOB_STATUSES, Job, Project};
 use runners_shared::store::lists::JobIndex;
 use runners_shared::time::Timestamp;
@@ -43,11 +44,14 @@ async fn enqueue(
     path: PathParams,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
-    let project = access::project_from_path(&state.store, &path).await?;
-    let (memberships, user) = futures_util::future::join(
+    let (caller, project) =
+        access::caller_and_project(&state.store, &headers, &params, &path, Access::Write).await?;
+    // The id is taken beside the permission reads; a refused request leaves a gap, as GitLab's
+    // own ids may.
+    let (memberships, user, id) = futures_util::future::join3(
         access::memberships_of(&state.store, caller),
         state.store.get_user(caller.user_id),
+        state.store.allocate_id(IdSequence::Job),
     )
     .await;
     let memberships = memberships?;
@@ -57,19 +61,23 @@ async fn enqueue(
     if project.settings.protects(&request.ref_name) {
         access::check_project_level(caller, &reference, &memberships, MAINTAINER)?;
     }
-    let job = jobs::enqueue(&state.store, &project, user?, request).await?;
+    let job = jobs::enqueue(&state.store, &project, user?, request, id?).await?;
     Ok(job_response(&state, &headers, StatusCode::CREATED, &job))
 }
 
-/// A job of the project `:id` names, for a caller with at least Reporter there: the project's
-/// 404/403 first, then `job_id is invalid`, then GitLab 12's `404 Not found` for a job that is
-/// not the project's. The project and the caller's memberships come along for further checks.
+/// The caller, and a job of the project `:id` names, for a caller with at least Reporter there:
+/// authentication, then the project's 404/403, then `job_id is invalid`, then GitLab 12's
+/// `404 Not found` for a job that is not the project's. The project and the caller's
+/// memberships come along for further checks.
 async fn project_job(
     state: &AppState,
-    caller: Caller,
+    headers: &HeaderMap,
+    params: &Params,
     path: &PathParams,
-) -> Result<(Project, Memberships, Job), ApiError> {
-    let project = access::project_from_path(&state.store, path).await?;
+    access: Access,
+) -> Result<(Caller, Project, Memberships, Job), ApiError> {
+    let (caller, project) =
+        access::caller_and_project(&state.store, headers, params, path, access).await?;
     let job_id = path_id(path.get("job_id"), "job_id");
     let job = match &job_id {
         Ok(id) => Some(state.store.get_job(*id)),
@@ -88,7 +96,7 @@ async fn project_job(
         .flatten()
         .filter(|job| job.project.id == project.id)
         .ok_or(ApiError::RecordNotFound)?;
-    Ok((project, memberships, job))
+    Ok((caller, project, memberships, job))
 }
 
 fn job_response(state: &AppState, headers: &HeaderMap, status: StatusCode, job: &Job) -> Response {
@@ -104,21 +112,25 @@ async fn list(
     path: PathParams,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
-    let project = access::project_from_path(&state.store, &path).await?;
-    let memberships = access::memberships_of(&state.store, caller).await?;
-    access::check_project_level(caller, &project.reference(), &memberships, REPORTER)?;
+    let (caller, project) =
+        access::caller_and_project(&state.store, &headers, &params, &path, Access::Read).await?;
     let mut reader = params.reader();
     let scope = reader.strings("scope").unwrap_or_default();
     if scope.iter().any(|s| !JOB_STATUSES.contains(&s.as_str())) {
         reader.problem("scope does not have a valid value");
     }
     let page = PageRequest::read(&mut reader);
+    // The page is read beside the memberships; it is shown only if they allow.
+    let (memberships, listed) = futures_util::future::join(
+        access::memberships_of(&state.store, caller),
+        state
+            .store
+            .job_page(JobIndex::Project(project.id), &scope, true, page),
+    )
+    .await;
+    access::check_project_level(caller, &project.reference(), &memberships?, REPORTER)?;
     reader.finish()?;
-    let (jobs, scanned) = state
-        .store
-        .job_page(JobIndex::Project(project.id), &scope, true, page)
-        .await?;
+    let (jobs, scanned) = listed?;
     let (_, info) = page.cut(scanned.matches, scanned.exhausted);
     let base = base_url(&headers, &state.settings);
     let now = Timestamp::now();
@@ -133,8 +145,8 @@ async fn cancel(
     path: PathParams,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
-    let (project, memberships, job) = project_job(&state, caller, &path).await?;
+    let (caller, project, memberships, job) =
+        project_job(&state, &headers, &params, &path, Access::Write).await?;
     let needed = jobs::update_level(job.work.as_ref());
     access::check_project_level(caller, &project.reference(), &memberships, needed)?;
     let job = jobs::cancel(&state.store, job).await?;
@@ -148,12 +160,16 @@ async fn retry(
     path: PathParams,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
-    let (project, memberships, job) = project_job(&state, caller, &path).await?;
+    let (caller, project, memberships, job) =
+        project_job(&state, &headers, &params, &path, Access::Write).await?;
     let needed = jobs::update_level(job.work.as_ref());
     access::check_project_level(caller, &project.reference(), &memberships, needed)?;
-    let user = state.store.get_user(caller.user_id).await?;
-    let new = jobs::retry(&state.store, &project, &job, user).await?;
+    let (user, id) = futures_util::future::join(
+        state.store.get_user(caller.user_id),
+        state.store.allocate_id(IdSequence::Job),
+    )
+    .await;
+    let new = jobs::retry(&state.store, &project, &job, user?, id?).await?;
     Ok(job_response(&state, &headers, StatusCode::CREATED, &new))
 }
 
@@ -163,8 +179,7 @@ async fn show(
     path: PathParams,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
-    let (_, _, job) = project_job(&state, caller, &path).await?;
+    let (_, _, _, job) = project_job(&state, &headers, &params, &path, Access::Read).await?;
     Ok(job_response(&state, &headers, StatusCode::OK, &job))
 }
 
@@ -177,8 +192,7 @@ async fn trace(
     path: PathParams,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
-    let (_, _, job) = project_job(&state, caller, &path).await?;
+    let (_, _, _, job) = project_job(&state, &headers, &params, &path, Access::Read).await?;
     let log = state.store.read_log(&job).await?;
     let content_type = if std::str::from_utf8(&log).is_ok() {
         "text/plain"

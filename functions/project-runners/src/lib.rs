@@ -5,7 +5,8 @@
 //!
 //! Checks in GitLab's order: authentication; the project (404 when unknown or invisible to the
 //! caller) and Maintainer access (403); parameters (400); the runner and its rules.
-//! Round trips: token; project; memberships, runner and links together; one write or batch.
+//! Round trips: token and project together; memberships, runner and links together; one write
+//! or batch.
 
 use axum::Router;
 use axum::extract::State;
@@ -14,7 +15,7 @@ use axum::response::Response;
 use axum::routing::{delete, get};
 use futures_util::future::OptionFuture;
 use runners_shared::access::{self, MAINTAINER};
-use runners_shared::auth::{Access, authenticate};
+use runners_shared::auth::Access;
 use runners_shared::entities::RunnerEntity;
 use runners_shared::error::{ValidationErrors, json_response};
 use runners_shared::http::{PathParams, base_url, if_unmodified_since, paginated};
@@ -47,8 +48,8 @@ async fn list(
     path: PathParams,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
-    let project = access::project_from_path(&state.store, &path).await?;
+    let (caller, project) =
+        access::caller_and_project(&state.store, &headers, &params, &path, Access::Read).await?;
     // Read now, reported after the project checks (GitLab's order).
     let mut reader = params.reader();
     let filter = RunnerFilter::read(&mut reader, RunnerList::All);
@@ -112,8 +113,8 @@ async fn enable(
     path: PathParams,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
-    let project = access::project_from_path(&state.store, &path).await?;
+    let (caller, project) =
+        access::caller_and_project(&state.store, &headers, &params, &path, Access::Write).await?;
     let mut reader = params.reader();
     let runner_id = if params.contains("runner_id") {
         reader.int("runner_id")
@@ -184,8 +185,8 @@ async fn disable(
     path: PathParams,
     params: Params,
 ) -> Result<StatusCode, ApiError> {
-    let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
-    let project = access::project_from_path(&state.store, &path).await?;
+    let (caller, project) =
+        access::caller_and_project(&state.store, &headers, &params, &path, Access::Write).await?;
     let runner_id = path
         .get("runner_id")
         .and_then(|raw| raw.parse::<i64>().ok());

@@ -535,7 +535,8 @@ pub async fn create_job(
         Some(id) => store.get_user(id).await.map_err(api)?,
         None => None,
     };
-    crate::jobs::enqueue(store, &found, user, request)
+    let id = store.allocate_id(IdSequence::Job).await.map_err(api)?;
+    crate::jobs::enqueue(store, &found, user, request, id)
         .await
         .map_err(api)
 }
