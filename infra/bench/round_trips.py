@@ -21,7 +21,8 @@ import requests
 RUNNERCTL = os.environ.get("RUNNERCTL") or sys.exit("RUNNERCTL is not set: use infra/bench/run.sh")
 ADMIN, MAINTAINER = "mgmt-root-pat", "mgmt-user-pat"  # the fixture's users
 LOG_LINE = re.compile(
-    r"method=(\S+) path=(\S+) status=(\d+) .*ddb_calls=(\d+) ddb_round_trips=(\d+)"
+    r"method=(\S+) path=(\S+) status=(\d+) latency_ms=([\d.]+) ddb_calls=(\d+) "
+    r"ddb_round_trips=(\d+)"
 )
 
 
@@ -69,9 +70,13 @@ class Server:
         with self.seen:
             if not self.seen.wait_for(lambda: len(self.lines) > count, timeout=10):
                 sys.exit(f"no request log line for {method} {path} within 10 s")
-            _, _, status, calls, rounds = self.lines[count]
+            _, _, status, _, calls, rounds = self.lines[count]
         assert int(status) == response.status_code, (status, response.status_code)
         return response, int(calls), int(rounds)
+
+    def last_latency_ms(self):
+        """The handler time of the last request, from its log line."""
+        return float(self.lines[-1][3])
 
     def stop(self):
         self.process.terminate()

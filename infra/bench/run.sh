@@ -3,6 +3,8 @@
 #   infra/bench/run.sh lambda       sizes, cold init and memory of the Lambda binaries
 #                                   (docs/lambda-figures.md; release builds, a few minutes)
 #   infra/bench/run.sh round-trips  DynamoDB round trips per endpoint (docs/data-model.md)
+#   infra/bench/run.sh polling      what an idle jobs/request poll costs, and the monthly AWS cost
+#                                   of 100 and 1,000 runners polling (docs/polling-cost.md)
 #   infra/bench/run.sh hostile      time to answer hostile requests and a stalled DynamoDB
 #                                   (docs/hostile-input.md; RUNNERCTL=<older build> to compare)
 # Each starts DynamoDB Local with tests/e2e/fixtures/management.json and prints a Markdown table.
@@ -12,7 +14,8 @@ case "${1:-}" in
   lambda) script=infra/bench/lambda_figures.py ;;
   round-trips) script=infra/bench/round_trips.py ;;
   hostile) script=infra/bench/hostile.py ;;
-  *) echo "usage: infra/bench/run.sh lambda|round-trips|hostile" >&2; exit 2 ;;
+  polling) script=infra/bench/polling.py ;;
+  *) echo "usage: infra/bench/run.sh lambda|round-trips|hostile|polling" >&2; exit 2 ;;
 esac
 source infra/dynamodb-local.sh
 [ -x .venv/bin/python ] || { echo "run infra/test.sh once first (it installs .venv)" >&2; exit 1; }
