@@ -221,6 +221,9 @@ pub struct JobEntity<'a> {
     pub commit: Option<&'a serde_json::Value>,
     pub pipeline: Option<&'a serde_json::Value>,
     pub project: ProjectSummary<'a>,
+    /// Additive (current GitLab): why a failed job failed; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<&'a str>,
 }
 
 impl<'a> JobEntity<'a> {
@@ -244,6 +247,10 @@ impl<'a> JobEntity<'a> {
             commit: job.commit.as_ref(),
             pipeline: job.pipeline.as_ref(),
             project: ProjectSummary::from(&job.project),
+            failure_reason: job
+                .failure_reason
+                .as_deref()
+                .filter(|_| job.status == crate::jobs::FAILED),
         }
     }
 }

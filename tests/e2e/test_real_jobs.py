@@ -81,7 +81,9 @@ def test_gitlab_python_runner_runs_an_enqueued_job(world):
                   tag_list=[PY_RUNNER_TAG], ref="main")
     ran = subprocess.run([runner_bin, "--start", "gitlab-runner.yml", "--once"], cwd=workdir,
                          capture_output=True, text=True, timeout=180)
-    assert project.jobs.get(bad["id"]).status == "failed", ran.stdout + ran.stderr
+    failed = project.jobs.get(bad["id"])
+    assert failed.status == "failed", ran.stdout + ran.stderr
+    assert failed.failure_reason == "unknown_failure"  # this runner sends no reason
     assert "about to fail" in project.jobs.get(bad["id"]).trace().decode()
 
 
