@@ -414,6 +414,7 @@ mod tests {
             failure_reason: None,
             touched_at: None,
             queues: Vec::new(),
+            on_instance_runner: false,
         };
         let value =
             serde_json::to_value(JobEntity::new(&job, Timestamp::now(), "http://h")).unwrap();

@@ -3,13 +3,16 @@
 //! `verify`'s (`HEARTBEAT_INTERVAL_SECONDS`).
 //!
 //! Round trips: the token (1); the runner, the heartbeat when stale, and the runner's queues
-//! (named on its token item), in parallel (2); assignment of the first job it may take, with
-//! the read of that job, in parallel (3).
+//! (named on its token item), in parallel (2); for an instance runner whose candidates span
+//! several projects, their fair-usage counters (3); assignment of the first job it may take,
+//! with the read of that job, in parallel (3 or 4).
 
 use crate::auth::{TokenDigest, generate_token};
 use crate::error::ApiError;
 use crate::jobs::{self, can_take, payload};
+use crate::runner::RunnerType;
 use crate::runner_tokens::RunnerToken;
+use crate::store::jobs::QueueEntry;
 use crate::store::{Heartbeat, Store};
 use crate::time::Timestamp;
 use serde_json::Value;
@@ -54,15 +57,20 @@ pub async fn request_job(
         // A token item from before queues were copied onto it: one more round.
         None => store.pending_entries(&jobs::runner_queues(&runner)).await?,
     };
-    for entry in entries
+    let mut candidates: Vec<_> = entries
         .iter()
         .filter(|e| can_take(&runner, &e.tag_list, e.protected))
-    {
+        .collect();
+    let instance_runner = runner.runner_type == RunnerType::Instance;
+    if instance_runner {
+        fair_usage_order(store, &mut candidates).await?;
+    }
+    for entry in candidates {
         let job_token = generate_token()?;
         let digest = TokenDigest::of(&job_token);
         let now = Timestamp::now();
         let (assigned, job) = futures_util::future::join(
-            store.assign_job(entry, runner.id, digest.as_str(), now),
+            store.assign_job(entry, runner.id, instance_runner, digest.as_str(), now),
             store.get_job(entry.job_id),
         )
         .await;
@@ -84,4 +92,19 @@ pub async fn request_job(
         )));
     }
     Ok(Poll::NothingToRun)
+}
+
+/// GitLab's fair usage for instance runners: jobs of projects with the fewest jobs running on
+/// instance runners first, then the oldest. One batch read of the candidates' project counters,
+/// only when the candidates span several projects.
+async fn fair_usage_order(store: &Store, candidates: &mut [&QueueEntry]) -> Result<(), ApiError> {
+    let mut projects: Vec<i64> = candidates.iter().map(|e| e.project_id).collect();
+    projects.sort_unstable();
+    projects.dedup();
+    if projects.len() < 2 {
+        return Ok(());
+    }
+    let running = store.instance_running_counts(&projects).await?;
+    candidates.sort_by_key(|e| (running.get(&e.project_id).copied().unwrap_or(0), e.job_id));
+    Ok(())
 }

@@ -518,6 +518,7 @@ pub async fn enqueue(
             failure_reason: None,
             touched_at: None,
             queues: job_queues(project),
+            on_instance_runner: false,
         };
         if store.create_job(&job).await? {
             return Ok(job);

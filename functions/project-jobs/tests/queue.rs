@@ -39,7 +39,8 @@ fn world(extra_runners: Value) -> Value {
              "repository_url": "/srv/git/app.git", "build_timeout": 1800,
              "members": [{"user_id": 2, "access_level": 30}, {"user_id": 4, "access_level": 20}]},
             {"id": 101, "name": "Lib", "path": "lib", "namespace_id": 10,
-             "shared_runners_enabled": false, "group_runners_enabled": false}
+             "shared_runners_enabled": false, "group_runners_enabled": false},
+            {"id": 102, "name": "Third", "path": "third", "namespace_id": 10}
         ],
         "runners": runners
     })
@@ -388,4 +389,61 @@ async fn enabling_and_disabling_a_runner_changes_the_queues_it_polls() {
         poll(&app, "instance-runner").await.expect(201).body["job_info"]["name"],
         "app"
     );
+}
+
+#[tokio::test]
+async fn instance_runners_serve_the_project_with_fewest_running_jobs_first() {
+    let app = app_with(json!([
+        {"id": 8, "token": "second-instance-runner", "runner_type": "instance_type"}
+    ]))
+    .await;
+    // Group/app (100) already has a job running on an instance runner...
+    enqueue(
+        &app,
+        ADMIN,
+        "100",
+        json!({"name": "app running", "script": "true", "ref": "dev"}),
+    )
+    .await
+    .expect(201);
+    let first = poll(&app, "instance-runner").await.expect(201).body;
+    assert_eq!(first["job_info"]["name"], "app running");
+    // ...so the third project's newer job goes before app's older one.
+    enqueue(
+        &app,
+        ADMIN,
+        "100",
+        json!({"name": "app older", "script": "true", "ref": "dev"}),
+    )
+    .await
+    .expect(201);
+    enqueue(
+        &app,
+        ADMIN,
+        "102",
+        json!({"name": "third newer", "script": "true", "ref": "dev"}),
+    )
+    .await
+    .expect(201);
+    let fair = poll(&app, "second-instance-runner").await.expect(201);
+    assert_eq!(fair.body["job_info"]["name"], "third newer");
+    assert!(fair.usage.round_trips <= 4, "{:?}", fair.usage);
+    assert_eq!(
+        poll(&app, "second-instance-runner").await.expect(201).body["job_info"]["name"],
+        "app older"
+    );
+    let counts = app
+        .store
+        .instance_running_counts(&[100, 102])
+        .await
+        .unwrap();
+    assert_eq!((counts[&100], counts[&102]), (2, 1));
+    // Finishing a job gives its project's share back.
+    app.put(&format!("/api/v4/jobs/{}", first["id"]))
+        .json(json!({"token": first["token"], "state": "success"}))
+        .send()
+        .await
+        .expect(200);
+    let counts = app.store.instance_running_counts(&[100]).await.unwrap();
+    assert_eq!(counts[&100], 1);
 }

@@ -815,6 +815,7 @@ impl Fixture {
                 failure_reason: entry.string("failure_reason", &mut problems),
                 touched_at: None,
                 queues: Vec::new(),
+                on_instance_runner: false,
             });
         }
 

@@ -263,6 +263,8 @@ pub struct Job {
     pub touched_at: Option<Timestamp>,
     /// The queue partitions the job waits in while pending (`keys::queue_*`).
     pub queues: Vec<String>,
+    /// An instance runner took it: it counts in its project's fair-usage counter while running.
+    pub on_instance_runner: bool,
 }
 
 /// What a path (`PATH#<full path>`) names.
@@ -459,6 +461,7 @@ impl Job {
             .opt_s("failure_reason", self.failure_reason.clone())
             .opt_time("touched_at", self.touched_at)
             .strings("queues", &self.queues)
+            .bool("on_instance_runner", self.on_instance_runner)
             .map("project", project_ref_item(&self.project))
             .opt_map(
                 "user",
@@ -522,6 +525,7 @@ impl Job {
             failure_reason: r.opt_s("failure_reason"),
             touched_at: r.opt_time("touched_at")?,
             queues: r.strings("queues")?,
+            on_instance_runner: r.bool_or("on_instance_runner", false),
         })
     }
 }

@@ -30,6 +30,7 @@ const CHUNK_BYTES: usize = 350 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueEntry {
     pub job_id: i64,
+    pub project_id: i64,
     pub tag_list: Vec<String>,
     pub protected: bool,
     /// Every queue the job waits in, so that assignment can delete all its entries.
@@ -82,6 +83,55 @@ impl Store {
             .build()
             .map_err(build_error)?;
         Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// Moves a project's count of jobs running on instance runners by `delta`.
+    fn instance_running_change(
+        &self,
+        project_id: i64,
+        delta: i64,
+    ) -> Result<TransactWriteItem, ApiError> {
+        update(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_of(keys::instance_running(project_id))))
+                .update_expression("ADD #value :delta")
+                .expression_attribute_names("#value", "value")
+                .expression_attribute_values(":delta", n(delta)),
+        )
+    }
+
+    /// The fair-usage counts of these projects (0 for a project with none).
+    pub async fn instance_running_counts(
+        &self,
+        project_ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, i64>, ApiError> {
+        let items = self
+            .batch_get(
+                project_ids
+                    .iter()
+                    .map(|p| keys::instance_running(*p))
+                    .collect(),
+            )
+            .await?;
+        let mut counts = std::collections::HashMap::new();
+        for item in &items {
+            let r = ItemReader::new(item, "fair-usage counter");
+            let pk = r.s(keys::PK)?;
+            if let Some(id) = pk.strip_prefix("PROJECT#").and_then(|id| id.parse().ok()) {
+                counts.insert(id, r.opt_n("value")?.unwrap_or(0));
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Leaving `running`: the job's share of its project's fair-usage count, if it had one.
+    fn leaving_running(&self, job: &Job) -> Result<Vec<TransactWriteItem>, ApiError> {
+        if job.status == RUNNING && job.on_instance_runner {
+            Ok(vec![self.instance_running_change(job.project.id, -1)?])
+        } else {
+            Ok(Vec::new())
+        }
     }
 
     /// The deletes that take a job out of its queues and out of the sweeper's sight.
@@ -185,6 +235,7 @@ impl Store {
                 let r = ItemReader::new(item, "queue entry");
                 entries.push(QueueEntry {
                     job_id: r.n("job_id")?,
+                    project_id: r.n("project_id")?,
                     tag_list: r.strings("tag_list")?,
                     protected: r.bool_or("protected", false),
                     queues: r.strings("queues")?,
@@ -202,6 +253,7 @@ impl Store {
         &self,
         entry: &QueueEntry,
         runner_id: i64,
+        instance_runner: bool,
         token_digest: &str,
         now: Timestamp,
     ) -> Result<bool, ApiError> {
@@ -210,7 +262,8 @@ impl Store {
             .set_key(Some(key_of(keys::job(entry.job_id))))
             .update_expression(
                 "SET #status = :running, runner_id = :runner, token_digest = :digest, \
-                 started_at = :now, touched_at = :now, gsi2pk = :runner_jobs, gsi2sk = :padded \
+                 started_at = :now, touched_at = :now, gsi2pk = :runner_jobs, gsi2sk = :padded, \
+                 on_instance_runner = :instance \
                  REMOVE queues",
             )
             .condition_expression("#status = :pending AND attribute_not_exists(runner_id)")
@@ -224,8 +277,12 @@ impl Store {
                 ":runner_jobs",
                 AttributeValue::S(keys::runner_jobs(runner_id)),
             )
-            .expression_attribute_values(":padded", AttributeValue::S(keys::padded(entry.job_id)));
+            .expression_attribute_values(":padded", AttributeValue::S(keys::padded(entry.job_id)))
+            .expression_attribute_values(":instance", AttributeValue::Bool(instance_runner));
         let mut actions = vec![update(job)?];
+        if instance_runner {
+            actions.push(self.instance_running_change(entry.project_id, 1)?);
+        }
         for queue in &entry.queues {
             let delete = Delete::builder()
                 .table_name(&self.table)
@@ -254,6 +311,7 @@ impl Store {
             .expression_attribute_values(":now", n(now.millis()));
         let mut actions = vec![update(cancel)?];
         actions.extend(self.retire(job.id, &job.queues)?);
+        actions.extend(self.leaving_running(job)?);
         Ok(matches!(
             self.transact(actions).await?,
             Transaction::Committed
@@ -305,6 +363,7 @@ impl Store {
         };
         let mut actions = vec![update(builder)?];
         actions.extend(self.retire(job.id, &job.queues)?);
+        actions.extend(self.leaving_running(job)?);
         Ok(matches!(
             self.transact(actions).await?,
             Transaction::Committed
@@ -364,6 +423,7 @@ impl Store {
         }
         let mut actions = vec![update(builder.update_expression(expression))?];
         actions.extend(self.retire(job.id, &[])?);
+        actions.extend(self.leaving_running(job)?);
         Ok(matches!(
             self.transact(actions).await?,
             Transaction::Committed

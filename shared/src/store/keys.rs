@@ -140,6 +140,15 @@ pub fn group_queue(group_id: i64) -> String {
 
 pub const INSTANCE_QUEUE: &str = "QUEUE#instance";
 
+/// How many of a project's jobs run on instance runners now: the fair-usage order in which
+/// instance runners take jobs.
+pub fn instance_running(project_id: i64) -> (String, String) {
+    (
+        format!("PROJECT#{project_id}"),
+        "INSTANCE_RUNNING".to_owned(),
+    )
+}
+
 /// A pending or running job's entry in the one partition the stuck-job sweeper reads.
 pub const ACTIVE_JOBS: &str = "ACTIVE";
 
