@@ -241,6 +241,26 @@ pub fn paginated<T: serde::Serialize>(
     response
 }
 
+/// A page of jobs (`GET /runners/:id/jobs`, `GET /projects/:id/jobs`) as GitLab's `Job[]` with
+/// its pagination headers.
+pub fn job_page_response(
+    jobs: &[crate::store::directory::Job],
+    scanned: crate::store::lists::Scanned<i64>,
+    page: crate::pagination::PageRequest,
+    headers: &axum::http::HeaderMap,
+    settings: &Settings,
+    uri: &Uri,
+) -> Response {
+    let (_, info) = page.cut(scanned.matches, scanned.exhausted);
+    let base = base_url(headers, settings);
+    let now = crate::time::Timestamp::now();
+    let entities: Vec<crate::entities::JobEntity<'_>> = jobs
+        .iter()
+        .map(|job| crate::entities::JobEntity::new(job, now, &base))
+        .collect();
+    paginated(&entities, &info, &base, uri)
+}
+
 /// The matched route's path parameters, percent-decoded. Never a rejection: a parameter that is
 /// not UTF-8 once decoded (`/runners/%FF`) reads as `None`, so that a handler authenticates first
 /// and then gives GitLab's answer for it (`id is invalid`, `404 Project Not Found`), as JSON.

@@ -17,7 +17,7 @@ use runners_shared::access::{self, DEVELOPER, MAINTAINER, Memberships, REPORTER}
 use runners_shared::auth::{Access, Caller};
 use runners_shared::entities::JobEntity;
 use runners_shared::error::json_response;
-use runners_shared::http::{PathParams, base_url, paginated, path_id};
+use runners_shared::http::{PathParams, base_url, job_page_response, path_id};
 use runners_shared::jobs::{self, EnqueueRequest};
 use runners_shared::pagination::PageRequest;
 use runners_shared::params::Params;
@@ -131,11 +131,14 @@ async fn list(
     access::check_project_level(caller, &project.reference(), &memberships?, REPORTER)?;
     reader.finish()?;
     let (jobs, scanned) = listed?;
-    let (_, info) = page.cut(scanned.matches, scanned.exhausted);
-    let base = base_url(&headers, &state.settings);
-    let now = Timestamp::now();
-    let entities: Vec<JobEntity<'_>> = jobs.iter().map(|j| JobEntity::new(j, now, &base)).collect();
-    Ok(paginated(&entities, &info, &base, &uri))
+    Ok(job_page_response(
+        &jobs,
+        scanned,
+        page,
+        &headers,
+        &state.settings,
+        &uri,
+    ))
 }
 
 /// `POST .../cancel`: 201 and the job, canceled if it was pending or running.

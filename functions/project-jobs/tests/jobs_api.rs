@@ -6,61 +6,24 @@ use futures_util::future::join_all;
 use serde_json::json;
 use test_harness::{TestApp, TestResponse};
 
-const ADMIN: &str = "admin-pat";
+mod common;
+use common::{one_project_world, take};
+
 const DEV: &str = "dev-pat";
 const REPORTER: &str = "reporter-pat";
 const GUEST: &str = "guest-pat";
 const STRANGER: &str = "stranger-pat";
 
 async fn app() -> TestApp {
-    let app = TestApp::new(|state| {
-        project_jobs::router(state.clone())
-            .merge(runner_jobs::router(state.clone()))
-            .merge(runner_management::router(state))
-    })
-    .await;
-    app.seed(json!({
-        "users": [
-            {"id": 1, "username": "root", "admin": true, "tokens": [{"token": ADMIN}]},
-            {"id": 2, "username": "dev", "tokens": [{"token": DEV}]},
-            {"id": 3, "username": "reporter", "tokens": [{"token": REPORTER}]},
-            {"id": 4, "username": "guest", "tokens": [{"token": GUEST}]},
-            {"id": 5, "username": "stranger", "tokens": [{"token": STRANGER}]}
-        ],
-        "groups": [{"id": 10, "name": "Group", "path": "group"}],
-        "projects": [{"id": 100, "name": "App", "path": "app", "namespace_id": 10,
-                      "members": [{"user_id": 2, "access_level": 30}, {"user_id": 3, "access_level": 20},
-                                  {"user_id": 4, "access_level": 10}]}],
-        "runners": [{"id": 1, "token": "runner", "runner_type": "instance_type"}]
-    }))
-    .await;
-    app
+    let world = one_project_world(
+        &["dev", "reporter", "guest", "stranger"],
+        &[(2, 30), (3, 20), (4, 10)],
+    );
+    common::app(world).await
 }
 
 async fn enqueue(app: &TestApp, name: &str, r#ref: &str) -> i64 {
-    app.post("/api/v4/projects/100/jobs")
-        .header("PRIVATE-TOKEN", ADMIN)
-        .json(json!({"name": name, "script": ["true"], "ref": r#ref}))
-        .send()
-        .await
-        .expect(201)
-        .body["id"]
-        .as_i64()
-        .unwrap()
-}
-
-async fn take(app: &TestApp) -> (i64, String) {
-    let payload = app
-        .post("/api/v4/jobs/request")
-        .json(json!({"token": "runner"}))
-        .send()
-        .await
-        .expect(201)
-        .body;
-    (
-        payload["id"].as_i64().unwrap(),
-        payload["token"].as_str().unwrap().to_owned(),
-    )
+    common::enqueue_simple(app, name, r#ref).await
 }
 
 async fn user_post(app: &TestApp, token: &str, path: &str) -> TestResponse {
@@ -83,7 +46,7 @@ async fn the_list_is_newest_first_with_scopes_and_pages() {
     let first = enqueue(&app, "one", "dev").await;
     let second = enqueue(&app, "two", "dev").await;
     let third = enqueue(&app, "three", "dev").await;
-    let (taken, token) = take(&app).await;
+    let (taken, token) = take(&app, "runner").await;
     assert_eq!(taken, first, "oldest first for runners");
     app.put(&format!("/api/v4/jobs/{taken}"))
         .json(json!({"token": token, "state": "success"}))
@@ -186,7 +149,7 @@ async fn cancel_as_runners_see_it() {
 
     // A running job: the runner's next PATCH and PUT are 403 with Job-Status: canceled.
     enqueue(&app, "busy", "dev").await;
-    let (running, token) = take(&app).await;
+    let (running, token) = take(&app, "runner").await;
     user_post(
         &app,
         REPORTER,
@@ -241,7 +204,7 @@ async fn cancel_as_runners_see_it() {
 async fn retry_makes_a_new_job_and_only_of_finished_ones() {
     let app = app().await;
     let original = enqueue(&app, "flaky", "dev").await;
-    let (id, token) = take(&app).await;
+    let (id, token) = take(&app, "runner").await;
     let running = user_post(&app, DEV, &format!("/api/v4/projects/100/jobs/{id}/retry"))
         .await
         .expect(403);
@@ -273,7 +236,7 @@ async fn retry_makes_a_new_job_and_only_of_finished_ones() {
     new_ids.dedup();
     assert_eq!(new_ids.len(), 2);
     assert!(new_ids.iter().all(|n| *n > original));
-    let (next, _) = take(&app).await;
+    let (next, _) = take(&app, "runner").await;
     assert_eq!(next, new_ids[0], "a retried job runs again");
     user_post(&app, REPORTER, &path).await.expect(403);
 }
@@ -282,7 +245,7 @@ async fn retry_makes_a_new_job_and_only_of_finished_ones() {
 async fn cancel_while_the_runner_is_appending_keeps_a_consistent_log() {
     let app = app().await;
     enqueue(&app, "chatty", "dev").await;
-    let (id, token) = take(&app).await;
+    let (id, token) = take(&app, "runner").await;
     let appender = async {
         let mut accepted = Vec::new();
         let mut offset = 0usize;

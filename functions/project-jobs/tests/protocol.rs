@@ -7,44 +7,17 @@ use runners_shared::store::jobs::MAX_JOB_LOG_BYTES;
 use serde_json::{Value, json};
 use test_harness::{TestApp, TestResponse};
 
-const ADMIN: &str = "admin-pat";
+mod common;
+use common::{one_project_world, take};
 
 async fn app() -> TestApp {
-    let app = TestApp::new(|state| {
-        project_jobs::router(state.clone())
-            .merge(runner_jobs::router(state.clone()))
-            .merge(runner_management::router(state))
-    })
-    .await;
-    app.seed(json!({
-        "users": [{"id": 1, "username": "root", "admin": true, "tokens": [{"token": ADMIN}]}],
-        "groups": [{"id": 10, "name": "Group", "path": "group"}],
-        "projects": [{"id": 100, "name": "App", "path": "app", "namespace_id": 10}],
-        "runners": [{"id": 1, "token": "runner", "runner_type": "instance_type"}]
-    }))
-    .await;
-    app
+    common::app(one_project_world(&[], &[])).await
 }
 
 /// Enqueues a job and has the runner take it: (job id, job token).
 async fn running_job(app: &TestApp) -> (i64, String) {
-    app.post("/api/v4/projects/100/jobs")
-        .header("PRIVATE-TOKEN", ADMIN)
-        .json(json!({"name": "build", "script": ["make"], "ref": "dev"}))
-        .send()
-        .await
-        .expect(201);
-    let payload = app
-        .post("/api/v4/jobs/request")
-        .json(json!({"token": "runner"}))
-        .send()
-        .await
-        .expect(201)
-        .body;
-    (
-        payload["id"].as_i64().unwrap(),
-        payload["token"].as_str().unwrap().to_owned(),
-    )
+    common::enqueue_simple(app, "build", "dev").await;
+    take(app, "runner").await
 }
 
 async fn patch(

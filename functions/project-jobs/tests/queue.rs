@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use test_harness::{TestApp, TestResponse};
 
-const ADMIN: &str = "admin-pat";
+mod common;
+use common::ADMIN;
+
 const DEV: &str = "dev-pat";
 const MAINTAINER: &str = "maintainer-pat";
 const REPORTER: &str = "reporter-pat";
@@ -47,24 +49,10 @@ fn world(extra_runners: Value) -> Value {
 }
 
 async fn app_with(extra: Value) -> TestApp {
-    let app = TestApp::new(|state| {
-        project_jobs::router(state.clone())
-            .merge(runner_jobs::router(state.clone()))
-            .merge(project_runners::router(state.clone()))
-            .merge(runner_management::router(state))
-    })
-    .await;
-    app.seed(world(extra)).await;
-    app
+    common::app(world(extra)).await
 }
 
-async fn enqueue(app: &TestApp, token: &str, project: &str, body: Value) -> TestResponse {
-    app.post(&format!("/api/v4/projects/{project}/jobs"))
-        .header("PRIVATE-TOKEN", token)
-        .json(body)
-        .send()
-        .await
-}
+use common::enqueue;
 
 async fn poll(app: &TestApp, runner_token: &str) -> TestResponse {
     app.post("/api/v4/jobs/request")

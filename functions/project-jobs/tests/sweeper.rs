@@ -7,47 +7,17 @@ use runners_shared::time::Timestamp;
 use serde_json::json;
 use test_harness::TestApp;
 
-const ADMIN: &str = "admin-pat";
+mod common;
+use common::{one_project_world, take};
+
 const HOUR_MS: i64 = 3_600_000;
 
 async fn app() -> TestApp {
-    let app =
-        TestApp::new(|state| project_jobs::router(state.clone()).merge(runner_jobs::router(state)))
-            .await;
-    app.seed(json!({
-        "users": [{"id": 1, "username": "root", "admin": true, "tokens": [{"token": ADMIN}]}],
-        "groups": [{"id": 10, "name": "Group", "path": "group"}],
-        "projects": [{"id": 100, "name": "App", "path": "app", "namespace_id": 10}],
-        "runners": [{"id": 1, "token": "runner", "runner_type": "instance_type"}]
-    }))
-    .await;
-    app
+    common::app(one_project_world(&[], &[])).await
 }
 
 async fn enqueue(app: &TestApp) -> i64 {
-    app.post("/api/v4/projects/100/jobs")
-        .header("PRIVATE-TOKEN", ADMIN)
-        .json(json!({"name": "j", "script": ["true"], "ref": "dev"}))
-        .send()
-        .await
-        .expect(201)
-        .body["id"]
-        .as_i64()
-        .unwrap()
-}
-
-async fn take(app: &TestApp) -> (i64, String) {
-    let payload = app
-        .post("/api/v4/jobs/request")
-        .json(json!({"token": "runner"}))
-        .send()
-        .await
-        .expect(201)
-        .body;
-    (
-        payload["id"].as_i64().unwrap(),
-        payload["token"].as_str().unwrap().to_owned(),
-    )
+    common::enqueue_simple(app, "j", "dev").await
 }
 
 fn later(ms: i64) -> Timestamp {
@@ -119,7 +89,7 @@ async fn stuck_jobs_fail_and_progressing_ones_are_left_alone() {
 
 async fn take_after_enqueue(app: &TestApp) -> (i64, String) {
     enqueue(app).await;
-    take(app).await
+    take(app, "runner").await
 }
 
 #[tokio::test]

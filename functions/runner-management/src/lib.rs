@@ -15,9 +15,11 @@ use axum::response::Response;
 use axum::routing::get;
 use runners_shared::access::{self, Memberships};
 use runners_shared::auth::{Access, Caller, authenticate};
-use runners_shared::entities::{CurrentUserEntity, JobEntity, RunnerDetailsEntity, RunnerEntity};
+use runners_shared::entities::{CurrentUserEntity, RunnerDetailsEntity, RunnerEntity};
 use runners_shared::error::json_response;
-use runners_shared::http::{PathParams, base_url, if_unmodified_since, paginated, path_id};
+use runners_shared::http::{
+    PathParams, base_url, if_unmodified_since, job_page_response, paginated, path_id,
+};
 use runners_shared::pagination::PageRequest;
 use runners_shared::params::Params;
 use runners_shared::runner::{AccessLevel, Runner, RunnerChanges, RunnerType};
@@ -347,14 +349,14 @@ async fn jobs(
     };
     access::check_read_jobs(caller, &runner, &memberships)?;
     let (jobs, scanned) = listed?;
-    let (_, info) = page.cut(scanned.matches, scanned.exhausted);
-    let base = base_url(&headers, &state.settings);
-    let now = Timestamp::now();
-    let entities: Vec<JobEntity<'_>> = jobs
-        .iter()
-        .map(|job| JobEntity::new(job, now, &base))
-        .collect();
-    Ok(paginated(&entities, &info, &base, &uri))
+    Ok(job_page_response(
+        &jobs,
+        scanned,
+        page,
+        &headers,
+        &state.settings,
+        &uri,
+    ))
 }
 
 async fn current_user(
