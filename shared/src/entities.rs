@@ -13,6 +13,14 @@ pub struct RunnerRegistrationDetails {
     pub token_expires_at: Option<Timestamp>,
 }
 
+/// `POST /runners/:id/reset_authentication_token` and `POST /runners/reset_authentication_token`:
+/// the new runner token, shown once.
+#[derive(Debug, Serialize)]
+pub struct ResetTokenResult {
+    pub token: String,
+    pub token_expires_at: Option<Timestamp>,
+}
+
 /// A runner in lists and in the `POST /projects/:id/runners` answer.
 #[derive(Debug, Serialize)]
 pub struct RunnerEntity<'a> {

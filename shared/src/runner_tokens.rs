@@ -5,7 +5,7 @@
 //! runner, transaction).
 
 use crate::auth::{TokenDigest, generate_token};
-use crate::entities::RunnerRegistrationDetails;
+use crate::entities::{ResetTokenResult, RunnerRegistrationDetails};
 use crate::error::ApiError;
 use crate::params::{ParamReader, Params};
 use crate::runner::{AccessLevel, Runner, RunnerChanges, RunnerInfo, RunnerType};
@@ -239,6 +239,36 @@ pub async fn verify(
         token: token.to_owned(),
         token_expires_at: None,
     })
+}
+
+/// Gives `runner` (as read) a new token; the old one stops working when this answers. `None`
+/// when the token changed meanwhile (another rotation won): the caller's view is stale.
+pub async fn rotate_token(
+    store: &Store,
+    runner: &Runner,
+) -> Result<Option<ResetTokenResult>, ApiError> {
+    let token = generate_token()?;
+    let rotated = store
+        .rotate_runner_token(runner, &TokenDigest::of(&token), Timestamp::now())
+        .await?;
+    Ok(rotated.then_some(ResetTokenResult {
+        token,
+        token_expires_at: None,
+    }))
+}
+
+/// Self-rotation: the runner presents its current token and gets a new one. A token that lost a
+/// race with another rotation is no longer the runner's: 403, as for any unknown token.
+pub async fn rotate_own_token(store: &Store, token: &str) -> Result<ResetTokenResult, ApiError> {
+    let found = RunnerToken::find(store, token).await?;
+    let runner = store
+        .get_runner(found.runner_id)
+        .await?
+        .filter(|r| r.token_digest == found.digest)
+        .ok_or(ApiError::Forbidden)?;
+    rotate_token(store, &runner)
+        .await?
+        .ok_or(ApiError::Forbidden)
 }
 
 /// `If-Unmodified-Since` is precise to the second; a runner changed within the second the

@@ -3,6 +3,7 @@ poll with nothing to run is its "no job", 204), and a poll alone (no verify) mak
 online, as python-gitlab then shows."""
 
 import gitlab
+import pytest
 import requests
 from gitlab_runner_api import Runner
 
@@ -34,3 +35,16 @@ def test_a_poll_with_a_bad_token_is_403_and_without_one_400(base_url):
     assert (refused.status_code, refused.json()) == (403, {"message": "403 Forbidden"})
     missing = requests.post(f"{base_url}/api/v4/jobs/request", json={})
     assert (missing.status_code, missing.json()) == (400, {"error": "token is missing"})
+
+
+def test_token_resets_through_python_gitlab(base_url):
+    gl = gitlab.Gitlab(base_url, private_token=ADMIN)
+    created = gl.runners.create({"token": INSTANCE, "description": "rotating"})
+    reset = gl.http_post(f"/runners/{created.id}/reset_authentication_token")
+    assert set(reset) == {"token", "token_expires_at"} and reset["token"] != created.token
+    with pytest.raises(gitlab.exceptions.GitlabVerifyError):
+        gl.runners.verify(created.token)
+    own = gl.http_post("/runners/reset_authentication_token", post_data={"token": reset["token"]})
+    gl.runners.verify(own["token"])
+    with pytest.raises(gitlab.exceptions.GitlabVerifyError):
+        gl.runners.verify(reset["token"])

@@ -134,3 +134,11 @@ def test_sweeper_function_on_its_schedule_event(emulator, tmp_path):
     assert report["examined"] >= 1 and report["failed_running"] == report["failed_pending"] == 0
     get = with_job("get-job.json", pending["id"], folder="project-jobs")
     assert body(emulator.invoke_json("project-jobs", get, tmp_path))["status"] == "pending"
+
+
+def test_token_rotation_on_lambda(emulator):
+    own = body(call(emulator, "runner-token", "reset-own-token.json", 201))
+    assert set(own) == {"token", "token_expires_at"} and own["token"] != "mgmt-runner-13"
+    call(emulator, "runner-token", "reset-own-token.json", 403)  # the old token is gone
+    by_id = body(call(emulator, "runner-management", "reset-token.json", 201))
+    assert len(by_id["token"]) >= 32

@@ -12,7 +12,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use runners_shared::access::{self, Memberships};
 use runners_shared::auth::{Access, Caller, authenticate};
 use runners_shared::entities::{CurrentUserEntity, RunnerDetailsEntity, RunnerEntity};
@@ -42,6 +42,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v4/runners/all", get(list_all))
         .route("/api/v4/runners/{id}", get(show).put(update).delete(remove))
         .route("/api/v4/runners/{id}/jobs", get(jobs))
+        .route(
+            "/api/v4/runners/{id}/reset_authentication_token",
+            post(reset_token),
+        )
         .route("/api/v4/user", get(current_user))
         .route("/api/v4/version", get(version))
         .with_state(state)
@@ -390,4 +394,37 @@ async fn version(
         StatusCode::OK,
         &json!({"version": GITLAB_VERSION, "revision": revision}),
     ))
+}
+
+/// `POST /runners/:id/reset_authentication_token`: whoever may update the runner gives it a new
+/// token (201); the old one stops working at once.
+async fn reset_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
+    let id = runner_id(&path)?;
+    let (mut runner, memberships) = runner_with_access(&state, caller, id).await?;
+    access::check_update(caller, &runner, &memberships)?;
+    // Two resets at once both succeed, the later one's token standing.
+    for attempt in 0..WRITE_ATTEMPTS {
+        if attempt > 0 {
+            back_off(attempt).await;
+            runner = state
+                .store
+                .get_runner(id)
+                .await?
+                .ok_or(ApiError::NotFound("Runner"))?;
+        }
+        if let Some(answer) =
+            runners_shared::runner_tokens::rotate_token(&state.store, &runner).await?
+        {
+            return Ok(json_response(StatusCode::CREATED, &answer));
+        }
+    }
+    Err(ApiError::Unavailable(format!(
+        "runner {id}'s token kept changing while being reset"
+    )))
 }

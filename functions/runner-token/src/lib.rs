@@ -20,6 +20,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v4/runners", post(register).delete(unregister))
         .route("/api/v4/runners/verify", post(verify))
+        .route(
+            "/api/v4/runners/reset_authentication_token",
+            post(reset_own_token),
+        )
         .with_state(state)
 }
 
@@ -65,4 +69,14 @@ async fn unregister(
     let token = token(&params)?;
     runner_tokens::unregister(&state.store, &token, if_unmodified_since(&headers)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /runners/reset_authentication_token`: a runner rotates its own token (201).
+async fn reset_own_token(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let token = token(&params)?;
+    let answer = runner_tokens::rotate_own_token(&state.store, &token).await?;
+    Ok(json_response(StatusCode::CREATED, &answer))
 }

@@ -353,6 +353,48 @@ impl Store {
         ))
     }
 
+    /// Gives the runner a new token in one transaction: the old token item goes (on condition
+    /// that it still exists), the new one comes (carrying the runner's queues and last
+    /// heartbeat), and the runner's digest moves (on condition that it is still the old one).
+    /// From the commit on, the old token is unknown. `false`: the token changed meanwhile.
+    pub async fn rotate_runner_token(
+        &self,
+        runner: &Runner,
+        new: &TokenDigest,
+        now: Timestamp,
+    ) -> Result<bool, ApiError> {
+        let old = &runner.token_digest;
+        let token = TokenRecord::Runner {
+            runner_id: runner.id,
+            heartbeat_at: runner.contacted_at,
+            queues: Some(crate::jobs::runner_queues(runner)),
+        };
+        let remove_old = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::token(old.as_str()))))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let move_digest = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::runner(runner.id))))
+            .update_expression("SET token_digest = :new")
+            .condition_expression("token_digest = :old")
+            .expression_attribute_values(":new", AttributeValue::S(new.as_str().to_owned()))
+            .expression_attribute_values(":old", AttributeValue::S(old.as_str().to_owned()))
+            .build()
+            .map_err(build_error)?;
+        let actions = vec![
+            TransactWriteItem::builder().delete(remove_old).build(),
+            self.put(token.to_item(new, now).build(), "attribute_not_exists(pk)")?,
+            TransactWriteItem::builder().update(move_digest).build(),
+        ];
+        Ok(matches!(
+            self.transact(actions).await?,
+            Transaction::Committed
+        ))
+    }
+
     /// Writes only the attributes in `changes`, with `updated_at` and a bumped `lock_version`
     /// (so that a delete that read the runner before re-reads it). No version condition: updates
     /// that race all succeed and the last write of each attribute wins, as in GitLab, and a
