@@ -29,6 +29,8 @@ pub enum ApiError {
     Validation(ValidationErrors),
     /// 400 `{"message": "..."}`: a request that cannot be read at all (malformed body).
     BadRequest(Cow<'static, str>),
+    /// 410 `410 Gone - <reason>`: legacy registration switched off.
+    Gone(&'static str),
     /// 412 on `If-Unmodified-Since` older than the last change.
     PreconditionFailed,
     /// 413: the body is over the bound.
@@ -56,6 +58,7 @@ impl ApiError {
             Self::InvalidParams(_) | Self::Validation(_) | Self::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
+            Self::Gone(_) => StatusCode::GONE,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -77,6 +80,7 @@ impl ApiError {
             Self::InvalidParams(problems) => json!({"error": problems.join(", ")}),
             Self::Validation(errors) => json!({"message": errors}),
             Self::BadRequest(message) => json!({"message": message}),
+            Self::Gone(reason) => json!({"message": format!("410 Gone - {reason}")}),
             Self::PreconditionFailed => json!({"message": "412 Precondition Failed"}),
             Self::PayloadTooLarge => json!({"message": "413 Request Entity Too Large"}),
             Self::Unavailable(_) => json!({"message": "503 Service Unavailable"}),

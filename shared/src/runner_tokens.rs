@@ -103,7 +103,17 @@ pub async fn register(
     request: RegistrationRequest,
 ) -> Result<RunnerRegistrationDetails, ApiError> {
     let registration_digest = TokenDigest::of(&request.token);
-    let scope = match store.find_token(&registration_digest).await? {
+    // The switch is read beside the token: no extra round trip.
+    let (found, settings) = futures_util::future::join(
+        store.find_token(&registration_digest),
+        store.instance_settings(),
+    )
+    .await;
+    // GitLab: with registration tokens off, any non-empty token is 410, even an unknown one.
+    if !settings?.allow_runner_registration_token && !request.token.is_empty() {
+        return Err(ApiError::Gone("runner registration disallowed"));
+    }
+    let scope = match found? {
         Some(TokenRecord::Registration(scope)) => scope,
         _ => return Err(ApiError::Forbidden),
     };

@@ -230,3 +230,85 @@ async fn a_stalled_dynamodb_is_a_quick_503_and_the_service_recovers_without_a_re
         .await
         .expect(201);
 }
+
+#[tokio::test]
+async fn with_registration_tokens_switched_off_every_non_empty_token_is_410() {
+    let app = app().await;
+    app.post("/api/v4/runners")
+        .form(&format!("token={INSTANCE_TOKEN}"))
+        .send()
+        .await
+        .expect(201);
+    app.store.set_allow_registration_token(false).await.unwrap();
+    for token in [INSTANCE_TOKEN, "garbage"] {
+        let gone = app
+            .post("/api/v4/runners")
+            .form(&format!("token={token}"))
+            .send()
+            .await
+            .expect(410);
+        assert_eq!(
+            gone.body,
+            json!({"message": "410 Gone - runner registration disallowed"})
+        );
+        assert_eq!(
+            gone.usage.round_trips, 1,
+            "the switch is read beside the token"
+        );
+    }
+    // An empty token is still 403, a missing one 400 (parameters first).
+    app.post("/api/v4/runners")
+        .form("token=")
+        .send()
+        .await
+        .expect(403);
+    app.post("/api/v4/runners")
+        .form("description=x")
+        .send()
+        .await
+        .expect(400);
+    // Runners already registered keep working.
+    app.post("/api/v4/runners/verify")
+        .form(&format!("token={RUNNER_TOKEN}"))
+        .send()
+        .await
+        .expect(200);
+    app.store.set_allow_registration_token(true).await.unwrap();
+    app.post("/api/v4/runners")
+        .form(&format!("token={INSTANCE_TOKEN}"))
+        .send()
+        .await
+        .expect(201);
+    assert_eq!(runner_count(&app).await, 3);
+}
+
+#[tokio::test]
+async fn the_switch_comes_from_fixtures_too() {
+    let app = TestApp::new(runner_token::router).await;
+    app.seed(
+        json!({"settings": {"runners_registration_token": INSTANCE_TOKEN,
+                                 "allow_runner_registration_token": false}}),
+    )
+    .await;
+    assert!(
+        !app.store
+            .instance_settings()
+            .await
+            .unwrap()
+            .allow_runner_registration_token
+    );
+    app.post("/api/v4/runners")
+        .form(&format!("token={INSTANCE_TOKEN}"))
+        .send()
+        .await
+        .expect(410);
+    let defaults = TestApp::new(runner_token::router).await;
+    assert!(
+        defaults
+            .store
+            .instance_settings()
+            .await
+            .unwrap()
+            .allow_runner_registration_token
+    );
+}

@@ -13,6 +13,7 @@ use runners_shared::admin::{client_for, schema};
 use runners_shared::config::DEFAULT_TABLE_NAME;
 use runners_shared::http::{PeerAddr, entry_point};
 use runners_shared::store::directory::{ProjectSettings, SettingsChanges};
+use runners_shared::store::settings::ALLOW_REGISTRATION_TOKEN;
 use runners_shared::time::Timestamp;
 use runners_shared::{AppState, Settings, Store, sweeper};
 use serde_json::json;
@@ -73,6 +74,11 @@ enum Command {
     Member {
         #[command(subcommand)]
         command: MemberCommand,
+    },
+    /// Instance settings.
+    Settings {
+        #[command(subcommand)]
+        command: SettingsCommand,
     },
     /// Jobs.
     Job {
@@ -195,6 +201,15 @@ fn settings_json(settings: &ProjectSettings) -> serde_json::Value {
         "build_timeout": settings.build_timeout,
         "protected_refs": settings.protected_refs,
     })
+}
+
+#[derive(Subcommand)]
+enum SettingsCommand {
+    /// Print the instance settings.
+    Show,
+    /// Change one: `allow_runner_registration_token true|false` (legacy registration, on by
+    /// default; off makes POST /runners answer 410).
+    Set { key: String, value: String },
 }
 
 #[derive(Subcommand)]
@@ -441,6 +456,32 @@ async fn run(cli: Cli) -> Result<(), String> {
                 ),
                 json!({"id": updated.id, "path_with_namespace": updated.path_with_namespace,
                        "settings": shown}),
+            );
+        }
+        Command::Settings { command } => {
+            if let SettingsCommand::Set { key, value } = command {
+                if key != ALLOW_REGISTRATION_TOKEN {
+                    return Err(format!(
+                        "unknown setting {key:?} (settable: {ALLOW_REGISTRATION_TOKEN})"
+                    ));
+                }
+                let allow = runners_shared::params::parse_bool(value)
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| format!("{key} takes true or false, not {value:?}"))?;
+                store
+                    .set_allow_registration_token(allow)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            let settings = store.instance_settings().await.map_err(|e| e.to_string())?;
+            report(
+                json_mode,
+                format!(
+                    "{ALLOW_REGISTRATION_TOKEN}: {}",
+                    settings.allow_runner_registration_token
+                ),
+                json!({ALLOW_REGISTRATION_TOKEN: settings.allow_runner_registration_token}),
             );
         }
         Command::Job {

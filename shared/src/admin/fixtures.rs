@@ -13,6 +13,7 @@ use crate::store::directory::{
     UserProfile, descendant_item,
 };
 use crate::store::item::{Item, ItemBuilder, ItemReader, key_of};
+use crate::store::settings::ALLOW_REGISTRATION_TOKEN;
 use crate::store::{IdSequence, RegistrationScope, Store, TokenRecord, keys, link_item};
 use crate::time::Timestamp;
 use serde_json::{Map, Value};
@@ -33,6 +34,8 @@ pub struct FixtureToken {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Fixture {
     pub registration_token: Option<String>,
+    /// The instance's legacy registration switch, when the file sets it.
+    pub allow_runner_registration_token: Option<bool>,
     pub users: Vec<(User, Vec<FixtureToken>)>,
     pub groups: Vec<(Group, Option<String>)>,
     pub projects: Vec<(Project, Option<String>)>,
@@ -350,6 +353,10 @@ impl Fixture {
                     &mut tokens_seen,
                     &mut problems,
                 );
+                if settings.get(ALLOW_REGISTRATION_TOKEN).is_some() {
+                    fixture.allow_runner_registration_token =
+                        Some(settings.bool(ALLOW_REGISTRATION_TOKEN, true, &mut problems));
+                }
             }
             Some(_) => problems.0.push("settings: expected an object".into()),
         }
@@ -829,14 +836,19 @@ impl Fixture {
     /// Every item the fixture consists of.
     fn items(&self) -> Vec<Item> {
         let mut items = Vec::new();
-        if let Some(token) = &self.registration_token {
-            let digest = TokenDigest::of(token);
+        let digest = self.registration_token.as_deref().map(TokenDigest::of);
+        if let Some(digest) = &digest {
             items.push(
                 TokenRecord::Registration(RegistrationScope::Instance)
-                    .to_item(&digest, DEFAULT_TIME)
+                    .to_item(digest, DEFAULT_TIME)
                     .build(),
             );
-            items.push(settings_item(&digest));
+        }
+        if digest.is_some() || self.allow_runner_registration_token.is_some() {
+            items.push(settings_item(
+                digest.as_ref(),
+                self.allow_runner_registration_token,
+            ));
         }
         for (user, tokens) in &self.users {
             items.push(user.to_item());
@@ -1030,12 +1042,23 @@ pub struct ImportSummary {
     pub stale_tokens_removed: usize,
 }
 
-pub(crate) fn settings_item(registration_digest: &TokenDigest) -> Item {
-    ItemBuilder::keyed(keys::settings())
+pub(crate) fn settings_item(
+    registration_digest: Option<&TokenDigest>,
+    allow_registration_token: Option<bool>,
+) -> Item {
+    let mut builder = ItemBuilder::keyed(keys::settings())
         .s("entity", "settings")
-        .s("registration_token_digest", registration_digest.as_str())
-        .time("registration_token_set_at", DEFAULT_TIME)
-        .build()
+        .opt_s(
+            "registration_token_digest",
+            registration_digest.map(|d| d.as_str().to_owned()),
+        );
+    if registration_digest.is_some() {
+        builder = builder.time("registration_token_set_at", DEFAULT_TIME);
+    }
+    if let Some(allow) = allow_registration_token {
+        builder = builder.bool(ALLOW_REGISTRATION_TOKEN, allow);
+    }
+    builder.build()
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod lists;
 pub mod projects;
 mod runners;
+pub mod settings;
 mod tokens;
 
 #[cfg(feature = "admin")]
