@@ -13,8 +13,15 @@ pub enum RunnerList {
     All,
 }
 
-const OWNED_SCOPES: [&str; 4] = ["active", "paused", "online", "offline"];
-const ALL_SCOPES: [&str; 9] = [
+const OWNED_SCOPES: [&str; 6] = [
+    "active",
+    "paused",
+    "online",
+    "offline",
+    "never_contacted",
+    "stale",
+];
+const ALL_SCOPES: [&str; 11] = [
     "specific",
     "shared",
     "instance_type",
@@ -24,8 +31,20 @@ const ALL_SCOPES: [&str; 9] = [
     "paused",
     "online",
     "offline",
+    "never_contacted",
+    "stale",
 ];
-const STATUSES: [&str; 4] = ["active", "paused", "online", "offline"];
+/// 12.x's four, and current GitLab's `never_contacted` and `stale` (additive).
+const STATUSES: [&str; 6] = [
+    "active",
+    "paused",
+    "online",
+    "offline",
+    "never_contacted",
+    "stale",
+];
+/// A runner not seen for this long (or never, and created this long ago) is stale.
+pub const STALE_AFTER_MS: i64 = 7 * 24 * 3_600_000;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunnerFilter {
@@ -34,6 +53,8 @@ pub struct RunnerFilter {
     status: Option<String>,
     tags: Option<Vec<String>>,
     paused: Option<bool>,
+    /// `version_prefix`, without a trailing dot.
+    version_prefix: Option<String>,
 }
 
 /// What a filter looks at; a list reads only these attributes for the runners it skips.
@@ -44,6 +65,8 @@ pub struct RunnerFacts {
     pub active: bool,
     pub contacted_at: Option<Timestamp>,
     pub tag_list: Vec<String>,
+    pub created_at: Timestamp,
+    pub version: Option<String>,
 }
 
 impl From<&Runner> for RunnerFacts {
@@ -54,8 +77,26 @@ impl From<&Runner> for RunnerFacts {
             active: r.active,
             contacted_at: r.contacted_at,
             tag_list: r.tag_list.clone(),
+            created_at: r.created_at,
+            version: r.info.version.clone(),
         }
     }
+}
+
+/// `version_prefix`: GitLab's `/^[\d+.]+/` (digits, `+` and dots at the start), else
+/// `version_prefix is invalid`. `15.0`, `15.0.` and `16` match whole version components, on the
+/// version the runner last reported (GitLab matches its managers' versions).
+fn read_version_prefix(reader: &mut ParamReader<'_>) -> Option<String> {
+    let prefix = reader.string("version_prefix")?;
+    let valid = prefix
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_digit() || c == '+' || c == '.');
+    if !valid {
+        reader.problem("version_prefix is invalid");
+        return None;
+    }
+    Some(prefix.trim_end_matches('.').to_owned())
 }
 
 impl RunnerFilter {
@@ -73,6 +114,7 @@ impl RunnerFilter {
             status: reader.one_of("status", &STATUSES),
             tags: reader.tags("tag_list").filter(|tags| !tags.is_empty()),
             paused: reader.bool("paused"),
+            version_prefix: read_version_prefix(reader),
         }
     }
 
@@ -95,7 +137,13 @@ impl RunnerFilter {
         let online = runner
             .contacted_at
             .is_some_and(|at| at.within(now, online_timeout_secs.saturating_mul(1000)));
+        let stale = now
+            .millis()
+            .saturating_sub(runner.contacted_at.unwrap_or(runner.created_at).millis())
+            > STALE_AFTER_MS;
         let word = |word: &str| match word {
+            "never_contacted" => runner.contacted_at.is_none(),
+            "stale" => stale,
             "active" => runner.active,
             "paused" => !runner.active,
             "online" => online,
@@ -112,6 +160,13 @@ impl RunnerFilter {
                 .as_ref()
                 .is_none_or(|tags| tags.iter().all(|t| runner.tag_list.contains(t)))
             && self.paused.is_none_or(|paused| paused != runner.active)
+            && self.version_prefix.as_deref().is_none_or(|prefix| {
+                runner.version.as_deref().is_some_and(|v| {
+                    v == prefix
+                        || v.strip_prefix(prefix)
+                            .is_some_and(|rest| rest.starts_with('.'))
+                })
+            })
     }
 }
 
@@ -143,7 +198,54 @@ mod tests {
             active,
             contacted_at: contacted_ms_ago.map(|ago| Timestamp::from_millis(NOW - ago)),
             tag_list: tags.iter().map(|t| (*t).to_owned()).collect(),
+            created_at: Timestamp::from_millis(NOW - 1000),
+            version: None,
         }
+    }
+
+    #[test]
+    fn stale_never_contacted_and_version_prefix() {
+        const DAY: i64 = 24 * 3_600_000;
+        let old = |mut f: RunnerFacts| {
+            f.created_at = Timestamp::from_millis(NOW - 8 * DAY);
+            f
+        };
+        let versioned = |mut f: RunnerFacts, v: &str| {
+            f.version = Some(v.to_owned());
+            f
+        };
+        let runners = [
+            versioned(
+                facts(1, RunnerType::Instance, true, Some(1000), &[]),
+                "16.1.2",
+            ),
+            versioned(
+                facts(2, RunnerType::Instance, true, Some(8 * DAY), &[]),
+                "16.10.0",
+            ),
+            facts(3, RunnerType::Instance, true, None, &[]),
+            old(facts(4, RunnerType::Instance, true, None, &[])),
+            versioned(
+                facts(5, RunnerType::Instance, true, Some(1000), &[]),
+                "15.0.1",
+            ),
+        ];
+        let all = RunnerList::All;
+        assert_eq!(ids("status=never_contacted", all, &runners), [3, 4]);
+        assert_eq!(ids("status=stale", all, &runners), [2, 4]);
+        assert_eq!(ids("scope=stale", RunnerList::Owned, &runners), [2, 4]);
+        assert_eq!(ids("version_prefix=16", all, &runners), [1, 2]);
+        assert_eq!(ids("version_prefix=16.1", all, &runners), [1], "not 16.10");
+        assert_eq!(ids("version_prefix=16.1.", all, &runners), [1]);
+        assert_eq!(ids("version_prefix=15.0.1", all, &runners), [5]);
+        assert_eq!(
+            filter("version_prefix=V15", all).unwrap_err(),
+            "version_prefix is invalid"
+        );
+        assert_eq!(
+            filter("status=bogus", all).unwrap_err(),
+            "status does not have a valid value"
+        );
     }
 
     const NOW: i64 = 100_000_000;

@@ -277,3 +277,47 @@ async fn forty_five_runners_in_pages_of_twenty() {
         .expect(400);
     assert_eq!(error(&zero), "per_page does not have a valid value");
 }
+
+#[tokio::test]
+async fn modern_status_filters_and_version_prefix_on_lists() {
+    let app = app().await;
+    // Runner 1 reports a version and contacts; the others never contacted.
+    app.post("/api/v4/runners/verify")
+        .json(json!({"token": "t1", "info": {"version": "16.11.2"}}))
+        .send()
+        .await
+        .expect(200);
+    let never = get(&app, ADMIN, "/api/v4/runners/all?status=never_contacted")
+        .await
+        .expect(200);
+    assert!(!ids(&never).contains(&SHARED) && ids(&never).contains(&PROJECT_RUNNER));
+    let by_version = get(&app, ADMIN, "/api/v4/runners/all?version_prefix=16.11")
+        .await
+        .expect(200);
+    assert_eq!(ids(&by_version), [SHARED]);
+    let other = get(&app, ADMIN, "/api/v4/runners/all?version_prefix=16.1")
+        .await
+        .expect(200);
+    assert!(
+        ids(&other).is_empty(),
+        "16.1 is not a prefix of 16.11 by components"
+    );
+    let bad = get(&app, ADMIN, "/api/v4/runners/all?version_prefix=V16")
+        .await
+        .expect(400);
+    assert_eq!(error(&bad), "version_prefix is invalid");
+    // Fixture runners were created in 2019 and never contacted: stale, as GitLab counts it. The
+    // owned list takes the new scope values too.
+    let stale = get(&app, USER, "/api/v4/runners?scope=stale")
+        .await
+        .expect(200);
+    let owned_never = get(&app, USER, "/api/v4/runners?status=never_contacted")
+        .await
+        .expect(200);
+    assert!(!ids(&stale).is_empty());
+    assert_eq!(ids(&stale), ids(&owned_never));
+    let all_stale = get(&app, ADMIN, "/api/v4/runners/all?status=stale")
+        .await
+        .expect(200);
+    assert!(!ids(&all_stale).contains(&SHARED), "contacted just now");
+}
