@@ -421,7 +421,7 @@ pub fn update_level(work: Option<&JobWork>) -> i64 {
 /// GitLab's `cancel`: a pending or running job becomes `canceled` (a running one's runner learns
 /// it on its next PUT or PATCH); any other job is left as it is. Returns the job as it is now.
 pub async fn cancel(store: &Store, mut job: Job) -> Result<Job, ApiError> {
-    for _ in 0..CREATE_ATTEMPTS {
+    for _ in 0..ATTEMPTS {
         if job.status != PENDING && job.status != RUNNING {
             return Ok(job);
         }
@@ -464,8 +464,9 @@ pub async fn retry(
     enqueue(store, project, user, request, id).await
 }
 
-/// How often enqueue takes a new id when one is taken (a counter behind imported data).
-const CREATE_ATTEMPTS: usize = 3;
+/// How often enqueue takes a new id when one is taken (a counter behind imported data), and
+/// cancel re-reads a job that changed under it.
+const ATTEMPTS: usize = 3;
 
 /// Creates the job `pending`, in a one-job pipeline of its own, in every queue it belongs to.
 /// `id` is one the caller took from the job counter (in parallel with its other reads); another
@@ -480,7 +481,7 @@ pub async fn enqueue(
     request.settle(&project.settings);
     let now = Timestamp::now();
     let mut id = id;
-    for attempt in 0..CREATE_ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
         if attempt > 0 {
             id = store.allocate_id(IdSequence::Job).await?;
         }

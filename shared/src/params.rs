@@ -147,15 +147,7 @@ impl Params {
         body: Body,
     ) -> Result<Self, ApiError> {
         let mut params = Self::from_query(query.unwrap_or(""))?;
-        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-            .await
-            .map_err(|e| {
-                if is_length_limit(&e) {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::BadRequest("400 Bad request - the body could not be read".into())
-                }
-            })?;
+        let bytes = read_body(body).await?;
         // python-gitlab sends `Content-Type: application/json` with empty GET and DELETE bodies.
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(params);
@@ -181,6 +173,19 @@ impl Params {
         }
         Ok(params)
     }
+}
+
+/// A request body, at most [`MAX_BODY_BYTES`]: 413 past it, 400 when it cannot be read.
+pub async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| {
+            if is_length_limit(&e) {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("400 Bad request - the body could not be read".into())
+            }
+        })
 }
 
 fn is_length_limit(error: &axum::Error) -> bool {

@@ -13,14 +13,8 @@ pub enum RunnerList {
     All,
 }
 
-const OWNED_SCOPES: [&str; 6] = [
-    "active",
-    "paused",
-    "online",
-    "offline",
-    "never_contacted",
-    "stale",
-];
+/// The owned list's scopes are exactly the statuses.
+const OWNED_SCOPES: [&str; 6] = STATUSES;
 const ALL_SCOPES: [&str; 11] = [
     "specific",
     "shared",

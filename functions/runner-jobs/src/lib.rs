@@ -13,7 +13,7 @@ use runners_shared::error::json_response;
 use runners_shared::http::{ClientIp, PathParams, base_url, path_id};
 use runners_shared::job_requests::{self, Poll};
 use runners_shared::job_updates::{self, JobUpdate, JobWrite};
-use runners_shared::params::{MAX_BODY_BYTES, Params};
+use runners_shared::params::{Params, read_body};
 use runners_shared::runner_tokens::{heartbeat_from_params, required_token};
 use runners_shared::{ApiError, AppState};
 use serde_json::json;
@@ -144,9 +144,7 @@ async fn append_trace(
             "400 Missing header Content-Range".into(),
         ]));
     };
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge)?;
+    let bytes = read_body(body).await?;
     let start = range_start(content_range);
     Ok(
         match job_updates::append_trace(&state.store, job, start, &bytes).await? {

@@ -284,12 +284,7 @@ impl Store {
             actions.push(self.instance_running_change(entry.project_id, 1)?);
         }
         for queue in &entry.queues {
-            let delete = Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(key_of(keys::queue_entry(queue, entry.job_id))))
-                .build()
-                .map_err(build_error)?;
-            actions.push(TransactWriteItem::builder().delete(delete).build());
+            actions.push(self.delete_action(keys::queue_entry(queue, entry.job_id))?);
         }
         Ok(matches!(
             self.transact(actions).await?,
