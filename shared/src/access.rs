@@ -14,6 +14,7 @@ pub const GUEST: i64 = 10;
 pub const REPORTER: i64 = 20;
 pub const DEVELOPER: i64 = 30;
 pub const MAINTAINER: i64 = 40;
+pub const OWNER: i64 = 50;
 
 /// A caller's direct access levels.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -8,9 +8,13 @@ use axum::http::HeaderMap;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-/// 24 random bytes: 192 bits, 32 URL-safe characters. No `glrt-` prefix: that would switch the
-/// official runner to GitLab 16's manager-based protocol.
+/// 24 random bytes: 192 bits, 32 URL-safe characters.
 const TOKEN_BYTES: usize = 24;
+
+/// The prefix of the tokens of runners created by users (`POST /user/runners`). Only those get
+/// it: the official runner treats a `glrt-` token as a created runner and switches to GitLab 16's
+/// manager-based workflow (verify instead of register, unregister one manager).
+pub const CREATED_RUNNER_TOKEN_PREFIX: &str = "glrt-";
 
 /// A token's SHA-256 as lowercase hex: how tokens are stored and looked up.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -45,11 +49,37 @@ pub fn generate_token() -> Result<String, ApiError> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// What a request wants to do, for scope checks: `read_api` tokens may only read.
+/// What a request wants to do, for scope checks (GitLab's `allow_access_with_scope`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
+    /// Any read: `api` or `read_api`.
     Read,
+    /// Any write: `api`.
     Write,
+    /// `POST /user/runners`, the one endpoint `create_runner` tokens may call: `api` or
+    /// `create_runner`.
+    CreateRunner,
+    /// A read under `/runners/:id` (the runner, its jobs, its managers): `api`, `read_api` or
+    /// `manage_runner`.
+    ReadRunner,
+    /// A change under `/runners/:id` (update, delete, token reset): `api` or `manage_runner`.
+    ManageRunner,
+}
+
+impl Access {
+    /// Whether a token with these scopes may make this access.
+    pub fn allowed_by(self, scopes: &[String]) -> bool {
+        let accepted: &[&str] = match self {
+            Self::Read => &["api", "read_api"],
+            Self::Write => &["api"],
+            Self::CreateRunner => &["api", "create_runner"],
+            Self::ReadRunner => &["api", "read_api", "manage_runner"],
+            Self::ManageRunner => &["api", "manage_runner"],
+        };
+        scopes
+            .iter()
+            .any(|scope| accepted.contains(&scope.as_str()))
+    }
 }
 
 /// A personal access token as stored on its token item, with the owner's flags copied onto it so
@@ -104,12 +134,7 @@ pub fn check_personal_access_token(
     if token.blocked {
         return Err(ApiError::Forbidden);
     }
-    let has = |scope: &str| token.scopes.iter().any(|s| s == scope);
-    let allowed = match access {
-        Access::Read => has("api") || has("read_api"),
-        Access::Write => has("api"),
-    };
-    if !allowed {
+    if !access.allowed_by(&token.scopes) {
         return Err(ApiError::Forbidden);
     }
     Ok(Caller {
@@ -279,6 +304,37 @@ mod tests {
             check_personal_access_token(&read_only, now, Access::Write),
             Err(ApiError::Forbidden)
         ));
+
+        let scoped = |scope: &str| PersonalAccessToken {
+            scopes: vec![scope.into()],
+            ..token()
+        };
+        // `create_runner` opens only runner creation; `manage_runner` only `/runners/:id*`.
+        let create_runner = scoped("create_runner");
+        assert!(check_personal_access_token(&create_runner, now, Access::CreateRunner).is_ok());
+        for access in [
+            Access::Read,
+            Access::Write,
+            Access::ReadRunner,
+            Access::ManageRunner,
+        ] {
+            assert!(
+                check_personal_access_token(&create_runner, now, access).is_err(),
+                "{access:?}"
+            );
+        }
+        let manage_runner = scoped("manage_runner");
+        assert!(check_personal_access_token(&manage_runner, now, Access::ReadRunner).is_ok());
+        assert!(check_personal_access_token(&manage_runner, now, Access::ManageRunner).is_ok());
+        for access in [Access::Read, Access::Write, Access::CreateRunner] {
+            assert!(
+                check_personal_access_token(&manage_runner, now, access).is_err(),
+                "{access:?}"
+            );
+        }
+        assert!(check_personal_access_token(&read_only, now, Access::ReadRunner).is_ok());
+        assert!(check_personal_access_token(&read_only, now, Access::ManageRunner).is_err());
+        assert!(check_personal_access_token(&read_only, now, Access::CreateRunner).is_err());
 
         let other_scope = PersonalAccessToken {
             scopes: vec!["read_user".into()],

@@ -148,6 +148,29 @@ impl ValidationErrors {
         self.0.is_empty()
     }
 
+    /// Rails' `full_messages.to_sentence`: each message behind its humanized attribute, joined
+    /// as "a", "a and b", "a, b, and c". GitLab answers newer endpoints' validation failures
+    /// this way, as `400 Bad request - <sentence>`.
+    pub fn to_sentence(&self) -> String {
+        let messages: Vec<String> = self
+            .0
+            .iter()
+            .flat_map(|(attribute, messages)| {
+                let mut name = attribute.replace('_', " ");
+                if let Some(first) = name.get_mut(..1) {
+                    first.make_ascii_uppercase();
+                }
+                messages.iter().map(move |m| format!("{name} {m}"))
+            })
+            .collect();
+        match messages.as_slice() {
+            [] => String::new(),
+            [one] => one.clone(),
+            [first, second] => format!("{first} and {second}"),
+            [init @ .., last] => format!("{}, and {last}", init.join(", ")),
+        }
+    }
+
     pub fn into_result(self) -> Result<(), ApiError> {
         if self.is_empty() {
             Ok(())
@@ -170,6 +193,24 @@ impl Serialize for ValidationErrors {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn full_messages_as_a_sentence() {
+        let mut errors = ValidationErrors::default();
+        assert_eq!(errors.to_sentence(), "");
+        errors.add("tags_list", "can not be empty");
+        assert_eq!(errors.to_sentence(), "Tags list can not be empty");
+        errors.add("maximum_timeout", "needs to be at least 10 minutes");
+        assert_eq!(
+            errors.to_sentence(),
+            "Tags list can not be empty and Maximum timeout needs to be at least 10 minutes"
+        );
+        errors.add("tags_list", "is too long");
+        assert_eq!(
+            errors.to_sentence(),
+            "Tags list can not be empty, Tags list is too long, and Maximum timeout needs to be at least 10 minutes"
+        );
+    }
 
     #[test]
     fn gitlab_bodies() {

@@ -118,6 +118,11 @@ pub struct Runner {
     pub token_digest: TokenDigest,
     /// Bumped on every change of ownership or attributes; writes are conditional on it.
     pub lock_version: i64,
+    /// The user who created the runner with `POST /user/runners` (GitLab's
+    /// `registration_type = authenticated_user`); `None` for a runner registered with a
+    /// registration token. It decides the token's form: created runners get `glrt-` tokens, which
+    /// switch the official runner to the manager-based workflow.
+    pub created_by: Option<i64>,
 }
 
 /// The attributes a client may set at registration or update; `None` leaves one as it is.
@@ -204,6 +209,7 @@ impl Runner {
             group: None,
             token_digest,
             lock_version: 0,
+            created_by: None,
         }
     }
 

@@ -4,7 +4,7 @@
 //! fresh, else 2 (token, then runner and token updates in parallel); unregister 3 (token,
 //! runner, transaction).
 
-use crate::auth::{TokenDigest, generate_token};
+use crate::auth::{CREATED_RUNNER_TOKEN_PREFIX, TokenDigest, generate_token};
 use crate::entities::{ResetTokenResult, RunnerRegistrationDetails};
 use crate::error::ApiError;
 use crate::params::{ParamReader, Params};
@@ -131,12 +131,31 @@ pub async fn register(
     runner.group = group;
     // Validate before taking an id, so that rejected registrations cost no write.
     runner.validate()?;
+    insert_runner(store, runner, Some(&registration_digest)).await
+}
 
+/// A new authentication token for `runner`, in the form its registration type calls for.
+pub fn new_runner_token(runner: &Runner) -> Result<String, ApiError> {
+    let token = generate_token()?;
+    Ok(match runner.created_by {
+        Some(_) => format!("{CREATED_RUNNER_TOKEN_PREFIX}{token}"),
+        None => token,
+    })
+}
+
+/// Gives a validated runner an id and a token and writes it (for a registration, on condition
+/// that the registration token still exists). An id or token that turns out taken is retried
+/// with new ones; the token is returned once and only its digest is stored.
+pub async fn insert_runner(
+    store: &Store,
+    mut runner: Runner,
+    registration: Option<&TokenDigest>,
+) -> Result<RunnerRegistrationDetails, ApiError> {
     for _ in 0..CREATE_ATTEMPTS {
         runner.id = store.allocate_id(IdSequence::Runner).await?;
-        let token = generate_token()?;
+        let token = new_runner_token(&runner)?;
         runner.token_digest = TokenDigest::of(&token);
-        match store.create_runner(&runner, &registration_digest).await {
+        match store.create_runner(&runner, registration).await {
             Ok(()) => {
                 return Ok(RunnerRegistrationDetails {
                     id: runner.id,
@@ -257,7 +276,7 @@ pub async fn rotate_token(
     store: &Store,
     runner: &Runner,
 ) -> Result<Option<ResetTokenResult>, ApiError> {
-    let token = generate_token()?;
+    let token = new_runner_token(runner)?;
     let rotated = store
         .rotate_runner_token(runner, &TokenDigest::of(&token), Timestamp::now())
         .await?;

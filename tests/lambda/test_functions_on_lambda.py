@@ -65,6 +65,8 @@ def test_runner_management_function(emulator):
     assert body(call(emulator, "runner-management", "version.json", 200))["version"].startswith("12.")
     call(emulator, "runner-management", "delete.json", 204)
     call(emulator, "runner-management", "delete.json", 404)
+    created = body(call(emulator, "runner-management", "create-runner.json", 201))
+    assert created["token"].startswith("glrt-") and created["id"] > 0
 
 
 def test_project_runners_function(emulator):

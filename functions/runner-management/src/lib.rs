@@ -1,6 +1,7 @@
 //! The user-facing runner endpoints, authenticated with personal access tokens:
 //! `GET /runners` (owned), `GET /runners/all` (admin), `GET/PUT/DELETE /runners/:id`,
-//! `GET /runners/:id/jobs`, and the two endpoints clients call first, `GET /user` and
+//! `GET /runners/:id/jobs`, `POST /runners/:id/reset_authentication_token`, runner creation
+//! (`POST /user/runners`), and the two endpoints clients call first, `GET /user` and
 //! `GET /version`.
 //!
 //! Every handler checks in GitLab's order: authentication, parameters, then lookups and
@@ -29,6 +30,7 @@ use runners_shared::store::back_off;
 use runners_shared::store::directory::JOB_STATUSES;
 use runners_shared::store::lists::RunnerIndex;
 use runners_shared::time::Timestamp;
+use runners_shared::user_runners::{CreateRunnerRequest, create_runner};
 use runners_shared::{ApiError, AppState};
 use serde_json::json;
 
@@ -47,6 +49,7 @@ pub fn router(state: AppState) -> Router {
             post(reset_token),
         )
         .route("/api/v4/user", get(current_user))
+        .route("/api/v4/user/runners", post(create))
         .route("/api/v4/version", get(version))
         .with_state(state)
 }
@@ -172,7 +175,7 @@ async fn show(
     path: PathParams,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
+    let caller = authenticate(&state.store, &headers, &params, Access::ReadRunner).await?;
     let id = runner_id(&path)?;
     let (runner, memberships) = runner_with_access(&state, caller, id).await?;
     access::check_read(caller, &runner, &memberships)?;
@@ -237,7 +240,7 @@ async fn update(
     path: PathParams,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
+    let caller = authenticate(&state.store, &headers, &params, Access::ManageRunner).await?;
     let (id, changes) = read_changes(&params, &path)?;
     let mut memberships = None;
     for attempt in 0..WRITE_ATTEMPTS {
@@ -280,7 +283,7 @@ async fn remove(
     path: PathParams,
     params: Params,
 ) -> Result<StatusCode, ApiError> {
-    let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
+    let caller = authenticate(&state.store, &headers, &params, Access::ManageRunner).await?;
     let id = runner_id(&path)?;
     let mut memberships = None;
     for attempt in 0..WRITE_ATTEMPTS {
@@ -317,7 +320,7 @@ async fn jobs(
     path: PathParams,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
+    let caller = authenticate(&state.store, &headers, &params, Access::ReadRunner).await?;
     let mut p = params.reader();
     let id = runner_id(&path).ok();
     if id.is_none() {
@@ -363,6 +366,18 @@ async fn jobs(
     ))
 }
 
+/// `POST /user/runners`: a user creates a runner and gets its `glrt-` token (201).
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state.store, &headers, &params, Access::CreateRunner).await?;
+    let request = CreateRunnerRequest::from_params(&params)?;
+    let answer = create_runner(&state.store, caller, request).await?;
+    Ok(json_response(StatusCode::CREATED, &answer))
+}
+
 async fn current_user(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -404,7 +419,7 @@ async fn reset_token(
     path: PathParams,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
+    let caller = authenticate(&state.store, &headers, &params, Access::ManageRunner).await?;
     let id = runner_id(&path)?;
     let (mut runner, memberships) = runner_with_access(&state, caller, id).await?;
     access::check_update(caller, &runner, &memberships)?;

@@ -578,7 +578,7 @@ async fn a_registration_whose_transaction_fails_leaves_nothing_behind() {
     runner.projects = app.store.get_runner(5).await.unwrap().unwrap().projects;
     let outcome = app
         .store
-        .create_runner(&runner, &TokenDigest::of("a-token-that-was-reset"))
+        .create_runner(&runner, Some(&TokenDigest::of("a-token-that-was-reset")))
         .await;
     assert!(
         matches!(
@@ -609,7 +609,7 @@ async fn a_registration_whose_transaction_fails_leaves_nothing_behind() {
     };
     let outcome = app
         .store
-        .create_runner(&taken, &TokenDigest::of(PROJECT_TOKEN))
+        .create_runner(&taken, Some(&TokenDigest::of(PROJECT_TOKEN)))
         .await;
     assert!(
         matches!(

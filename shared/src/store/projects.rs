@@ -3,7 +3,7 @@
 //! link is never duplicated, the two sides always agree, and a project runner never loses its
 //! last project, however requests interleave.
 
-use super::directory::{Project, project_ref_item};
+use super::directory::{Group, Project, project_ref_item};
 use super::item::{Item, ItemBuilder, ItemReader, key_of};
 use super::runners::{Transaction, link_item};
 use super::{Store, keys};
@@ -69,6 +69,15 @@ impl Store {
             (Some("project"), Some(project)) => Project::from_item(project).map(Some),
             _ => Ok(None),
         }
+    }
+
+    /// A group by id.
+    pub async fn get_group(&self, id: i64) -> Result<Option<Group>, ApiError> {
+        self.get(keys::group(id))
+            .await?
+            .as_ref()
+            .map(Group::from_item)
+            .transpose()
     }
 
     /// Enables `runner` (as read, at its `runner_type`) in `project`. An instance runner becomes

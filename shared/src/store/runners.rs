@@ -80,6 +80,7 @@ impl Runner {
             .opt_map("group", self.group.as_ref().map(group_ref_item))
             .s("token_digest", self.token_digest.as_str())
             .n("lock_version", self.lock_version)
+            .opt_n("created_by", self.created_by)
             .build()
     }
 
@@ -115,6 +116,7 @@ impl Runner {
             group: r.map("group")?.map(group_ref_from).transpose()?,
             token_digest: TokenDigest::from_stored(r.s("token_digest")?),
             lock_version: r.n("lock_version")?,
+            created_by: r.opt_n("created_by")?,
         })
     }
 
@@ -253,13 +255,13 @@ impl Store {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// Creates a runner with its token item and links in one transaction, on condition that the
-    /// registration token still exists and that neither the id nor the token is taken. Either
-    /// everything is written or nothing is.
+    /// Creates a runner with its token item and links in one transaction, on condition that
+    /// neither the id nor the token is taken and, for a registration, that the registration token
+    /// still exists. Either everything is written or nothing is.
     pub async fn create_runner(
         &self,
         runner: &Runner,
-        registration_token: &TokenDigest,
+        registration_token: Option<&TokenDigest>,
     ) -> Result<(), CreateRunnerError> {
         let now = runner.created_at;
         let token = TokenRecord::Runner {
@@ -267,28 +269,31 @@ impl Store {
             heartbeat_at: None,
             queues: Some(crate::jobs::runner_queues(runner)),
         };
-        let registration_check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(key_of(keys::token(registration_token.as_str()))))
-            .condition_expression("attribute_exists(pk)")
-            .build()
-            .map_err(build_error)?;
         let mut actions = vec![
             self.put(runner.to_item(), "attribute_not_exists(pk)")?,
             self.put(
                 token.to_item(&runner.token_digest, now).build(),
                 "attribute_not_exists(pk)",
             )?,
-            TransactWriteItem::builder()
-                .condition_check(registration_check)
-                .build(),
         ];
         for key in runner.link_keys() {
             actions.push(self.put(link_item(key, runner.id, now), "attribute_not_exists(pk)")?);
         }
+        let registration_check = actions.len();
+        if let Some(registration_token) = registration_token {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_of(keys::token(registration_token.as_str()))))
+                .condition_expression("attribute_exists(pk)")
+                .build()
+                .map_err(build_error)?;
+            actions.push(TransactWriteItem::builder().condition_check(check).build());
+        }
         match self.transact(actions).await? {
             Transaction::Committed => Ok(()),
-            outcome if outcome.failed_at(2) => Err(CreateRunnerError::RegistrationTokenGone),
+            outcome if outcome.failed_at(registration_check) => {
+                Err(CreateRunnerError::RegistrationTokenGone)
+            }
             Transaction::ConditionFailed(_) => Err(CreateRunnerError::Collision),
         }
     }
