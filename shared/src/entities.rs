@@ -1,6 +1,6 @@
 //! The JSON the API returns, field for field as GitLab 12 (plus the spec's additive fields).
 
-use crate::runner::{GroupRef, ProjectRef, Runner};
+use crate::runner::{GroupRef, ProjectRef, Runner, RunnerManager};
 use crate::store::directory::{Job, User};
 use crate::time::Timestamp;
 use serde::Serialize;
@@ -49,6 +49,38 @@ impl<'a> RunnerEntity<'a> {
             name: runner.info.name.as_deref(),
             online: runner.online(now, online_timeout_secs),
             status: runner.status(now, online_timeout_secs).as_str(),
+        }
+    }
+}
+
+/// A runner manager in `GET /runners/:id/managers`.
+#[derive(Debug, Serialize)]
+pub struct RunnerManagerEntity<'a> {
+    pub id: i64,
+    pub system_id: &'a str,
+    pub version: Option<&'a str>,
+    pub revision: Option<&'a str>,
+    pub platform: Option<&'a str>,
+    pub architecture: Option<&'a str>,
+    pub created_at: Timestamp,
+    pub contacted_at: Option<Timestamp>,
+    pub ip_address: Option<&'a str>,
+    pub status: &'static str,
+}
+
+impl<'a> RunnerManagerEntity<'a> {
+    pub fn new(manager: &'a RunnerManager, now: Timestamp, online_timeout_secs: i64) -> Self {
+        Self {
+            id: manager.id,
+            system_id: &manager.system_id,
+            version: manager.info.version.as_deref(),
+            revision: manager.info.revision.as_deref(),
+            platform: manager.info.platform.as_deref(),
+            architecture: manager.info.architecture.as_deref(),
+            created_at: manager.created_at,
+            contacted_at: manager.contacted_at,
+            ip_address: manager.ip_address.as_deref(),
+            status: manager.status(now, online_timeout_secs),
         }
     }
 }

@@ -149,7 +149,12 @@ pub const MAX_VERSION_CHARS: usize = 2048;
 pub const MAX_INFO_CHARS: usize = 255;
 
 /// Rails' length error on `attribute` when `value` is longer than `max` characters.
-fn check_length(errors: &mut ValidationErrors, attribute: &str, value: Option<&str>, max: usize) {
+pub(crate) fn check_length(
+    errors: &mut ValidationErrors,
+    attribute: &str,
+    value: Option<&str>,
+    max: usize,
+) {
     if value.is_some_and(|v| v.chars().count() > max) {
         errors.add(
             attribute,
@@ -318,6 +323,42 @@ impl Runner {
             Some(_) if !self.active => RunnerStatus::Paused,
             Some(true) => RunnerStatus::Online,
             Some(false) => RunnerStatus::Offline,
+        }
+    }
+}
+
+/// One host that serves a runner's token (GitLab 16's runner manager), known by the
+/// `system_id` it sends with `verify` and `jobs/request`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerManager {
+    pub id: i64,
+    pub system_id: String,
+    /// What the host last reported (`name` is not kept per host).
+    pub info: RunnerInfo,
+    pub executor: Option<String>,
+    pub ip_address: Option<String>,
+    pub created_at: Timestamp,
+    pub contacted_at: Option<Timestamp>,
+}
+
+/// GitLab's longest `system_id` (`ci_runner_machines.system_xid`).
+pub const MAX_SYSTEM_ID_CHARS: usize = 64;
+
+impl RunnerManager {
+    /// GitLab's manager status: stale when neither created nor contacted in the last 7 days,
+    /// else online or offline by the last contact.
+    pub fn status(&self, now: Timestamp, online_timeout_secs: i64) -> &'static str {
+        let last = self
+            .contacted_at
+            .unwrap_or(self.created_at)
+            .max(self.created_at);
+        if !last.within(now, crate::runner_filter::STALE_AFTER_MS) {
+            return "stale";
+        }
+        match self.contacted_at {
+            None => "never_contacted",
+            Some(at) if at.within(now, online_timeout_secs.saturating_mul(1000)) => "online",
+            Some(_) => "offline",
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::store::{
 };
 use crate::time::Timestamp;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 /// How often register retries after an id or token collision before giving up.
 const CREATE_ATTEMPTS: usize = 3;
@@ -178,11 +179,16 @@ pub async fn insert_runner(
     ))
 }
 
-/// What a heartbeat carries: the client address and `info` version fields. (`info[name]` is
-/// only taken at registration, as in GitLab.)
+/// What a heartbeat carries: the client address, `info` version fields and the host's
+/// `system_id`. (`info[name]` is only taken at registration, as in GitLab.)
 pub fn heartbeat_from_params(params: &Params, ip_address: Option<String>) -> Heartbeat {
     let info = match params.get("info") {
         Some(Value::Object(info)) => Some(info),
+        _ => None,
+    };
+    let system_id = match params.get("system_id") {
+        Some(Value::String(id)) if !id.trim().is_empty() => Some(id.clone()),
+        Some(Value::Number(id)) => Some(id.to_string()),
         _ => None,
     };
     Heartbeat {
@@ -191,6 +197,8 @@ pub fn heartbeat_from_params(params: &Params, ip_address: Option<String>) -> Hea
             name: None,
             ..runner_info(info)
         },
+        system_id,
+        executor: info_field(info, "executor"),
     }
 }
 
@@ -204,6 +212,8 @@ pub struct RunnerToken {
     pub heartbeat_at: Option<Timestamp>,
     /// The runner's job queues, copied on the token item (see `TokenRecord::Runner`).
     pub queues: Option<Vec<String>>,
+    /// When each manager's heartbeat was last written (see `TokenRecord::Runner`).
+    pub managers: Option<BTreeMap<String, Timestamp>>,
 }
 
 impl RunnerToken {
@@ -216,33 +226,50 @@ impl RunnerToken {
                 runner_id,
                 heartbeat_at,
                 queues,
+                managers,
             }) => Ok(Self {
                 runner_id,
                 digest,
                 heartbeat_at,
                 queues,
+                managers,
             }),
             _ => Err(ApiError::Forbidden),
         }
     }
 
-    /// Records `heartbeat` unless the last one is younger than `interval_secs`. Fields over
-    /// their limits are a 400 before anything is written; a runner that went (or changed its
-    /// token) meanwhile is a 403.
+    /// Records `heartbeat` unless the runner's last one, and its manager's when it names one,
+    /// are younger than `interval_secs`. Fields over their limits are a 400 before anything is
+    /// written; a runner that went (or changed its token) meanwhile is a 403.
     pub async fn heartbeat(
         &self,
         store: &Store,
         heartbeat: &Heartbeat,
         interval_secs: i64,
     ) -> Result<(), ApiError> {
-        heartbeat.info.validate()?;
+        heartbeat.validate()?;
         let now = Timestamp::now();
-        let fresh = self
-            .heartbeat_at
-            .is_some_and(|at| at.within(now, interval_secs.saturating_mul(1000)));
-        if fresh
+        let recent = |at: Option<Timestamp>| {
+            at.is_some_and(|at| at.within(now, interval_secs.saturating_mul(1000)))
+        };
+        let manager_recent = match &heartbeat.system_id {
+            None => true,
+            Some(system_id) => recent(
+                self.managers
+                    .as_ref()
+                    .and_then(|managers| managers.get(system_id))
+                    .copied(),
+            ),
+        };
+        if (recent(self.heartbeat_at) && manager_recent)
             || store
-                .record_heartbeat(self.runner_id, &self.digest, heartbeat, now)
+                .record_heartbeat(
+                    self.runner_id,
+                    &self.digest,
+                    heartbeat,
+                    self.managers.is_some(),
+                    now,
+                )
                 .await?
         {
             Ok(())
@@ -307,7 +334,31 @@ pub fn modified_since(updated_at: Timestamp, if_unmodified_since: Option<Timesta
         .is_some_and(|since| since.millis().div_euclid(1000) < updated_at.millis().div_euclid(1000))
 }
 
-/// Removes the runner a token belongs to, with its token item and links, in one transaction.
+/// `DELETE /runners/managers`: a host leaves a runner it served (what `gitlab-runner unregister`
+/// does for a `glrt-` token); the runner and its other managers stay. 404 when the runner has no
+/// manager with that `system_id`.
+pub async fn unregister_manager(
+    store: &Store,
+    token: &str,
+    system_id: &str,
+) -> Result<(), ApiError> {
+    let runner = RunnerToken::find(store, token).await?;
+    let deleted = store
+        .delete_runner_manager(
+            runner.runner_id,
+            &runner.digest,
+            system_id,
+            runner.managers.is_some(),
+        )
+        .await?;
+    if deleted {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound("Runner manager not found"))
+    }
+}
+
+/// Removes the runner a token belongs to, with its token item, links and managers.
 pub async fn unregister(
     store: &Store,
     token: &str,
@@ -321,7 +372,7 @@ pub async fn unregister(
         if attempt > 0 {
             back_off(attempt).await;
         }
-        let Some(runner) = store.get_runner(runner_id).await? else {
+        let Some((runner, managers)) = store.runner_and_managers(runner_id).await? else {
             return Err(ApiError::Forbidden);
         };
         if runner.token_digest != digest {
@@ -330,7 +381,7 @@ pub async fn unregister(
         if modified_since(runner.updated_at, if_unmodified_since) {
             return Err(ApiError::PreconditionFailed);
         }
-        if store.delete_runner(&runner).await? {
+        if store.delete_runner(&runner, &managers).await? {
             return Ok(());
         }
     }

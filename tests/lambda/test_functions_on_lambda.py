@@ -144,3 +144,16 @@ def test_token_rotation_on_lambda(emulator):
     call(emulator, "runner-token", "reset-own-token.json", 403)  # the old token is gone
     by_id = body(call(emulator, "runner-management", "reset-token.json", 201))
     assert len(by_id["token"]) >= 32
+
+
+def test_runner_managers_on_lambda(emulator):
+    verified = body(call(emulator, "runner-token", "verify-with-system-id.json", 200))
+    assert verified["id"] == 15
+    listed = body(call(emulator, "runner-management", "managers.json", 200))
+    assert [(m["system_id"], m["version"], m["ip_address"]) for m in listed] == [
+        ("s_lambda0000001", "17.0.0", "198.51.100.20")
+    ]
+    call(emulator, "runner-token", "unregister-manager.json", 204)
+    assert body(call(emulator, "runner-management", "managers.json", 200)) == []
+    gone = body(call(emulator, "runner-token", "unregister-manager.json", 404))
+    assert gone == {"message": "404 Runner manager not found Not Found"}

@@ -152,3 +152,42 @@ async fn a_deleted_runner_is_403_on_its_next_poll() {
         .await
         .expect(403);
 }
+
+#[tokio::test]
+async fn a_poll_with_a_system_id_is_its_managers_heartbeat() {
+    let app = app_with(Settings::default()).await;
+    let poll = app
+        .post("/api/v4/jobs/request")
+        .json(json!({"token": "active-runner", "system_id": "s_poller",
+                     "info": {"version": "17.0.0", "executor": "docker"}}))
+        .send()
+        .await
+        .expect(204);
+    assert!(poll.usage.round_trips <= 2, "{:?}", poll.usage);
+    let managers = app
+        .get("/api/v4/runners/1/managers")
+        .header("PRIVATE-TOKEN", ADMIN)
+        .send()
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(managers.as_array().unwrap().len(), 1);
+    assert_eq!(
+        (&managers[0]["system_id"], &managers[0]["version"]),
+        (&json!("s_poller"), &json!("17.0.0"))
+    );
+    // A paused runner's poll is a heartbeat too, of its manager as well.
+    app.post("/api/v4/jobs/request")
+        .json(json!({"token": "paused-runner", "system_id": "s_paused"}))
+        .send()
+        .await
+        .expect(204);
+    let paused = app
+        .get("/api/v4/runners/2/managers")
+        .header("PRIVATE-TOKEN", ADMIN)
+        .send()
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(paused[0]["system_id"], "s_paused");
+}

@@ -16,7 +16,9 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use runners_shared::access::{self, Memberships};
 use runners_shared::auth::{Access, Caller, authenticate};
-use runners_shared::entities::{CurrentUserEntity, RunnerDetailsEntity, RunnerEntity};
+use runners_shared::entities::{
+    CurrentUserEntity, RunnerDetailsEntity, RunnerEntity, RunnerManagerEntity,
+};
 use runners_shared::error::json_response;
 use runners_shared::http::{
     PathParams, base_url, if_unmodified_since, job_page_response, paginated, path_id,
@@ -44,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v4/runners/all", get(list_all))
         .route("/api/v4/runners/{id}", get(show).put(update).delete(remove))
         .route("/api/v4/runners/{id}/jobs", get(jobs))
+        .route("/api/v4/runners/{id}/managers", get(managers))
         .route(
             "/api/v4/runners/{id}/reset_authentication_token",
             post(reset_token),
@@ -182,6 +185,31 @@ async fn show(
     Ok(details(&state, &headers, caller, &runner, &memberships))
 }
 
+/// `GET /runners/:id/managers`: every host that serves the runner's token (not paginated, as
+/// in GitLab). The runner and its managers are read together.
+async fn managers(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state.store, &headers, &params, Access::ReadRunner).await?;
+    let id = runner_id(&path)?;
+    let (runner, managers) =
+        futures_util::future::join(state.store.get_runner(id), state.store.runner_managers(id))
+            .await;
+    let runner = runner?.ok_or(ApiError::NotFound("Runner"))?;
+    let memberships = memberships_for(&state, caller, &runner).await?;
+    access::check_read(caller, &runner, &memberships)?;
+    let now = Timestamp::now();
+    let managers = managers?;
+    let entities: Vec<RunnerManagerEntity> = managers
+        .iter()
+        .map(|m| RunnerManagerEntity::new(m, now, state.settings.online_timeout_secs))
+        .collect();
+    Ok(json_response(StatusCode::OK, &entities))
+}
+
 const UPDATABLE: &str =
     "description, active, tag_list, run_untagged, locked, access_level, maximum_timeout";
 
@@ -290,9 +318,9 @@ async fn remove(
         if attempt > 0 {
             back_off(attempt).await;
         }
-        let runner = state
+        let (runner, managers) = state
             .store
-            .get_runner(id)
+            .runner_and_managers(id)
             .await?
             .ok_or(ApiError::NotFound("Runner"))?;
         let granted = match memberships.take() {
@@ -303,7 +331,7 @@ async fn remove(
         if modified_since(runner.updated_at, if_unmodified_since(&headers)) {
             return Err(ApiError::PreconditionFailed);
         }
-        if state.store.delete_runner(&runner).await? {
+        if state.store.delete_runner(&runner, &managers).await? {
             return Ok(StatusCode::NO_CONTENT);
         }
         memberships = Some(granted);

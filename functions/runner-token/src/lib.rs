@@ -1,12 +1,13 @@
 //! The runner-token endpoints: `POST /api/v4/runners` (register), `DELETE /api/v4/runners`
-//! (unregister) and `POST /api/v4/runners/verify`. No user authentication: the `token`
+//! (unregister), `POST /api/v4/runners/verify`, `DELETE /api/v4/runners/managers` (one host
+//! leaves) and `POST /api/v4/runners/reset_authentication_token` (self-rotation). No user authentication: the `token`
 //! parameter is a registration token or a runner token.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{delete, post};
 use runners_shared::error::json_response;
 use runners_shared::http::{ClientIp, if_unmodified_since};
 use runners_shared::params::Params;
@@ -20,6 +21,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v4/runners", post(register).delete(unregister))
         .route("/api/v4/runners/verify", post(verify))
+        .route("/api/v4/runners/managers", delete(unregister_manager))
         .route(
             "/api/v4/runners/reset_authentication_token",
             post(reset_own_token),
@@ -68,6 +70,24 @@ async fn unregister(
 ) -> Result<StatusCode, ApiError> {
     let token = token(&params)?;
     runner_tokens::unregister(&state.store, &token, if_unmodified_since(&headers)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /runners/managers`: one host leaves the runner (204).
+async fn unregister_manager(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<StatusCode, ApiError> {
+    let mut reader = params.reader();
+    let token = required_token(&mut reader);
+    let system_id = reader.required_string("system_id");
+    reader.finish()?;
+    runner_tokens::unregister_manager(
+        &state.store,
+        &token.unwrap_or_default(),
+        &system_id.unwrap_or_default(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

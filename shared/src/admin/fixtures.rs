@@ -915,11 +915,7 @@ impl Fixture {
         items.extend(self.memberships.iter().map(Membership::to_item));
         for (runner, _) in &self.runners {
             items.push(runner.to_item());
-            let token = TokenRecord::Runner {
-                runner_id: runner.id,
-                heartbeat_at: runner.contacted_at,
-                queues: Some(crate::jobs::runner_queues(runner)),
-            };
+            let token = TokenRecord::new_runner(runner, runner.contacted_at);
             items.push(token.to_item(&runner.token_digest, DEFAULT_TIME).build());
             for project_id in runner.project_ids() {
                 items.push(link_item(

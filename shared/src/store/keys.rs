@@ -24,6 +24,13 @@ pub fn runner(id: i64) -> (String, String) {
 
 pub const ALL_RUNNERS: &str = "RUNNERS";
 
+/// A runner's managers live in the runner's partition, so they are one query away and go with it.
+pub const MANAGER_PREFIX: &str = "MANAGER#";
+
+pub fn runner_manager(runner_id: i64, system_id: &str) -> (String, String) {
+    (runner(runner_id).0, format!("{MANAGER_PREFIX}{system_id}"))
+}
+
 pub fn runners_of_type(runner_type: &str) -> String {
     format!("RUNNERS#{runner_type}")
 }

@@ -7,6 +7,7 @@ pub mod item;
 pub mod jobs;
 pub mod keys;
 pub mod lists;
+mod managers;
 pub mod projects;
 mod runners;
 pub mod settings;

@@ -18,12 +18,40 @@ use aws_sdk_dynamodb::types::{
 /// in one transaction of at most 100 actions.
 pub const MAX_LINKS_PER_RUNNER: usize = 98;
 
+/// DynamoDB's limit on the actions of one transaction.
+const MAX_TRANSACTION_ACTIONS: usize = 100;
+
 /// What a heartbeat (`POST /runners/verify`) records: the address and the `info` fields other
 /// than `name`, which only registration takes (as in GitLab).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Heartbeat {
     pub ip_address: Option<String>,
     pub info: RunnerInfo,
+    /// The host's `system_id`: with one, the heartbeat is also its manager's.
+    pub system_id: Option<String>,
+    /// `info[executor]`, kept per manager.
+    pub executor: Option<String>,
+}
+
+impl Heartbeat {
+    /// GitLab's limits on the reported fields and the `system_id`, as a 400 before any write.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let mut errors = crate::error::ValidationErrors::default();
+        self.info.check(&mut errors);
+        crate::runner::check_length(
+            &mut errors,
+            "executor_type",
+            self.executor.as_deref(),
+            crate::runner::MAX_INFO_CHARS,
+        );
+        crate::runner::check_length(
+            &mut errors,
+            "system_xid",
+            self.system_id.as_deref(),
+            crate::runner::MAX_SYSTEM_ID_CHARS,
+        );
+        errors.into_result()
+    }
 }
 
 #[derive(Debug)]
@@ -264,11 +292,7 @@ impl Store {
         registration_token: Option<&TokenDigest>,
     ) -> Result<(), CreateRunnerError> {
         let now = runner.created_at;
-        let token = TokenRecord::Runner {
-            runner_id: runner.id,
-            heartbeat_at: None,
-            queues: Some(crate::jobs::runner_queues(runner)),
-        };
+        let token = TokenRecord::new_runner(runner, None);
         let mut actions = vec![
             self.put(runner.to_item(), "attribute_not_exists(pk)")?,
             self.put(
@@ -298,60 +322,79 @@ impl Store {
         }
     }
 
-    /// Records a heartbeat on the runner and on its token item in one transaction, so that the
-    /// token never remembers a heartbeat the runner did not get (a skipped write would then
-    /// leave the runner never-contacted). Returns `false` when the runner no longer exists or no
-    /// longer has this token.
+    /// Records a heartbeat on the runner, on its token item and, with a `system_id`, on that
+    /// manager (created on first contact) in one transaction, so that the token never remembers
+    /// a heartbeat that was not written (a skipped write would then leave the runner or the
+    /// manager never-contacted). `known_managers` says whether the token item has its map of
+    /// manager heartbeats yet. Returns `false` when the runner no longer exists or no longer has
+    /// this token.
     pub async fn record_heartbeat(
         &self,
         runner_id: i64,
         token: &TokenDigest,
         heartbeat: &Heartbeat,
+        known_managers: bool,
         at: Timestamp,
     ) -> Result<bool, ApiError> {
         let at_value = AttributeValue::N(at.millis().to_string());
-        let mut sets = vec!["contacted_at = :at".to_owned()];
-        let mut values: Item = [
-            (":at".to_owned(), at_value.clone()),
-            (
-                ":digest".to_owned(),
-                AttributeValue::S(token.as_str().to_owned()),
-            ),
-        ]
-        .into();
         let info = &heartbeat.info;
-        for (attribute, value) in [
+        let reported = [
             ("ip_address", &heartbeat.ip_address),
             ("version", &info.version),
             ("revision", &info.revision),
             ("platform", &info.platform),
             ("architecture", &info.architecture),
-        ] {
-            if let Some(value) = value {
-                sets.push(format!("{attribute} = :{attribute}"));
-                values.insert(format!(":{attribute}"), AttributeValue::S(value.clone()));
-            }
-        }
-        let runner_update = Update::builder()
+        ];
+        let mut runner_update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(keys::runner(runner_id))))
             .condition_expression("attribute_exists(pk) AND token_digest = :digest")
+            .expression_attribute_values(":digest", AttributeValue::S(token.as_str().to_owned()));
+        let mut sets = vec!["contacted_at = :at".to_owned()];
+        for (attribute, value) in reported {
+            if let Some(value) = value {
+                sets.push(format!("{attribute} = :{attribute}"));
+                runner_update = runner_update.expression_attribute_values(
+                    format!(":{attribute}"),
+                    AttributeValue::S(value.clone()),
+                );
+            }
+        }
+        let runner_update = runner_update
             .update_expression(format!("SET {}", sets.join(", ")))
-            .set_expression_attribute_values(Some(values))
+            .expression_attribute_values(":at", at_value.clone())
             .build()
             .map_err(build_error)?;
-        let token_update = Update::builder()
+
+        let mut token_update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(keys::token(token.as_str()))))
             .condition_expression("attribute_exists(pk)")
-            .update_expression("SET heartbeat_at = :at")
-            .expression_attribute_values(":at", at_value)
-            .build()
-            .map_err(build_error)?;
-        let actions = [runner_update, token_update]
-            .into_iter()
-            .map(|update| TransactWriteItem::builder().update(update).build())
-            .collect();
+            .expression_attribute_values(":at", at_value.clone());
+        let mut actions = vec![TransactWriteItem::builder().update(runner_update).build()];
+        match &heartbeat.system_id {
+            None => token_update = token_update.update_expression("SET heartbeat_at = :at"),
+            Some(system_id) => {
+                token_update = if known_managers {
+                    token_update
+                        .update_expression("SET heartbeat_at = :at, managers.#system_id = :at")
+                        .expression_attribute_names("#system_id", system_id)
+                } else {
+                    // An item from before managers: start the map (a racing first heartbeat
+                    // may overwrite it, which costs that host one more write, nothing else).
+                    token_update
+                        .update_expression("SET heartbeat_at = :at, managers = :managers")
+                        .expression_attribute_values(
+                            ":managers",
+                            AttributeValue::M([(system_id.clone(), at_value.clone())].into()),
+                        )
+                };
+                let manager = self.manager_upsert(runner_id, system_id, heartbeat, at)?;
+                actions.push(TransactWriteItem::builder().update(manager).build());
+            }
+        }
+        let token_update = token_update.build().map_err(build_error)?;
+        actions.push(TransactWriteItem::builder().update(token_update).build());
         Ok(matches!(
             self.transact(actions).await?,
             Transaction::Committed
@@ -369,11 +412,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, ApiError> {
         let old = &runner.token_digest;
-        let token = TokenRecord::Runner {
-            runner_id: runner.id,
-            heartbeat_at: runner.contacted_at,
-            queues: Some(crate::jobs::runner_queues(runner)),
-        };
+        let token = TokenRecord::new_runner(runner, runner.contacted_at);
         let remove_old = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(keys::token(old.as_str()))))
@@ -499,10 +538,16 @@ impl Store {
         }
     }
 
-    /// Deletes the runner, its token item and every link in one transaction, on condition that
-    /// the runner has not changed since it was read (`lock_version`). `Ok(false)` means it did:
-    /// read again and retry.
-    pub async fn delete_runner(&self, runner: &Runner) -> Result<bool, ApiError> {
+    /// Deletes the runner, its token item, every link and its managers (`system_ids`, as listed
+    /// beside the runner) in one transaction, on condition that the runner has not changed since
+    /// it was read (`lock_version`). `Ok(false)` means it did: read again and retry. Managers
+    /// that do not fit in the transaction's 100 actions go right after it commits; once the
+    /// runner and its token are gone, nothing can bring them back.
+    pub async fn delete_runner(
+        &self,
+        runner: &Runner,
+        system_ids: &[String],
+    ) -> Result<bool, ApiError> {
         let links = runner.link_keys();
         if links.len() > MAX_LINKS_PER_RUNNER {
             return Err(ApiError::internal(format!(
@@ -536,11 +581,28 @@ impl Store {
         for key in links {
             actions.push(delete(key, None)?);
         }
+        let room = MAX_TRANSACTION_ACTIONS.saturating_sub(actions.len());
+        let (inside, after) = system_ids.split_at(room.min(system_ids.len()));
+        for system_id in inside {
+            actions.push(delete(keys::runner_manager(runner.id, system_id), None)?);
+        }
         // Only the runner's condition can fail: its version changed since it was read.
-        Ok(matches!(
-            self.transact(actions).await?,
-            Transaction::Committed
-        ))
+        if !matches!(self.transact(actions).await?, Transaction::Committed) {
+            return Ok(false);
+        }
+        let rest = after.iter().map(|system_id| {
+            metrics::track(
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key_of(keys::runner_manager(runner.id, system_id))))
+                    .send(),
+            )
+        });
+        futures_util::future::try_join_all(rest)
+            .await
+            .map_err(storage_error)?;
+        Ok(true)
     }
 }
 

@@ -8,6 +8,8 @@ use crate::auth::{PersonalAccessToken, TokenDigest};
 use crate::error::ApiError;
 use crate::runner::{GroupRef, ProjectRef};
 use crate::time::Timestamp;
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::BTreeMap;
 
 /// What a registration token registers: an instance, group or project runner. The group or
 /// project is carried along, so that registering needs no further read.
@@ -29,6 +31,10 @@ pub enum TokenRecord {
         /// projects and type, so that a poll reads them beside the runner. `None` on items
         /// written before queues existed: read the runner first.
         queues: Option<Vec<String>>,
+        /// When each of the runner's managers (by `system_id`) last had its heartbeat written,
+        /// so that a poll from a known host skips the write without reading anything else.
+        /// `None` on items written before managers existed.
+        managers: Option<BTreeMap<String, Timestamp>>,
     },
     Registration(RegistrationScope),
     PersonalAccess(PersonalAccessToken),
@@ -48,15 +54,19 @@ impl TokenRecord {
                 runner_id,
                 heartbeat_at,
                 queues,
+                managers,
             } => {
-                let base = base
+                let mut base = base
                     .s("kind", KIND_RUNNER)
                     .n("runner_id", *runner_id)
                     .opt_time("heartbeat_at", *heartbeat_at);
-                match queues {
-                    Some(queues) => base.strings("queues", queues),
-                    None => base,
+                if let Some(queues) = queues {
+                    base = base.strings("queues", queues);
                 }
+                if let Some(managers) = managers {
+                    base = base.map("managers", manager_heartbeats_item(managers));
+                }
+                base
             }
             Self::Registration(scope) => {
                 let base = base.s("kind", KIND_REGISTRATION);
@@ -92,6 +102,10 @@ impl TokenRecord {
                 } else {
                     None
                 },
+                managers: r
+                    .map("managers")?
+                    .map(manager_heartbeats_from)
+                    .transpose()?,
             }),
             KIND_REGISTRATION => {
                 let missing =
@@ -123,6 +137,45 @@ impl TokenRecord {
             other => Err(ApiError::internal(format!("unknown token kind {other}"))),
         }
     }
+}
+
+impl TokenRecord {
+    /// A new runner token's record, carrying the runner's queues and no known manager.
+    pub fn new_runner(runner: &crate::runner::Runner, heartbeat_at: Option<Timestamp>) -> Self {
+        Self::Runner {
+            runner_id: runner.id,
+            heartbeat_at,
+            queues: Some(crate::jobs::runner_queues(runner)),
+            managers: Some(BTreeMap::new()),
+        }
+    }
+}
+
+fn manager_heartbeats_item(managers: &BTreeMap<String, Timestamp>) -> super::item::Item {
+    managers
+        .iter()
+        .map(|(system_id, at)| {
+            (
+                system_id.clone(),
+                AttributeValue::N(at.millis().to_string()),
+            )
+        })
+        .collect()
+}
+
+fn manager_heartbeats_from(
+    item: &super::item::Item,
+) -> Result<BTreeMap<String, Timestamp>, ApiError> {
+    item.iter()
+        .map(|(system_id, value)| {
+            let millis = value
+                .as_n()
+                .ok()
+                .and_then(|n| n.parse::<i64>().ok())
+                .ok_or_else(|| ApiError::internal("a manager heartbeat is not a number"))?;
+            Ok((system_id.clone(), Timestamp::from_millis(millis)))
+        })
+        .collect()
 }
 
 impl Store {
