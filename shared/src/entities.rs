@@ -146,6 +146,10 @@ pub struct RunnerDetailsEntity<'a> {
     pub contacted_at: Option<Timestamp>,
     pub projects: Vec<ProjectSummary<'a>>,
     pub groups: Vec<GroupSummary<'a>>,
+    pub created_at: Timestamp,
+    /// Shown only to those who may update the runner (`null` to others), as GitLab does.
+    pub maintenance_note: Option<&'a str>,
+    pub token_expires_at: Option<Timestamp>,
 }
 
 impl<'a> RunnerDetailsEntity<'a> {
@@ -175,7 +179,16 @@ impl<'a> RunnerDetailsEntity<'a> {
                 .into_iter()
                 .map(|g| GroupSummary::new(g, base_url))
                 .collect(),
+            created_at: runner.created_at,
+            maintenance_note: None,
+            token_expires_at: runner.token_expires_at,
         }
+    }
+
+    /// Shows the maintenance note: for a caller who may update the runner.
+    pub fn with_maintenance_note(mut self, runner: &'a Runner) -> Self {
+        self.maintenance_note = runner.maintenance_note.as_deref();
+        self
     }
 }
 

@@ -24,6 +24,7 @@ pub mod runner_tokens;
 pub mod store;
 pub mod sweeper;
 pub mod time;
+pub mod token_expiry;
 pub mod user_runners;
 
 #[cfg(feature = "admin")]

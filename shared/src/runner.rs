@@ -123,6 +123,8 @@ pub struct Runner {
     /// registration token. It decides the token's form: created runners get `glrt-` tokens, which
     /// switch the official runner to the manager-based workflow.
     pub created_by: Option<i64>,
+    /// When the runner's current token stops working (`None`: never).
+    pub token_expires_at: Option<Timestamp>,
 }
 
 /// The attributes a client may set at registration or update; `None` leaves one as it is.
@@ -215,6 +217,7 @@ impl Runner {
             token_digest,
             lock_version: 0,
             created_by: None,
+            token_expires_at: None,
         }
     }
 

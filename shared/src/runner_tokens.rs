@@ -13,6 +13,7 @@ use crate::store::{
     CreateRunnerError, Heartbeat, IdSequence, RegistrationScope, Store, TokenRecord, back_off,
 };
 use crate::time::Timestamp;
+use crate::token_expiry::{TokenExpiry, unexpired};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -110,8 +111,9 @@ pub async fn register(
         store.instance_settings(),
     )
     .await;
+    let settings = settings?;
     // GitLab: with registration tokens off, any non-empty token is 410, even an unknown one.
-    if !settings?.allow_runner_registration_token && !request.token.is_empty() {
+    if !settings.allow_runner_registration_token && !request.token.is_empty() {
         return Err(ApiError::Gone("runner registration disallowed"));
     }
     let scope = match found? {
@@ -132,7 +134,13 @@ pub async fn register(
     runner.group = group;
     // Validate before taking an id, so that rejected registrations cost no write.
     runner.validate()?;
-    insert_runner(store, runner, Some(&registration_digest)).await
+    insert_runner(
+        store,
+        runner,
+        Some(&registration_digest),
+        &settings.token_expiry,
+    )
+    .await
 }
 
 /// A new authentication token for `runner`, in the form its registration type calls for.
@@ -144,14 +152,17 @@ pub fn new_runner_token(runner: &Runner) -> Result<String, ApiError> {
     })
 }
 
-/// Gives a validated runner an id and a token and writes it (for a registration, on condition
-/// that the registration token still exists). An id or token that turns out taken is retried
-/// with new ones; the token is returned once and only its digest is stored.
+/// Gives a validated runner an id and a token (expiring as `expiry` says) and writes it (for a
+/// registration, on condition that the registration token still exists). An id or token that
+/// turns out taken is retried with new ones; the token is returned once and only its digest is
+/// stored.
 pub async fn insert_runner(
     store: &Store,
     mut runner: Runner,
     registration: Option<&TokenDigest>,
+    expiry: &TokenExpiry,
 ) -> Result<RunnerRegistrationDetails, ApiError> {
+    runner.token_expires_at = expiry.expires_at(&runner, runner.created_at);
     for _ in 0..CREATE_ATTEMPTS {
         runner.id = store.allocate_id(IdSequence::Runner).await?;
         let token = new_runner_token(&runner)?;
@@ -161,7 +172,7 @@ pub async fn insert_runner(
                 return Ok(RunnerRegistrationDetails {
                     id: runner.id,
                     token,
-                    token_expires_at: None,
+                    token_expires_at: runner.token_expires_at,
                 });
             }
             Err(CreateRunnerError::RegistrationTokenGone) => return Err(ApiError::Forbidden),
@@ -212,13 +223,15 @@ pub struct RunnerToken {
     pub heartbeat_at: Option<Timestamp>,
     /// The runner's job queues, copied on the token item (see `TokenRecord::Runner`).
     pub queues: Option<Vec<String>>,
+    /// When this token stops working.
+    pub expires_at: Option<Timestamp>,
     /// When each manager's heartbeat was last written (see `TokenRecord::Runner`).
     pub managers: Option<BTreeMap<String, Timestamp>>,
 }
 
 impl RunnerToken {
-    /// The runner `token` belongs to: one read. Any other token (unknown, a registration token,
-    /// a personal access token) is GitLab's 403.
+    /// The runner `token` belongs to: one read. Any other token (unknown, expired, a
+    /// registration token, a personal access token) is GitLab's 403.
     pub async fn find(store: &Store, token: &str) -> Result<Self, ApiError> {
         let digest = TokenDigest::of(token);
         match store.find_token(&digest).await? {
@@ -227,12 +240,14 @@ impl RunnerToken {
                 heartbeat_at,
                 queues,
                 managers,
-            }) => Ok(Self {
+                expires_at,
+            }) if unexpired(expires_at, Timestamp::now()) => Ok(Self {
                 runner_id,
                 digest,
                 heartbeat_at,
                 queues,
                 managers,
+                expires_at,
             }),
             _ => Err(ApiError::Forbidden),
         }
@@ -293,23 +308,27 @@ pub async fn verify(
     Ok(RunnerRegistrationDetails {
         id: runner.runner_id,
         token: token.to_owned(),
-        token_expires_at: None,
+        token_expires_at: runner.expires_at,
     })
 }
 
-/// Gives `runner` (as read) a new token; the old one stops working when this answers. `None`
-/// when the token changed meanwhile (another rotation won): the caller's view is stale.
+/// Gives `runner` (as read) a new token, expiring as `expiry` says now; the old one stops
+/// working when this answers. `None` when the token changed meanwhile (another rotation won):
+/// the caller's view is stale.
 pub async fn rotate_token(
     store: &Store,
     runner: &Runner,
+    expiry: &TokenExpiry,
 ) -> Result<Option<ResetTokenResult>, ApiError> {
     let token = new_runner_token(runner)?;
+    let now = Timestamp::now();
+    let expires_at = expiry.expires_at(runner, now);
     let rotated = store
-        .rotate_runner_token(runner, &TokenDigest::of(&token), Timestamp::now())
+        .rotate_runner_token(runner, &TokenDigest::of(&token), expires_at, now)
         .await?;
     Ok(rotated.then_some(ResetTokenResult {
         token,
-        token_expires_at: None,
+        token_expires_at: expires_at,
     }))
 }
 
@@ -317,12 +336,13 @@ pub async fn rotate_token(
 /// race with another rotation is no longer the runner's: 403, as for any unknown token.
 pub async fn rotate_own_token(store: &Store, token: &str) -> Result<ResetTokenResult, ApiError> {
     let found = RunnerToken::find(store, token).await?;
-    let runner = store
-        .get_runner(found.runner_id)
-        .await?
+    let (runner, settings) =
+        futures_util::future::join(store.get_runner(found.runner_id), store.instance_settings())
+            .await;
+    let runner = runner?
         .filter(|r| r.token_digest == found.digest)
         .ok_or(ApiError::Forbidden)?;
-    rotate_token(store, &runner)
+    rotate_token(store, &runner, &settings?.token_expiry)
         .await?
         .ok_or(ApiError::Forbidden)
 }
@@ -364,10 +384,9 @@ pub async fn unregister(
     token: &str,
     if_unmodified_since: Option<Timestamp>,
 ) -> Result<(), ApiError> {
-    let digest = TokenDigest::of(token);
-    let Some(TokenRecord::Runner { runner_id, .. }) = store.find_token(&digest).await? else {
-        return Err(ApiError::Forbidden);
-    };
+    let RunnerToken {
+        runner_id, digest, ..
+    } = RunnerToken::find(store, token).await?;
     for attempt in 0..DELETE_ATTEMPTS {
         if attempt > 0 {
             back_off(attempt).await;

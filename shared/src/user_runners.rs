@@ -3,8 +3,8 @@
 //! GitLab's order: parameters (400 `error`), the named group or project (400 `message`),
 //! permission (403), then the model's rules (400 as one sentence).
 //!
-//! DynamoDB round trips: 4 (the token; the group or project beside the caller's memberships;
-//! the id; the transaction).
+//! DynamoDB round trips: 4 (the token; the group or project beside the caller's memberships and
+//! the settings; the id; the transaction).
 
 use crate::access::{self, MAINTAINER, OWNER};
 use crate::auth::{Caller, TokenDigest};
@@ -88,10 +88,12 @@ pub async fn create_runner(
 ) -> Result<RunnerRegistrationDetails, ApiError> {
     let now = Timestamp::now();
     let mut runner = Runner::new(0, RunnerType::Instance, TokenDigest::of(""), now);
-    // The named group or project and the caller's memberships are independent reads.
-    let (placed, memberships) = futures_util::future::join(
+    // The named group or project, the caller's memberships and the settings (token expiry)
+    // are independent reads.
+    let (placed, memberships, settings) = futures_util::future::join3(
         place(store, request.scope, &mut runner),
         access::memberships_of(store, caller),
+        store.instance_settings(),
     )
     .await;
     // GitLab looks the group or project up before any permission check: an unknown id is a 400
@@ -114,7 +116,7 @@ pub async fn create_runner(
             format!("400 Bad request - {}", errors.to_sentence()).into(),
         ));
     }
-    insert_runner(store, runner, None).await
+    insert_runner(store, runner, None, &settings?.token_expiry).await
 }
 
 /// Gives `runner` its type and its group or project, read by id: 400 when there is none.

@@ -165,6 +165,11 @@ fn details(
         access::visible_groups(caller, runner, memberships),
         &base_url(headers, &state.settings),
     );
+    let entity = if access::check_update(caller, runner, memberships).is_ok() {
+        entity.with_maintenance_note(runner)
+    } else {
+        entity
+    };
     json_response(StatusCode::OK, &entity)
 }
 
@@ -440,7 +445,8 @@ async fn version(
 }
 
 /// `POST /runners/:id/reset_authentication_token`: whoever may update the runner gives it a new
-/// token (201); the old one stops working at once.
+/// token (201); the old one stops working at once. The runner, the caller's memberships and the
+/// settings (token expiry) are read together: 3 round trips with the write.
 async fn reset_token(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -449,8 +455,15 @@ async fn reset_token(
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state.store, &headers, &params, Access::ManageRunner).await?;
     let id = runner_id(&path)?;
-    let (mut runner, memberships) = runner_with_access(&state, caller, id).await?;
-    access::check_update(caller, &runner, &memberships)?;
+    let (runner, memberships, settings) = futures_util::future::join3(
+        state.store.get_runner(id),
+        access::memberships_of(&state.store, caller),
+        state.store.instance_settings(),
+    )
+    .await;
+    let mut runner = runner?.ok_or(ApiError::NotFound("Runner"))?;
+    access::check_update(caller, &runner, &memberships?)?;
+    let expiry = settings?.token_expiry;
     // Two resets at once both succeed, the later one's token standing.
     for attempt in 0..WRITE_ATTEMPTS {
         if attempt > 0 {
@@ -462,7 +475,7 @@ async fn reset_token(
                 .ok_or(ApiError::NotFound("Runner"))?;
         }
         if let Some(answer) =
-            runners_shared::runner_tokens::rotate_token(&state.store, &runner).await?
+            runners_shared::runner_tokens::rotate_token(&state.store, &runner, &expiry).await?
         {
             return Ok(json_response(StatusCode::CREATED, &answer));
         }

@@ -8,12 +8,12 @@ use axum::http::Request;
 use clap::{Args, Parser, Subcommand};
 use runners_shared::admin::dynamodb_local::DynamoDbLocal;
 use runners_shared::admin::fixtures::Fixture;
-use runners_shared::admin::operator::{self, NewUser, RegistrationTarget};
+use runners_shared::admin::operator::{self, ExpiryTarget, NewUser, RegistrationTarget};
 use runners_shared::admin::{client_for, schema};
 use runners_shared::config::DEFAULT_TABLE_NAME;
 use runners_shared::http::{PeerAddr, entry_point};
 use runners_shared::store::directory::{ProjectSettings, SettingsChanges};
-use runners_shared::store::settings::ALLOW_REGISTRATION_TOKEN;
+use runners_shared::store::settings::{ALLOW_REGISTRATION_TOKEN, TOKEN_EXPIRATION_INTERVAL};
 use runners_shared::time::Timestamp;
 use runners_shared::{AppState, Settings, Store, sweeper};
 use serde_json::json;
@@ -134,6 +134,15 @@ enum GroupCommand {
         #[arg(long)]
         parent: Option<String>,
     },
+    /// Change a group's runner token expiry override.
+    Update {
+        /// The group's id or full path.
+        group: String,
+        /// Seconds a new token of the group's runners (and of runners below it) lives at most,
+        /// or `none`.
+        #[arg(long)]
+        runner_token_expiration_interval: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -151,12 +160,15 @@ enum ProjectCommand {
         #[command(flatten)]
         settings: SettingsArgs,
     },
-    /// Change a project's CI settings.
+    /// Change a project's CI settings and runner token expiry override.
     Update {
         /// The project's id or full path.
         project: String,
         #[command(flatten)]
         settings: SettingsArgs,
+        /// Seconds a new token of the project's runners lives at most, or `none`.
+        #[arg(long)]
+        runner_token_expiration_interval: Option<String>,
     },
 }
 
@@ -208,7 +220,8 @@ enum SettingsCommand {
     /// Print the instance settings.
     Show,
     /// Change one: `allow_runner_registration_token true|false` (legacy registration, on by
-    /// default; off makes POST /runners answer 410).
+    /// default; off makes POST /runners answer 410), `runner_token_expiration_interval
+    /// SECONDS|none` (how long new runner tokens live; none by default).
     Set { key: String, value: String },
 }
 
@@ -443,9 +456,39 @@ async fn run(cli: Cli) -> Result<(), String> {
                        "runners_token": made.token, "settings": settings_json(&project.settings)}),
             );
         }
-        Command::Project {
-            command: ProjectCommand::Update { project, settings },
+        Command::Group {
+            command:
+                GroupCommand::Update {
+                    group,
+                    runner_token_expiration_interval,
+                },
         } => {
+            let seconds = operator::parse_interval(runner_token_expiration_interval)?;
+            operator::set_token_expiry(&store, &ExpiryTarget::Group(group.clone()), seconds)
+                .await?;
+            report(
+                json_mode,
+                format!("group {group}: {TOKEN_EXPIRATION_INTERVAL} {seconds:?}"),
+                json!({"group": group, TOKEN_EXPIRATION_INTERVAL: seconds}),
+            );
+        }
+        Command::Project {
+            command:
+                ProjectCommand::Update {
+                    project,
+                    settings,
+                    runner_token_expiration_interval,
+                },
+        } => {
+            if let Some(interval) = runner_token_expiration_interval {
+                let seconds = operator::parse_interval(interval)?;
+                operator::set_token_expiry(
+                    &store,
+                    &ExpiryTarget::Project(project.clone()),
+                    seconds,
+                )
+                .await?;
+            }
             let updated = operator::update_project(&store, project, settings.into()).await?;
             let shown = settings_json(&updated.settings);
             report(
@@ -460,28 +503,50 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Settings { command } => {
             if let SettingsCommand::Set { key, value } = command {
-                if key != ALLOW_REGISTRATION_TOKEN {
-                    return Err(format!(
-                        "unknown setting {key:?} (settable: {ALLOW_REGISTRATION_TOKEN})"
-                    ));
+                match key.as_str() {
+                    ALLOW_REGISTRATION_TOKEN => {
+                        let allow = runners_shared::params::parse_bool(value)
+                            .ok()
+                            .flatten()
+                            .ok_or_else(|| format!("{key} takes true or false, not {value:?}"))?;
+                        store
+                            .set_allow_registration_token(allow)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                    TOKEN_EXPIRATION_INTERVAL => {
+                        let seconds = operator::parse_interval(value)?;
+                        operator::set_token_expiry(&store, &ExpiryTarget::Instance, seconds)
+                            .await?;
+                    }
+                    _ => {
+                        return Err(format!(
+                            "unknown setting {key:?} (settable: {ALLOW_REGISTRATION_TOKEN}, \
+                             {TOKEN_EXPIRATION_INTERVAL})"
+                        ));
+                    }
                 }
-                let allow = runners_shared::params::parse_bool(value)
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| format!("{key} takes true or false, not {value:?}"))?;
-                store
-                    .set_allow_registration_token(allow)
-                    .await
-                    .map_err(|e| e.to_string())?;
             }
             let settings = store.instance_settings().await.map_err(|e| e.to_string())?;
+            let expiry = &settings.token_expiry;
             report(
                 json_mode,
                 format!(
-                    "{ALLOW_REGISTRATION_TOKEN}: {}",
-                    settings.allow_runner_registration_token
+                    "{ALLOW_REGISTRATION_TOKEN}: {}\n{TOKEN_EXPIRATION_INTERVAL}: {}\n\
+                     group overrides: {:?}\nproject overrides: {:?}",
+                    settings.allow_runner_registration_token,
+                    expiry
+                        .instance
+                        .map_or_else(|| "none".to_owned(), |s| s.to_string()),
+                    expiry.groups,
+                    expiry.projects,
                 ),
-                json!({ALLOW_REGISTRATION_TOKEN: settings.allow_runner_registration_token}),
+                json!({
+                    ALLOW_REGISTRATION_TOKEN: settings.allow_runner_registration_token,
+                    TOKEN_EXPIRATION_INTERVAL: expiry.instance,
+                    "group_runner_token_expiration_intervals": expiry.groups,
+                    "project_runner_token_expiration_intervals": expiry.projects,
+                }),
             );
         }
         Command::Job {

@@ -13,9 +13,12 @@ use crate::store::directory::{
     UserProfile, descendant_item,
 };
 use crate::store::item::{Item, ItemBuilder, ItemReader, key_of};
-use crate::store::settings::ALLOW_REGISTRATION_TOKEN;
+use crate::store::settings::{
+    ALLOW_REGISTRATION_TOKEN, TOKEN_EXPIRATION_INTERVAL, token_expiry_attributes,
+};
 use crate::store::{IdSequence, RegistrationScope, Store, TokenRecord, keys, link_item};
 use crate::time::Timestamp;
+use crate::token_expiry::TokenExpiry;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 
@@ -36,6 +39,8 @@ pub struct Fixture {
     pub registration_token: Option<String>,
     /// The instance's legacy registration switch, when the file sets it.
     pub allow_runner_registration_token: Option<bool>,
+    /// Runner token expiry: the settings' interval and the groups' and projects' overrides.
+    pub token_expiry: TokenExpiry,
     pub users: Vec<(User, Vec<FixtureToken>)>,
     pub groups: Vec<(Group, Option<String>)>,
     pub projects: Vec<(Project, Option<String>)>,
@@ -117,6 +122,20 @@ impl<'a> Entry<'a> {
                 default
             }
         }
+    }
+
+    /// `runner_token_expiration_interval`: a positive number of seconds, or absent.
+    fn expiry_interval(&self, problems: &mut Problems) -> Option<i64> {
+        let seconds = self.int(TOKEN_EXPIRATION_INTERVAL, problems)?;
+        if seconds <= 0 {
+            problems.at(
+                &self.path,
+                TOKEN_EXPIRATION_INTERVAL,
+                "expected a positive number of seconds",
+            );
+            return None;
+        }
+        Some(seconds)
     }
 
     fn int(&self, key: &str, problems: &mut Problems) -> Option<i64> {
@@ -357,6 +376,7 @@ impl Fixture {
                     fixture.allow_runner_registration_token =
                         Some(settings.bool(ALLOW_REGISTRATION_TOKEN, true, &mut problems));
                 }
+                fixture.token_expiry.instance = settings.expiry_interval(&mut problems);
             }
             Some(_) => problems.0.push("settings: expected an object".into()),
         }
@@ -446,6 +466,9 @@ impl Fixture {
             if let Some(id) = id {
                 for member in entry.entries("members", &mut problems) {
                     member_entries.push((MemberOf::Group(id), member));
+                }
+                if let Some(seconds) = entry.expiry_interval(&mut problems) {
+                    fixture.token_expiry.groups.insert(id, seconds);
                 }
             }
             let (Some(id), Some(path)) = (id, path) else {
@@ -545,6 +568,9 @@ impl Fixture {
             if let Some(id) = id {
                 for member in members {
                     member_entries.push((MemberOf::Project(id), member));
+                }
+                if let Some(seconds) = entry.expiry_interval(&mut problems) {
+                    fixture.token_expiry.projects.insert(id, seconds);
                 }
             }
             if let Some(id) = id {
@@ -750,6 +776,7 @@ impl Fixture {
             };
             runner.ip_address = entry.string("ip_address", &mut problems);
             runner.contacted_at = entry.time("contacted_at", &mut problems);
+            runner.token_expires_at = entry.time("token_expires_at", &mut problems);
             runner.projects = projects
                 .iter()
                 .filter_map(|p| project_refs.get(p).cloned())
@@ -844,10 +871,14 @@ impl Fixture {
                     .build(),
             );
         }
-        if digest.is_some() || self.allow_runner_registration_token.is_some() {
+        if digest.is_some()
+            || self.allow_runner_registration_token.is_some()
+            || self.token_expiry != TokenExpiry::default()
+        {
             items.push(settings_item(
                 digest.as_ref(),
                 self.allow_runner_registration_token,
+                &self.token_expiry,
             ));
         }
         for (user, tokens) in &self.users {
@@ -1041,6 +1072,7 @@ pub struct ImportSummary {
 pub(crate) fn settings_item(
     registration_digest: Option<&TokenDigest>,
     allow_registration_token: Option<bool>,
+    token_expiry: &TokenExpiry,
 ) -> Item {
     let mut builder = ItemBuilder::keyed(keys::settings())
         .s("entity", "settings")
@@ -1054,7 +1086,9 @@ pub(crate) fn settings_item(
     if let Some(allow) = allow_registration_token {
         builder = builder.bool(ALLOW_REGISTRATION_TOKEN, allow);
     }
-    builder.build()
+    let mut item = builder.build();
+    item.extend(token_expiry_attributes(token_expiry));
+    item
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use crate::store::directory::{
     UserProfile, descendant_item,
 };
 use crate::store::item::{Item, ItemBuilder, ItemReader, key_of};
+use crate::store::settings::ExpiryScope;
 use crate::store::{IdSequence, RegistrationScope, Store, TokenRecord, keys};
 use crate::time::Timestamp;
 
@@ -332,6 +333,64 @@ pub async fn update_project(
         Err(TransactError::Taken(_)) => Err("the project changed meanwhile; run it again".into()),
         Err(TransactError::Other(e)) => Err(e),
     }
+}
+
+/// Whose runner token expiry interval an operator sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpiryTarget {
+    Instance,
+    /// A group by id or full path.
+    Group(String),
+    /// A project by id or full path.
+    Project(String),
+}
+
+/// Reads an interval as operators write it: a positive number of seconds, or `none`.
+pub fn parse_interval(text: &str) -> Result<Option<i64>, String> {
+    match text.trim() {
+        "" | "none" | "null" => Ok(None),
+        digits => match digits.parse::<i64>() {
+            Ok(seconds) if seconds > 0 => Ok(Some(seconds)),
+            _ => Err(format!(
+                "{text:?} is not a positive number of seconds or \"none\""
+            )),
+        },
+    }
+}
+
+/// Sets (or clears) the runner token expiry interval of the instance, a group or a project.
+/// Tokens made from then on get it; existing tokens keep theirs.
+pub async fn set_token_expiry(
+    store: &Store,
+    target: &ExpiryTarget,
+    seconds: Option<i64>,
+) -> Result<(), String> {
+    let scope = match target {
+        ExpiryTarget::Instance => ExpiryScope::Instance,
+        ExpiryTarget::Group(group) => {
+            let found = match group.parse::<i64>() {
+                Ok(id) => store
+                    .get_group(id)
+                    .await
+                    .map_err(api)?
+                    .ok_or_else(|| format!("no group with id {id}"))?,
+                Err(_) => group_by_path(store, group).await?,
+            };
+            ExpiryScope::Group(found.id)
+        }
+        ExpiryTarget::Project(project) => {
+            let found = store
+                .find_project(project)
+                .await
+                .map_err(api)?
+                .ok_or_else(|| format!("no project at {project:?}"))?;
+            ExpiryScope::Project(found.id)
+        }
+    };
+    store
+        .set_token_expiration_interval(scope, seconds)
+        .await
+        .map_err(api)
 }
 
 /// Gives a user an access level (10..50) in a group or project named by full path.

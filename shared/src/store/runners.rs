@@ -109,6 +109,7 @@ impl Runner {
             .s("token_digest", self.token_digest.as_str())
             .n("lock_version", self.lock_version)
             .opt_n("created_by", self.created_by)
+            .opt_time("token_expires_at", self.token_expires_at)
             .build()
     }
 
@@ -145,6 +146,7 @@ impl Runner {
             token_digest: TokenDigest::from_stored(r.s("token_digest")?),
             lock_version: r.n("lock_version")?,
             created_by: r.opt_n("created_by")?,
+            token_expires_at: r.opt_time("token_expires_at")?,
         })
     }
 
@@ -409,10 +411,15 @@ impl Store {
         &self,
         runner: &Runner,
         new: &TokenDigest,
+        expires_at: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<bool, ApiError> {
         let old = &runner.token_digest;
-        let token = TokenRecord::new_runner(runner, runner.contacted_at);
+        let rotated = Runner {
+            token_expires_at: expires_at,
+            ..runner.clone()
+        };
+        let token = TokenRecord::new_runner(&rotated, runner.contacted_at);
         let remove_old = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(keys::token(old.as_str()))))
@@ -422,8 +429,19 @@ impl Store {
         let move_digest = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(keys::runner(runner.id))))
-            .update_expression("SET token_digest = :new")
-            .condition_expression("token_digest = :old")
+            .condition_expression("token_digest = :old");
+        let move_digest = match expires_at {
+            Some(at) => move_digest
+                .update_expression("SET token_digest = :new, token_expires_at = :expires")
+                .expression_attribute_values(
+                    ":expires",
+                    AttributeValue::N(at.millis().to_string()),
+                ),
+            None => {
+                move_digest.update_expression("SET token_digest = :new REMOVE token_expires_at")
+            }
+        };
+        let move_digest = move_digest
             .expression_attribute_values(":new", AttributeValue::S(new.as_str().to_owned()))
             .expression_attribute_values(":old", AttributeValue::S(old.as_str().to_owned()))
             .build()

@@ -35,6 +35,8 @@ pub enum TokenRecord {
         /// so that a poll from a known host skips the write without reading anything else.
         /// `None` on items written before managers existed.
         managers: Option<BTreeMap<String, Timestamp>>,
+        /// When the token stops working (`None`: never).
+        expires_at: Option<Timestamp>,
     },
     Registration(RegistrationScope),
     PersonalAccess(PersonalAccessToken),
@@ -55,11 +57,13 @@ impl TokenRecord {
                 heartbeat_at,
                 queues,
                 managers,
+                expires_at,
             } => {
                 let mut base = base
                     .s("kind", KIND_RUNNER)
                     .n("runner_id", *runner_id)
-                    .opt_time("heartbeat_at", *heartbeat_at);
+                    .opt_time("heartbeat_at", *heartbeat_at)
+                    .opt_time("expires_at", *expires_at);
                 if let Some(queues) = queues {
                     base = base.strings("queues", queues);
                 }
@@ -106,6 +110,7 @@ impl TokenRecord {
                     .map("managers")?
                     .map(manager_heartbeats_from)
                     .transpose()?,
+                expires_at: r.opt_time("expires_at")?,
             }),
             KIND_REGISTRATION => {
                 let missing =
@@ -140,13 +145,15 @@ impl TokenRecord {
 }
 
 impl TokenRecord {
-    /// A new runner token's record, carrying the runner's queues and no known manager.
+    /// The record of a runner's current token (`runner.token_expires_at` is its expiry),
+    /// carrying the runner's queues and no known manager.
     pub fn new_runner(runner: &crate::runner::Runner, heartbeat_at: Option<Timestamp>) -> Self {
         Self::Runner {
             runner_id: runner.id,
             heartbeat_at,
             queues: Some(crate::jobs::runner_queues(runner)),
             managers: Some(BTreeMap::new()),
+            expires_at: runner.token_expires_at,
         }
     }
 }
