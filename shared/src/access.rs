@@ -126,6 +126,30 @@ pub async fn caller_and_project(
     Ok((caller, project?))
 }
 
+/// The same for a group `:id` (a numeric id or a full path): 404 `Group Not Found`.
+pub async fn caller_and_group(
+    store: &crate::store::Store,
+    headers: &axum::http::HeaderMap,
+    params: &crate::params::Params,
+    path: &crate::http::PathParams,
+    access: crate::auth::Access,
+) -> Result<(Caller, crate::store::directory::Group), ApiError> {
+    let group = async {
+        let id_or_path = path.get("id").ok_or(ApiError::NotFound("Group"))?;
+        store
+            .find_group(id_or_path)
+            .await?
+            .ok_or(ApiError::NotFound("Group"))
+    };
+    let (caller, group) = futures_util::future::join(
+        crate::auth::authenticate(store, headers, params, access),
+        group,
+    )
+    .await;
+    let caller = caller?;
+    Ok((caller, group?))
+}
+
 /// GitLab's project check: 404 for a project the caller cannot see (below Guest), 403 below
 /// `needed`. Admins pass.
 pub fn check_project_level(
@@ -140,6 +164,27 @@ pub fn check_project_level(
     let level = memberships.project_level(project);
     if level < GUEST {
         return Err(ApiError::NotFound("Project"));
+    }
+    if level < needed {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(())
+}
+
+/// The same for a group: 404 `Group Not Found` when the caller cannot see it, 403 below
+/// `needed`. Admins pass.
+pub fn check_group_level(
+    caller: Caller,
+    group: &GroupRef,
+    memberships: &Memberships,
+    needed: i64,
+) -> Result<(), ApiError> {
+    if caller.admin {
+        return Ok(());
+    }
+    let level = memberships.group_level(group.id, &group.ancestor_ids);
+    if level < GUEST {
+        return Err(ApiError::NotFound("Group"));
     }
     if level < needed {
         return Err(ApiError::Forbidden);

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod pagination;
 pub mod params;
+pub mod registration_tokens;
 pub mod runner;
 pub mod runner_filter;
 pub mod runner_tokens;

@@ -6,11 +6,12 @@ use crate::runner::{Runner, RunnerType};
 use crate::time::Timestamp;
 
 /// Which list is being filtered: owned runners take fewer scopes than `/runners/all` and a
-/// project's list.
+/// project's list; a group's list takes no `scope` at all (GitLab ignores it there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunnerList {
     Owned,
     All,
+    Group,
 }
 
 /// The owned list's scopes are exactly the statuses.
@@ -95,12 +96,13 @@ fn read_version_prefix(reader: &mut ParamReader<'_>) -> Option<String> {
 
 impl RunnerFilter {
     pub fn read(reader: &mut ParamReader<'_>, list: RunnerList) -> Self {
-        let scopes: &[&str] = match list {
-            RunnerList::Owned => &OWNED_SCOPES,
-            RunnerList::All => &ALL_SCOPES,
+        let scope = match list {
+            RunnerList::Owned => reader.one_of("scope", &OWNED_SCOPES),
+            RunnerList::All => reader.one_of("scope", &ALL_SCOPES),
+            RunnerList::Group => None,
         };
         Self {
-            scope: reader.one_of("scope", scopes),
+            scope,
             runner_type: reader
                 .one_of("type", &RunnerType::NAMES)
                 .as_deref()

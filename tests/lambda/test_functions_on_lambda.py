@@ -157,3 +157,15 @@ def test_runner_managers_on_lambda(emulator):
     assert body(call(emulator, "runner-management", "managers.json", 200)) == []
     gone = body(call(emulator, "runner-token", "unregister-manager.json", 404))
     assert gone == {"message": "404 Runner manager not found Not Found"}
+
+
+def test_groups_and_registration_tokens_on_lambda(emulator):
+    group = body(call(emulator, "project-runners", "list-group.json", 200))
+    assert 46 in [r["id"] for r in group] and all(r["runner_type"] != "project_type" for r in group)
+    for function, event in [
+        ("runner-management", "reset-registration-token.json"),
+        ("project-runners", "reset-registration-token.json"),
+        ("project-runners", "reset-group-registration-token.json"),
+    ]:
+        reset = body(call(emulator, function, event, 201))
+        assert list(reset) == ["token"] and len(reset["token"]) >= 32

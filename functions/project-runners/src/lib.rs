@@ -12,15 +12,16 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use futures_util::future::OptionFuture;
-use runners_shared::access::{self, MAINTAINER};
-use runners_shared::auth::Access;
+use runners_shared::access::{self, MAINTAINER, Memberships};
+use runners_shared::auth::{Access, Caller, authenticate};
 use runners_shared::entities::RunnerEntity;
 use runners_shared::error::{ValidationErrors, json_response};
 use runners_shared::http::{PathParams, base_url, if_unmodified_since, paginated};
 use runners_shared::pagination::PageRequest;
 use runners_shared::params::Params;
+use runners_shared::registration_tokens::{self, ResetTarget};
 use runners_shared::runner::RunnerType;
 use runners_shared::runner_filter::{RunnerFilter, RunnerList};
 use runners_shared::runner_tokens::modified_since;
@@ -38,6 +39,15 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v4/projects/{id}/runners", get(list).post(enable))
         .route("/api/v4/projects/{id}/runners/{runner_id}", delete(disable))
+        .route(
+            "/api/v4/projects/{id}/runners/reset_registration_token",
+            post(reset_project_token),
+        )
+        .route("/api/v4/groups/{id}/runners", get(list_group))
+        .route(
+            "/api/v4/groups/{id}/runners/reset_registration_token",
+            post(reset_group_token),
+        )
         .with_state(state)
 }
 
@@ -50,52 +60,151 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let (caller, project) =
         access::caller_and_project(&state.store, &headers, &params, &path, Access::Read).await?;
-    // Read now, reported after the project checks (GitLab's order).
-    let mut reader = params.reader();
-    let filter = RunnerFilter::read(&mut reader, RunnerList::All);
-    let page = PageRequest::read(&mut reader);
     let sources: Vec<MemberOf> = std::iter::once(MemberOf::Project(project.id))
         .chain(project.group_ids.iter().map(|g| MemberOf::Group(*g)))
         .collect();
-    let limit = usize::try_from(page.scan_limit()).unwrap_or(usize::MAX);
-    let (memberships, linked, instance) = futures_util::future::try_join3(
-        access::memberships_of(&state.store, caller),
-        state.store.linked_runner_ids(&sources),
-        state.store.runners_of_type(RunnerType::Instance, limit),
-    )
-    .await?;
-    access::check_project_level(caller, &project.reference(), &memberships, MAINTAINER)?;
-    reader.finish()?;
+    let project = project.reference();
+    let listed = Listed {
+        sources,
+        list: RunnerList::All,
+        check: &|memberships| {
+            access::check_project_level(caller, &project, memberships, MAINTAINER)
+        },
+    };
+    listed
+        .respond(&state, caller, &headers, &uri, &params)
+        .await
+}
 
-    let (instance_runners, instance_exhausted) = instance;
-    let ids: Vec<i64> = linked
-        .into_iter()
-        .chain(instance_runners.iter().map(|r| r.id))
+/// `GET /groups/:id/runners`: the group's runners, its ancestors' and the instance's (never a
+/// project's), for the group's Maintainers.
+async fn list_group(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    path: PathParams,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let (caller, group) =
+        access::caller_and_group(&state.store, &headers, &params, &path, Access::Read).await?;
+    let group = group.reference();
+    let sources: Vec<MemberOf> = std::iter::once(group.id)
+        .chain(group.ancestor_ids.iter().copied())
+        .map(MemberOf::Group)
         .collect();
-    let timeout = state.settings.online_timeout_secs;
-    let (runners, info) = state
-        .store
-        .runner_page(
-            ids,
-            &instance_runners,
-            !instance_exhausted,
-            &filter,
-            page,
-            Timestamp::now(),
-            timeout,
+    let listed = Listed {
+        sources,
+        list: RunnerList::Group,
+        check: &|memberships| access::check_group_level(caller, &group, memberships, MAINTAINER),
+    };
+    listed
+        .respond(&state, caller, &headers, &uri, &params)
+        .await
+}
+
+/// A list of the runners linked to some projects and groups, with every instance runner:
+/// what a project's and a group's runner lists are. The caller's memberships, the links and
+/// the first instance runners are read together; `check` decides on the memberships before
+/// anything is shown.
+struct Listed<'a> {
+    sources: Vec<MemberOf>,
+    list: RunnerList,
+    check: &'a (dyn Fn(&Memberships) -> Result<(), ApiError> + Sync),
+}
+
+impl Listed<'_> {
+    async fn respond(
+        self,
+        state: &AppState,
+        caller: Caller,
+        headers: &HeaderMap,
+        uri: &Uri,
+        params: &Params,
+    ) -> Result<Response, ApiError> {
+        // Read now, reported after the access checks (GitLab's order).
+        let mut reader = params.reader();
+        let filter = RunnerFilter::read(&mut reader, self.list);
+        let page = PageRequest::read(&mut reader);
+        let limit = usize::try_from(page.scan_limit()).unwrap_or(usize::MAX);
+        let (memberships, linked, instance) = futures_util::future::try_join3(
+            access::memberships_of(&state.store, caller),
+            state.store.linked_runner_ids(&self.sources),
+            state.store.runners_of_type(RunnerType::Instance, limit),
         )
         .await?;
-    let now = Timestamp::now();
-    let entities: Vec<RunnerEntity<'_>> = runners
-        .iter()
-        .map(|r| RunnerEntity::new(r, now, state.settings.online_timeout_secs))
-        .collect();
-    Ok(paginated(
-        &entities,
-        &info,
-        &base_url(&headers, &state.settings),
-        &uri,
-    ))
+        (self.check)(&memberships)?;
+        reader.finish()?;
+
+        let (instance_runners, instance_exhausted) = instance;
+        let ids: Vec<i64> = linked
+            .into_iter()
+            .chain(instance_runners.iter().map(|r| r.id))
+            .collect();
+        let timeout = state.settings.online_timeout_secs;
+        let (runners, info) = state
+            .store
+            .runner_page(
+                ids,
+                &instance_runners,
+                !instance_exhausted,
+                &filter,
+                page,
+                Timestamp::now(),
+                timeout,
+            )
+            .await?;
+        let now = Timestamp::now();
+        let entities: Vec<RunnerEntity<'_>> = runners
+            .iter()
+            .map(|r| RunnerEntity::new(r, now, timeout))
+            .collect();
+        Ok(paginated(
+            &entities,
+            &info,
+            &base_url(headers, &state.settings),
+            uri,
+        ))
+    }
+}
+
+/// `POST /projects/:id/runners/reset_registration_token` (Maintainer+) and
+/// `POST /groups/:id/runners/reset_registration_token` (Owner): 201 with the new token.
+async fn reset_project_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams,
+    params: Params,
+) -> Result<Response, ApiError> {
+    reset_token(&state, &headers, &path, &params, |id| {
+        ResetTarget::Project(id)
+    })
+    .await
+}
+
+async fn reset_group_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathParams,
+    params: Params,
+) -> Result<Response, ApiError> {
+    reset_token(&state, &headers, &path, &params, |id| {
+        ResetTarget::Group(id)
+    })
+    .await
+}
+
+async fn reset_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &PathParams,
+    params: &Params,
+    target: fn(&str) -> ResetTarget<'_>,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state.store, headers, params, Access::Write).await?;
+    // An `:id` that is not UTF-8 names nothing: the lookup answers 404.
+    let id = path.get("id").unwrap_or_default();
+    let answer = registration_tokens::reset(&state.store, caller, target(id)).await?;
+    Ok(json_response(StatusCode::CREATED, &answer))
 }
 
 fn already_enabled() -> ApiError {

@@ -25,6 +25,7 @@ use runners_shared::http::{
 };
 use runners_shared::pagination::PageRequest;
 use runners_shared::params::Params;
+use runners_shared::registration_tokens::{self, ResetTarget};
 use runners_shared::runner::{AccessLevel, Runner, RunnerChanges, RunnerType};
 use runners_shared::runner_filter::{RunnerFilter, RunnerList};
 use runners_shared::runner_tokens::modified_since;
@@ -44,6 +45,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v4/runners", get(list_owned))
         .route("/api/v4/runners/all", get(list_all))
+        .route(
+            "/api/v4/runners/reset_registration_token",
+            post(reset_registration_token),
+        )
         .route("/api/v4/runners/{id}", get(show).put(update).delete(remove))
         .route("/api/v4/runners/{id}/jobs", get(jobs))
         .route("/api/v4/runners/{id}/managers", get(managers))
@@ -397,6 +402,18 @@ async fn jobs(
         &state.settings,
         &uri,
     ))
+}
+
+/// `POST /runners/reset_registration_token`: an admin replaces the instance registration token
+/// (201 with the new one).
+async fn reset_registration_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state.store, &headers, &params, Access::Write).await?;
+    let answer = registration_tokens::reset(&state.store, caller, ResetTarget::Instance).await?;
+    Ok(json_response(StatusCode::CREATED, &answer))
 }
 
 /// `POST /user/runners`: a user creates a runner and gets its `glrt-` token (201).

@@ -8,7 +8,7 @@ use crate::store::directory::{
     Group, MemberOf, Membership, PathOwner, Project, ProjectSettings, SettingsChanges, User,
     UserProfile, descendant_item,
 };
-use crate::store::item::{Item, ItemBuilder, ItemReader, key_of};
+use crate::store::item::{Item, ItemBuilder, ItemReader};
 use crate::store::settings::ExpiryScope;
 use crate::store::{IdSequence, RegistrationScope, Store, TokenRecord, keys};
 use crate::time::Timestamp;
@@ -431,43 +431,24 @@ pub enum RegistrationTarget {
     Project(String),
 }
 
-struct TokenHolder {
-    key: (String, String),
-    item: Option<Item>,
-    scope: RegistrationScope,
-    digest_attribute: &'static str,
-}
-
-async fn holder(store: &Store, target: &RegistrationTarget) -> Result<TokenHolder, String> {
-    let (key, kind) = match target {
-        RegistrationTarget::Instance => (keys::settings(), None),
-        RegistrationTarget::Group(path) => match find_path(store, path).await? {
-            Some(PathOwner::Group(id)) => (keys::group(id), Some("group")),
-            _ => return Err(format!("no group at {path:?}")),
-        },
+/// The scope a target names, with the group or project it carries.
+async fn registration_scope(
+    store: &Store,
+    target: &RegistrationTarget,
+) -> Result<RegistrationScope, String> {
+    Ok(match target {
+        RegistrationTarget::Instance => RegistrationScope::Instance,
+        RegistrationTarget::Group(path) => {
+            RegistrationScope::Group(group_by_path(store, path).await?.reference())
+        }
         RegistrationTarget::Project(path) => match find_path(store, path).await? {
-            Some(PathOwner::Project(id)) => (keys::project(id), Some("project")),
+            Some(PathOwner::Project(id)) => RegistrationScope::Project(
+                Project::from_item(&read(store, keys::project(id), "project").await?)
+                    .map_err(api)?
+                    .reference(),
+            ),
             _ => return Err(format!("no project at {path:?}")),
         },
-    };
-    let item = store.get(key.clone()).await.map_err(api)?;
-    let (scope, digest_attribute) = match (kind, &item) {
-        (None, _) => (RegistrationScope::Instance, "registration_token_digest"),
-        (Some("group"), Some(item)) => (
-            RegistrationScope::Group(Group::from_item(item).map_err(api)?.reference()),
-            "runners_token_digest",
-        ),
-        (Some(_), Some(item)) => (
-            RegistrationScope::Project(Project::from_item(item).map_err(api)?.reference()),
-            "runners_token_digest",
-        ),
-        (Some(_), None) => return Err("not found".into()),
-    };
-    Ok(TokenHolder {
-        key,
-        item,
-        scope,
-        digest_attribute,
     })
 }
 
@@ -483,62 +464,37 @@ pub async fn show_registration_token(
     store: &Store,
     target: &RegistrationTarget,
 ) -> Result<RegistrationTokenInfo, String> {
-    let holder = holder(store, target).await?;
-    let digest = holder
-        .item
-        .as_ref()
-        .and_then(|i| ItemReader::new(i, "token holder").opt_s(holder.digest_attribute));
+    let scope = registration_scope(store, target).await?;
+    let digest = store.registration_token_digest(&scope).await.map_err(api)?;
     Ok(RegistrationTokenInfo {
         set: digest.is_some(),
         digest_prefix: digest.map(|d| d[..12.min(d.len())].to_owned()),
     })
 }
 
-/// Replaces a registration token: the new token item, the holder's digest and the removal of the
-/// old token item happen in one transaction, so the old token stops working at that instant.
+/// Replaces a registration token (see `Store::replace_registration_token`): the old token stops
+/// working the moment the new one is printed.
 pub async fn reset_registration_token(
     store: &Store,
     target: &RegistrationTarget,
 ) -> Result<String, String> {
-    let holder = holder(store, target).await?;
+    let scope = registration_scope(store, target).await?;
+    let old = store.registration_token_digest(&scope).await.map_err(api)?;
     let token = generate_token().map_err(api)?;
-    let digest = TokenDigest::of(&token);
-    let now = Timestamp::now();
-    let mut updated = holder
-        .item
-        .clone()
-        .unwrap_or_else(|| key_of(holder.key.clone()));
-    let old = updated
-        .insert(
-            holder.digest_attribute.to_owned(),
-            aws_sdk_dynamodb::types::AttributeValue::S(digest.as_str().to_owned()),
+    let replaced = store
+        .replace_registration_token(
+            &scope,
+            old.as_deref(),
+            &TokenDigest::of(&token),
+            Timestamp::now(),
         )
-        .and_then(|v| v.as_s().ok().cloned());
-    if matches!(holder.scope, RegistrationScope::Instance) {
-        updated.insert(
-            "entity".into(),
-            aws_sdk_dynamodb::types::AttributeValue::S("settings".into()),
-        );
-        updated.insert(
-            "registration_token_set_at".into(),
-            aws_sdk_dynamodb::types::AttributeValue::N(now.millis().to_string()),
-        );
-    }
-    let mut writes = vec![
-        Write::Create(
-            TokenRecord::Registration(holder.scope)
-                .to_item(&digest, now)
-                .build(),
-        ),
-        Write::Replace(updated),
-    ];
-    if let Some(old) = old {
-        writes.push(Write::Delete(key_of(keys::token(&old))));
-    }
-    transact(store, writes)
         .await
-        .map_err(|e| format!("{e:?}"))?;
-    Ok(token)
+        .map_err(api)?;
+    if replaced {
+        Ok(token)
+    } else {
+        Err("the registration token changed meanwhile; run the command again".into())
+    }
 }
 
 /// For `runnerctl serve`: makes sure an instance registration token exists. Returns the new

@@ -3,7 +3,7 @@
 use crate::store::item::Item;
 use crate::store::{IdSequence, Store, keys, storage_error};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, PutRequest, TransactWriteItem,
+    AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, TransactWriteItem,
     WriteRequest,
 };
 use std::collections::HashMap;
@@ -133,7 +133,6 @@ pub(crate) enum Write {
     Create(Item),
     /// Put, replacing whatever is there.
     Replace(Item),
-    Delete(Item),
 }
 
 /// Runs the writes atomically. A failed "create" condition is reported with the index of the
@@ -154,13 +153,6 @@ pub(crate) async fn transact(store: &Store, writes: Vec<Write>) -> Result<(), Tr
                 Put::builder()
                     .table_name(store.table())
                     .set_item(Some(item))
-                    .build()
-                    .map_err(|e| TransactError::Other(err(e)))?,
-            ),
-            Write::Delete(key) => TransactWriteItem::builder().delete(
-                Delete::builder()
-                    .table_name(store.table())
-                    .set_key(Some(key))
                     .build()
                     .map_err(|e| TransactError::Other(err(e)))?,
             ),

@@ -10,7 +10,7 @@
 use super::directory::Job;
 use super::item::{Item, ItemBuilder, ItemReader, key_of};
 use super::runners::Transaction;
-use super::{Store, keys, storage_error};
+use super::{Store, build_error, keys, storage_error};
 use crate::error::ApiError;
 use crate::jobs::{self, PENDING, RUNNING};
 use crate::metrics;
@@ -48,10 +48,6 @@ pub enum LogWrite {
 
 fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
-}
-
-fn build_error(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(format!("building a DynamoDB request: {e}"))
 }
 
 fn update(

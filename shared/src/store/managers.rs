@@ -4,16 +4,12 @@
 
 use super::item::{Item, ItemReader, key_of};
 use super::runners::Transaction;
-use super::{Heartbeat, Store, keys};
+use super::{Heartbeat, Store, build_error, keys};
 use crate::auth::TokenDigest;
 use crate::error::ApiError;
 use crate::runner::{Runner, RunnerInfo, RunnerManager};
 use crate::time::Timestamp;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
-
-fn build_error(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(format!("building a DynamoDB request: {e}"))
-}
 
 /// A manager's id: GitLab shows one, and nothing here looks a manager up by it, so it is drawn
 /// at random (53 bits, exact in JSON numbers) instead of costing a counter round trip on the

@@ -27,6 +27,11 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use item::Item;
 
+/// A request the SDK refused to build: always our bug, never the client's.
+pub(crate) fn build_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(format!("building a DynamoDB request: {e}"))
+}
+
 /// Named id sequences, one counter item each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdSequence {

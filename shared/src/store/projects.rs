@@ -3,10 +3,10 @@
 //! link is never duplicated, the two sides always agree, and a project runner never loses its
 //! last project, however requests interleave.
 
-use super::directory::{Group, Project, project_ref_item};
+use super::directory::{Group, PathOwner, Project, project_ref_item};
 use super::item::{Item, ItemBuilder, ItemReader, key_of};
 use super::runners::{Transaction, link_item};
-use super::{Store, keys};
+use super::{Store, build_error, keys};
 use crate::error::ApiError;
 use crate::runner::{ProjectRef, Runner, RunnerType};
 use crate::time::Timestamp;
@@ -34,10 +34,6 @@ impl Project {
             .map("project", project)
             .build()
     }
-}
-
-fn build_error(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(format!("building a DynamoDB request: {e}"))
 }
 
 fn n(value: i64) -> AttributeValue {
@@ -68,6 +64,26 @@ impl Store {
         match (reader.opt_s("kind").as_deref(), reader.map("project")?) {
             (Some("project"), Some(project)) => Project::from_item(project).map(Some),
             _ => Ok(None),
+        }
+    }
+
+    /// A group by numeric id or by full path (any letter case): by path, the path item names it.
+    pub async fn find_group(&self, id_or_path: &str) -> Result<Option<Group>, ApiError> {
+        if !id_or_path.is_empty() && id_or_path.bytes().all(|b| b.is_ascii_digit()) {
+            return match id_or_path.parse::<i64>() {
+                Ok(id) => self.get_group(id).await,
+                Err(_) => Ok(None),
+            };
+        }
+        if !keys::path_fits(id_or_path) {
+            return Ok(None);
+        }
+        match self.get(keys::path(id_or_path)).await? {
+            Some(item) => match PathOwner::from_item(&item)? {
+                PathOwner::Group(id) => self.get_group(id).await,
+                _ => Ok(None),
+            },
+            None => Ok(None),
         }
     }
 

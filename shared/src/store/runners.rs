@@ -3,7 +3,7 @@
 use super::directory::{group_ref_from, group_ref_item, project_ref_from, project_ref_item};
 use super::item::{Item, ItemBuilder, ItemReader, key_of};
 use super::tokens::TokenRecord;
-use super::{Store, is_size_limit, keys, storage_error, too_large};
+use super::{Store, build_error, is_size_limit, keys, storage_error, too_large};
 use crate::auth::TokenDigest;
 use crate::error::ApiError;
 use crate::metrics;
@@ -67,10 +67,6 @@ impl From<ApiError> for CreateRunnerError {
     fn from(e: ApiError) -> Self {
         Self::Storage(e)
     }
-}
-
-fn build_error(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(format!("building a DynamoDB request: {e}"))
 }
 
 impl Runner {

@@ -55,6 +55,7 @@ fn intervals_from(map: Option<&Item>) -> Result<BTreeMap<i64, i64>, ApiError> {
         .collect()
 }
 
+#[cfg(feature = "admin")]
 fn intervals_item(intervals: &BTreeMap<i64, i64>) -> Item {
     intervals
         .iter()
@@ -81,6 +82,7 @@ impl InstanceSettings {
 }
 
 /// The expiry attributes of a settings item written whole (fixtures).
+#[cfg(feature = "admin")]
 pub(crate) fn token_expiry_attributes(expiry: &TokenExpiry) -> Vec<(String, AttributeValue)> {
     let mut attributes = vec![
         (

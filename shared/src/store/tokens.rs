@@ -2,13 +2,14 @@
 //! resolved with a single strongly consistent read.
 
 use super::directory::{group_ref_from, group_ref_item, project_ref_from, project_ref_item};
-use super::item::{ItemBuilder, ItemReader};
-use super::{Store, keys};
+use super::item::{ItemBuilder, ItemReader, key_of};
+use super::runners::Transaction;
+use super::{Store, build_error, keys};
 use crate::auth::{PersonalAccessToken, TokenDigest};
 use crate::error::ApiError;
 use crate::runner::{GroupRef, ProjectRef};
 use crate::time::Timestamp;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
 use std::collections::BTreeMap;
 
 /// What a registration token registers: an instance, group or project runner. The group or
@@ -185,7 +186,93 @@ fn manager_heartbeats_from(
         .collect()
 }
 
+/// Where a registration token's digest is kept: the settings item for the instance's, the group
+/// or project item for theirs.
+fn registration_holder(scope: &RegistrationScope) -> ((String, String), &'static str) {
+    match scope {
+        RegistrationScope::Instance => (keys::settings(), "registration_token_digest"),
+        RegistrationScope::Group(group) => (keys::group(group.id), "runners_token_digest"),
+        RegistrationScope::Project(project) => (keys::project(project.id), "runners_token_digest"),
+    }
+}
+
 impl Store {
+    /// The digest of the registration token a scope has now, if any.
+    pub async fn registration_token_digest(
+        &self,
+        scope: &RegistrationScope,
+    ) -> Result<Option<String>, ApiError> {
+        let (key, attribute) = registration_holder(scope);
+        Ok(self
+            .get(key)
+            .await?
+            .and_then(|item| ItemReader::new(&item, "token holder").opt_s(attribute)))
+    }
+
+    /// Replaces a scope's registration token in one transaction: the new token item comes, the
+    /// holder's digest moves (on condition that it is still `old`), and the old token item goes,
+    /// so the old token stops working at that instant and two resets racing can never leave a
+    /// token item the holder does not name. `false`: the token changed meanwhile; read again.
+    pub async fn replace_registration_token(
+        &self,
+        scope: &RegistrationScope,
+        old: Option<&str>,
+        new: &TokenDigest,
+        now: Timestamp,
+    ) -> Result<bool, ApiError> {
+        let (key, attribute) = registration_holder(scope);
+        let is_instance = matches!(scope, RegistrationScope::Instance);
+        let mut holder = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(key)))
+            .expression_attribute_names("#digest", attribute)
+            .expression_attribute_values(":new", AttributeValue::S(new.as_str().to_owned()));
+        holder = if is_instance {
+            holder
+                .update_expression(
+                    "SET #digest = :new, entity = :entity, registration_token_set_at = :now",
+                )
+                .expression_attribute_values(":entity", AttributeValue::S("settings".into()))
+                .expression_attribute_values(":now", AttributeValue::N(now.millis().to_string()))
+        } else {
+            holder.update_expression("SET #digest = :new")
+        };
+        let exists = if is_instance {
+            ""
+        } else {
+            "attribute_exists(pk) AND "
+        };
+        holder = match old {
+            Some(old) => holder
+                .condition_expression(format!("{exists}#digest = :old"))
+                .expression_attribute_values(":old", AttributeValue::S(old.to_owned())),
+            None => holder.condition_expression(format!("{exists}attribute_not_exists(#digest)")),
+        };
+        let mut actions = vec![
+            self.put(
+                TokenRecord::Registration(scope.clone())
+                    .to_item(new, now)
+                    .build(),
+                "attribute_not_exists(pk)",
+            )?,
+            TransactWriteItem::builder()
+                .update(holder.build().map_err(build_error)?)
+                .build(),
+        ];
+        if let Some(old) = old {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_of(keys::token(old))))
+                .build()
+                .map_err(build_error)?;
+            actions.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        Ok(matches!(
+            self.transact(actions).await?,
+            Transaction::Committed
+        ))
+    }
+
     /// Resolves a presented token by its digest: one read, whatever its kind.
     pub async fn find_token(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, ApiError> {
         match self.get(keys::token(digest.as_str())).await? {
