@@ -96,3 +96,24 @@ def test_token_resets_by_the_user_and_by_the_runner(management_url):
     assert left.status_code == 204
     assert gl.http_get(f"/runners/{created.id}/managers") == []
     assert gl.runners.get(created.id).id == created.id
+
+
+def test_group_runners_and_registration_token_resets(management_url):
+    admin = client(management_url, ADMIN)
+    group_runner = admin.user.runners.create({"runner_type": "group_type", "group_id": 10, "tag_list": ["grp"]})
+    listed = admin.groups.get(10, lazy=True).runners.list(get_all=True)
+    assert group_runner.id in [r.id for r in listed] and 46 in [r.id for r in listed]
+    assert all(r.runner_type != "project_type" for r in listed)
+    tagged = admin.groups.get(10, lazy=True).runners.list(tag_list=["grp"], get_all=True)
+    assert [r.id for r in tagged] == [group_runner.id]
+
+    # go-gitlab's ResetInstanceRunnerRegistrationToken & co., through python-gitlab's raw calls.
+    for path in ["/runners/reset_registration_token", "/projects/100/runners/reset_registration_token",
+                 "/groups/10/runners/reset_registration_token"]:
+        reset = admin.http_post(path)
+        assert list(reset) == ["token"], path
+        registered = requests.post(f"{management_url}/api/v4/runners", json={"token": reset["token"]}, timeout=10)
+        assert registered.status_code == 201 and not registered.json()["token"].startswith("glrt-"), path
+    with pytest.raises(gitlab.exceptions.GitlabHttpError) as refused:
+        client(management_url).http_post("/runners/reset_registration_token")
+    assert refused.value.response_code == 403
