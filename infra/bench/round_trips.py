@@ -129,6 +129,40 @@ def main():
         measure("DELETE /runners/:id", "admin", "<= 4", "DELETE", "/api/v4/runners/3", ADMIN)
         measure("DELETE /runners/:id", "maintainer", "<= 4",
                 "DELETE", "/api/v4/runners/4", MAINTAINER)
+        # Today's workflow (issue 9).
+        created = measure("POST /user/runners", "admin, instance runner", "<= 4", "POST",
+                          "/api/v4/user/runners", ADMIN, json={"runner_type": "instance_type"}).json()
+        measure("POST /user/runners", "maintainer, project runner", "<= 4", "POST",
+                "/api/v4/user/runners", MAINTAINER,
+                json={"runner_type": "project_type", "project_id": 100})
+        host = {"token": created["token"], "system_id": "s_bench0000001"}
+        measure("POST /runners/verify", "with system_id, first (written)", "<= 2",
+                "POST", "/api/v4/runners/verify", json=host)
+        measure("POST /runners/verify", "with system_id, both fresh", "1",
+                "POST", "/api/v4/runners/verify", json=host)
+        measure("POST /runners/verify", "second system_id, runner fresh", "<= 2", "POST",
+                "/api/v4/runners/verify", json={**host, "system_id": "s_bench0000002"})
+        measure("GET /runners/:id/managers", "admin", "-", "GET",
+                f"/api/v4/runners/{created['id']}/managers", ADMIN)
+        measure("DELETE /runners/managers", "runner token", "-", "DELETE",
+                "/api/v4/runners/managers", json=host)
+        for caller, token in (("admin", ADMIN), ("maintainer", MAINTAINER)):
+            measure("POST /runners/:id/reset_authentication_token", caller, "<= 3", "POST",
+                    "/api/v4/runners/5/reset_authentication_token", token)
+        rotated = measure("POST /runners/reset_authentication_token", "runner token", "<= 3",
+                          "POST", "/api/v4/runners/reset_authentication_token",
+                          json={"token": created["token"]}).json()
+        measure("POST /runners/reset_registration_token", "admin", "-", "POST",
+                "/api/v4/runners/reset_registration_token", ADMIN)
+        measure("POST /projects/:id/runners/reset_registration_token", "maintainer", "-", "POST",
+                "/api/v4/projects/100/runners/reset_registration_token", MAINTAINER)
+        measure("POST /groups/:id/runners/reset_registration_token", "admin", "-", "POST",
+                "/api/v4/groups/10/runners/reset_registration_token", ADMIN)
+        measure("GET /groups/:id/runners", "maintainer", "-", "GET",
+                "/api/v4/groups/10/runners", MAINTAINER)
+        measure("DELETE /runners", "runner with a manager", "<= 3", "DELETE", "/api/v4/runners",
+                json={"token": rotated["token"]})
+
         measure("GET /user", "maintainer", "-", "GET", "/api/v4/user", MAINTAINER)
         measure("GET /version", "maintainer", "-", "GET", "/api/v4/version", MAINTAINER)
 

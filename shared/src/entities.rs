@@ -149,6 +149,8 @@ pub struct RunnerDetailsEntity<'a> {
     pub created_at: Timestamp,
     /// Shown only to those who may update the runner (`null` to others), as GitLab does.
     pub maintenance_note: Option<&'a str>,
+    /// `active` while a job runs on the runner, else `idle`.
+    pub job_execution_status: &'static str,
     pub token_expires_at: Option<Timestamp>,
 }
 
@@ -181,8 +183,15 @@ impl<'a> RunnerDetailsEntity<'a> {
                 .collect(),
             created_at: runner.created_at,
             maintenance_note: None,
+            job_execution_status: "idle",
             token_expires_at: runner.token_expires_at,
         }
+    }
+
+    /// Says whether a job is running on the runner now.
+    pub fn with_busy(mut self, busy: bool) -> Self {
+        self.job_execution_status = if busy { "active" } else { "idle" };
+        self
     }
 
     /// Shows the maintenance note: for a caller who may update the runner.

@@ -228,3 +228,38 @@ async fn a_log_past_the_cap_ends_with_one_line_and_patches_keep_answering() {
         format!("\nJob's log exceeded limit of {MAX_JOB_LOG_BYTES} bytes.\n")
     );
 }
+
+/// GitLab's `job_execution_status` of the runner: `active` from the moment it takes a job until
+/// the job ends, however it ends (success, cancel).
+async fn status(app: &TestApp) -> String {
+    app.get("/api/v4/runners/1")
+        .header("PRIVATE-TOKEN", common::ADMIN)
+        .send()
+        .await
+        .expect(200)
+        .body["job_execution_status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_runner_is_active_exactly_while_a_job_runs_on_it() {
+    let app = app().await;
+    assert_eq!(status(&app).await, "idle");
+    let (id, token) = running_job(&app).await;
+    assert_eq!(status(&app).await, "active");
+    put(&app, id, json!({"token": token, "state": "success"}))
+        .await
+        .expect(200);
+    assert_eq!(status(&app).await, "idle");
+
+    let (second, _) = running_job(&app).await;
+    assert_eq!(status(&app).await, "active");
+    app.post(&format!("/api/v4/projects/100/jobs/{second}/cancel"))
+        .header("PRIVATE-TOKEN", common::ADMIN)
+        .send()
+        .await
+        .expect(201);
+    assert_eq!(status(&app).await, "idle");
+}

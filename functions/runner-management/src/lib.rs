@@ -123,21 +123,6 @@ async fn list_all(
     ))
 }
 
-/// The runner and, for a non-admin, the caller's memberships that decide access to it.
-async fn runner_with_access(
-    state: &AppState,
-    caller: Caller,
-    id: i64,
-) -> Result<(Runner, Memberships), ApiError> {
-    let runner = state
-        .store
-        .get_runner(id)
-        .await?
-        .ok_or(ApiError::NotFound("Runner"))?;
-    let memberships = memberships_for(state, caller, &runner).await?;
-    Ok((runner, memberships))
-}
-
 async fn memberships_for(
     state: &AppState,
     caller: Caller,
@@ -155,12 +140,14 @@ async fn memberships_for(
         .collect())
 }
 
+/// The runner's details as `caller` may see them; `busy`: a job runs on it.
 fn details(
     state: &AppState,
     headers: &HeaderMap,
     caller: Caller,
     runner: &Runner,
     memberships: &Memberships,
+    busy: bool,
 ) -> Response {
     let entity = RunnerDetailsEntity::new(
         runner,
@@ -169,7 +156,8 @@ fn details(
         access::visible_projects(caller, runner, memberships),
         access::visible_groups(caller, runner, memberships),
         &base_url(headers, &state.settings),
-    );
+    )
+    .with_busy(busy);
     let entity = if access::check_update(caller, runner, memberships).is_ok() {
         entity.with_maintenance_note(runner)
     } else {
@@ -190,9 +178,21 @@ async fn show(
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state.store, &headers, &params, Access::ReadRunner).await?;
     let id = runner_id(&path)?;
-    let (runner, memberships) = runner_with_access(&state, caller, id).await?;
+    // Whether a job runs on it is read beside the runner.
+    let (runner, busy) =
+        futures_util::future::join(state.store.get_runner(id), state.store.runner_is_busy(id))
+            .await;
+    let runner = runner?.ok_or(ApiError::NotFound("Runner"))?;
+    let memberships = memberships_for(&state, caller, &runner).await?;
     access::check_read(caller, &runner, &memberships)?;
-    Ok(details(&state, &headers, caller, &runner, &memberships))
+    Ok(details(
+        &state,
+        &headers,
+        caller,
+        &runner,
+        &memberships,
+        busy?,
+    ))
 }
 
 /// `GET /runners/:id/managers`: every host that serves the runner's token (not paginated, as
@@ -301,12 +301,13 @@ async fn update(
         merged.validate()?;
         // Only a concurrent change that makes this update invalid comes back here, to be
         // validated against what is stored now.
-        if let Some(updated) = state
-            .store
-            .update_runner(id, &changes, Timestamp::now())
-            .await?
-        {
-            return Ok(details(&state, &headers, caller, &updated, &granted));
+        let (updated, busy) = futures_util::future::join(
+            state.store.update_runner(id, &changes, Timestamp::now()),
+            state.store.runner_is_busy(id),
+        )
+        .await;
+        if let Some(updated) = updated? {
+            return Ok(details(&state, &headers, caller, &updated, &granted, busy?));
         }
         memberships = Some(granted);
     }

@@ -6,6 +6,7 @@
 
 use super::writes::{delete_all, get_all, put_all, raise_counter};
 use crate::auth::{PersonalAccessToken, TokenDigest};
+use crate::jobs::RUNNING;
 use crate::params::normalize_tags;
 use crate::runner::{AccessLevel, ProjectRef, Runner, RunnerInfo, RunnerType};
 use crate::store::directory::{
@@ -16,7 +17,9 @@ use crate::store::item::{Item, ItemBuilder, ItemReader, key_of};
 use crate::store::settings::{
     ALLOW_REGISTRATION_TOKEN, TOKEN_EXPIRATION_INTERVAL, token_expiry_attributes,
 };
-use crate::store::{IdSequence, RegistrationScope, Store, TokenRecord, keys, link_item};
+use crate::store::{
+    IdSequence, RegistrationScope, Store, TokenRecord, keys, link_item, running_job_item,
+};
 use crate::time::Timestamp;
 use crate::token_expiry::TokenExpiry;
 use serde_json::{Map, Value};
@@ -963,7 +966,12 @@ impl Fixture {
                 ));
             }
         }
-        items.extend(self.jobs.iter().map(Job::to_item));
+        for job in &self.jobs {
+            items.push(job.to_item());
+            if let (RUNNING, Some(runner_id)) = (job.status.as_str(), job.runner_id) {
+                items.push(running_job_item(runner_id, job.id));
+            }
+        }
         items
     }
 

@@ -71,7 +71,38 @@ fn kept(start: i64, bytes: &[u8]) -> (&[u8], bool) {
     (&bytes[..bytes.len().min(room)], crosses)
 }
 
+/// The marker of a job running on a runner (`keys::running_job`), written when the runner takes
+/// the job and removed in every transaction that ends it.
+pub(crate) fn running_job_item(runner_id: i64, job_id: i64) -> Item {
+    ItemBuilder::keyed(keys::running_job(runner_id, job_id))
+        .s("entity", "running_job")
+        .n("job_id", job_id)
+        .build()
+}
+
 impl Store {
+    /// Whether a job is running on the runner (GitLab's `job_execution_status`): at most one
+    /// marker read from the runner's partition.
+    pub async fn runner_is_busy(&self, runner_id: i64) -> Result<bool, ApiError> {
+        let output = metrics::track(
+            self.client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S(keys::runner(runner_id).0))
+                .expression_attribute_values(
+                    ":prefix",
+                    AttributeValue::S(keys::RUNNING_PREFIX.into()),
+                )
+                .limit(1)
+                .send(),
+        )
+        .await
+        .map_err(storage_error)?;
+        Ok(output.count() > 0)
+    }
+
     fn delete_action(&self, key: (String, String)) -> Result<TransactWriteItem, ApiError> {
         let delete = Delete::builder()
             .table_name(&self.table)
@@ -123,11 +154,17 @@ impl Store {
 
     /// Leaving `running`: the job's share of its project's fair-usage count, if it had one.
     fn leaving_running(&self, job: &Job) -> Result<Vec<TransactWriteItem>, ApiError> {
-        if job.status == RUNNING && job.on_instance_runner {
-            Ok(vec![self.instance_running_change(job.project.id, -1)?])
-        } else {
-            Ok(Vec::new())
+        let mut actions = Vec::new();
+        if job.status != RUNNING {
+            return Ok(actions);
         }
+        if job.on_instance_runner {
+            actions.push(self.instance_running_change(job.project.id, -1)?);
+        }
+        if let Some(runner_id) = job.runner_id {
+            actions.push(self.delete_action(keys::running_job(runner_id, job.id))?);
+        }
+        Ok(actions)
     }
 
     /// The deletes that take a job out of its queues and out of the sweeper's sight.
@@ -275,7 +312,13 @@ impl Store {
             )
             .expression_attribute_values(":padded", AttributeValue::S(keys::padded(entry.job_id)))
             .expression_attribute_values(":instance", AttributeValue::Bool(instance_runner));
-        let mut actions = vec![update(job)?];
+        let mut actions = vec![
+            update(job)?,
+            self.put(
+                running_job_item(runner_id, entry.job_id),
+                "attribute_not_exists(pk)",
+            )?,
+        ];
         if instance_runner {
             actions.push(self.instance_running_change(entry.project_id, 1)?);
         }

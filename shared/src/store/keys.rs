@@ -27,6 +27,17 @@ pub const ALL_RUNNERS: &str = "RUNNERS";
 /// A runner's managers live in the runner's partition, so they are one query away and go with it.
 pub const MANAGER_PREFIX: &str = "MANAGER#";
 
+/// A job running on a runner, in the runner's partition: whether the runner is busy is one
+/// query beside its other items.
+pub const RUNNING_PREFIX: &str = "RUNNING#";
+
+pub fn running_job(runner_id: i64, job_id: i64) -> (String, String) {
+    (
+        runner(runner_id).0,
+        format!("{RUNNING_PREFIX}{}", padded(job_id)),
+    )
+}
+
 pub fn runner_manager(runner_id: i64, system_id: &str) -> (String, String) {
     (runner(runner_id).0, format!("{MANAGER_PREFIX}{system_id}"))
 }

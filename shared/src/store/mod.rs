@@ -14,6 +14,8 @@ pub mod settings;
 mod tokens;
 
 #[cfg(feature = "admin")]
+pub(crate) use jobs::running_job_item;
+#[cfg(feature = "admin")]
 pub(crate) use runners::link_item;
 pub use runners::{CreateRunnerError, Heartbeat, MAX_LINKS_PER_RUNNER};
 pub use tokens::{RegistrationScope, TokenRecord};
