@@ -418,3 +418,60 @@ async fn jobs_enqueued_from_the_shell_are_for_the_first_maintainer() {
     .unwrap_err();
     assert!(nobody.contains("no user"), "{nobody}");
 }
+
+/// `runnerctl settings set runner_token_expiration_interval`, `group update` and `project update`
+/// with `--runner-token-expiration-interval`, and the fixture keys that hold the same.
+#[tokio::test]
+async fn token_expiry_intervals_are_set_by_path_and_seeded_from_fixtures() {
+    use runners_shared::admin::operator::{ExpiryTarget, parse_interval};
+    let store = test_harness::fresh_store().await;
+    let mut world = fixture("instance-reg", "group-reg");
+    world["settings"]["runner_token_expiration_interval"] = json!(86_400);
+    world["groups"][1]["runner_token_expiration_interval"] = json!(3_600);
+    Fixture::parse(&world.to_string())
+        .unwrap()
+        .import(&store)
+        .await
+        .unwrap();
+    let expiry = store.instance_settings().await.unwrap().token_expiry;
+    assert_eq!(
+        (expiry.instance, expiry.groups.get(&21)),
+        (Some(86_400), Some(&3_600))
+    );
+
+    operator::set_token_expiry(&store, &ExpiryTarget::Group("parent".into()), Some(7_200))
+        .await
+        .unwrap();
+    operator::set_token_expiry(
+        &store,
+        &ExpiryTarget::Project("parent/child/app".into()),
+        Some(900),
+    )
+    .await
+    .unwrap();
+    operator::set_token_expiry(
+        &store,
+        &ExpiryTarget::Instance,
+        parse_interval("none").unwrap(),
+    )
+    .await
+    .unwrap();
+    let expiry = store.instance_settings().await.unwrap().token_expiry;
+    assert_eq!(expiry.instance, None);
+    assert_eq!(expiry.groups, [(20, 7_200), (21, 3_600)].into());
+    assert_eq!(expiry.projects, [(300, 900)].into());
+    assert!(
+        operator::set_token_expiry(&store, &ExpiryTarget::Group("nowhere".into()), Some(1))
+            .await
+            .is_err()
+    );
+    assert!(parse_interval("0").is_err() && parse_interval("soon").is_err());
+    assert_eq!(parse_interval("60"), Ok(Some(60)));
+
+    world["projects"][0]["runner_token_expiration_interval"] = json!(-5);
+    let problems = Fixture::parse(&world.to_string()).unwrap_err();
+    assert_eq!(
+        problems,
+        ["projects[0].runner_token_expiration_interval: expected a positive number of seconds"]
+    );
+}
