@@ -468,7 +468,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await?;
             report(
                 json_mode,
-                format!("group {group}: {TOKEN_EXPIRATION_INTERVAL} {seconds:?}"),
+                format!(
+                    "group {group}: {TOKEN_EXPIRATION_INTERVAL} {}",
+                    seconds.map_or_else(|| "none".to_owned(), |s| s.to_string())
+                ),
                 json!({"group": group, TOKEN_EXPIRATION_INTERVAL: seconds}),
             );
         }
