@@ -32,6 +32,25 @@ pub enum ResetTarget<'a> {
     Project(&'a str),
 }
 
+/// Gives `scope` a new registration token in place of the one it has now (read first). `None`:
+/// another reset replaced it meanwhile.
+pub async fn replace_token(
+    store: &Store,
+    scope: &RegistrationScope,
+) -> Result<Option<String>, ApiError> {
+    let old = store.registration_token_digest(scope).await?;
+    let token = generate_token()?;
+    let replaced = store
+        .replace_registration_token(
+            scope,
+            old.as_deref(),
+            &TokenDigest::of(&token),
+            Timestamp::now(),
+        )
+        .await?;
+    Ok(replaced.then_some(token))
+}
+
 /// Resets a registration token for `caller`, in GitLab's order: an unknown group or project (or
 /// one the caller cannot see) is 404, a caller without the right (or any caller while
 /// registration tokens are off) 403.
@@ -85,17 +104,7 @@ pub async fn reset(
         if attempt > 0 {
             back_off(attempt).await;
         }
-        let old = store.registration_token_digest(&scope).await?;
-        let token = generate_token()?;
-        let replaced = store
-            .replace_registration_token(
-                &scope,
-                old.as_deref(),
-                &TokenDigest::of(&token),
-                Timestamp::now(),
-            )
-            .await?;
-        if replaced {
+        if let Some(token) = replace_token(store, &scope).await? {
             return Ok(RegistrationTokenReset { token });
         }
     }

@@ -166,6 +166,21 @@ fn details(
     json_response(StatusCode::OK, &entity)
 }
 
+/// The runner `caller` may read (404, then 403), with `beside` (something else of the runner's)
+/// read at the same time, and the memberships that decided.
+async fn readable_runner<T>(
+    state: &AppState,
+    caller: Caller,
+    id: i64,
+    beside: impl Future<Output = Result<T, ApiError>>,
+) -> Result<(Runner, Memberships, T), ApiError> {
+    let (runner, beside) = futures_util::future::join(state.store.get_runner(id), beside).await;
+    let runner = runner?.ok_or(ApiError::NotFound("Runner"))?;
+    let memberships = memberships_for(state, caller, &runner).await?;
+    access::check_read(caller, &runner, &memberships)?;
+    Ok((runner, memberships, beside?))
+}
+
 fn runner_id(path: &PathParams) -> Result<i64, ApiError> {
     path_id(path.get("id"), "id")
 }
@@ -178,20 +193,15 @@ async fn show(
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state.store, &headers, &params, Access::ReadRunner).await?;
     let id = runner_id(&path)?;
-    // Whether a job runs on it is read beside the runner.
-    let (runner, busy) =
-        futures_util::future::join(state.store.get_runner(id), state.store.runner_is_busy(id))
-            .await;
-    let runner = runner?.ok_or(ApiError::NotFound("Runner"))?;
-    let memberships = memberships_for(&state, caller, &runner).await?;
-    access::check_read(caller, &runner, &memberships)?;
+    let (runner, memberships, busy) =
+        readable_runner(&state, caller, id, state.store.runner_is_busy(id)).await?;
     Ok(details(
         &state,
         &headers,
         caller,
         &runner,
         &memberships,
-        busy?,
+        busy,
     ))
 }
 
@@ -205,14 +215,9 @@ async fn managers(
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state.store, &headers, &params, Access::ReadRunner).await?;
     let id = runner_id(&path)?;
-    let (runner, managers) =
-        futures_util::future::join(state.store.get_runner(id), state.store.runner_managers(id))
-            .await;
-    let runner = runner?.ok_or(ApiError::NotFound("Runner"))?;
-    let memberships = memberships_for(&state, caller, &runner).await?;
-    access::check_read(caller, &runner, &memberships)?;
+    let (_, _, managers) =
+        readable_runner(&state, caller, id, state.store.runner_managers(id)).await?;
     let now = Timestamp::now();
-    let managers = managers?;
     let entities: Vec<RunnerManagerEntity> = managers
         .iter()
         .map(|m| RunnerManagerEntity::new(m, now, state.settings.online_timeout_secs))

@@ -479,22 +479,10 @@ pub async fn reset_registration_token(
     target: &RegistrationTarget,
 ) -> Result<String, String> {
     let scope = registration_scope(store, target).await?;
-    let old = store.registration_token_digest(&scope).await.map_err(api)?;
-    let token = generate_token().map_err(api)?;
-    let replaced = store
-        .replace_registration_token(
-            &scope,
-            old.as_deref(),
-            &TokenDigest::of(&token),
-            Timestamp::now(),
-        )
+    crate::registration_tokens::replace_token(store, &scope)
         .await
-        .map_err(api)?;
-    if replaced {
-        Ok(token)
-    } else {
-        Err("the registration token changed meanwhile; run the command again".into())
-    }
+        .map_err(api)?
+        .ok_or_else(|| "the registration token changed meanwhile; run the command again".into())
 }
 
 /// For `runnerctl serve`: makes sure an instance registration token exists. Returns the new
