@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
-"""Size, cold-init and memory figures for the Lambda function binaries (issue: the Lambda path).
+"""Size, cold-start and memory figures for the Lambda function binaries (issue 11).
 
 For each function and a hello-world `lambda_runtime` binary built the same way:
   * release `bootstrap` size and zipped size (arm64 when its target is installed, and x86_64);
   * cold init: time from process start to the runtime's first `GET .../invocation/next` against a
     local Lambda Runtime API (this script), median of 10 starts, x86_64 (the host);
-  * peak RSS (VmHWM) after serving 1,000 API Gateway events back to back, and their mean latency.
-Figures, not assertions. Needs DYNAMODB_ENDPOINT (DynamoDB Local) and cargo-lambda on PATH.
+  * init + first request: from process start to the first answer, with DynamoDB reached over TLS
+    (a terminator in front of DynamoDB Local with a CA made for the run, trusted through
+    `AWS_CA_BUNDLE`), so that work moved from init into the first request is counted;
+  * peak RSS (VmHWM) after serving 1,000 API Gateway events back to back, and their mean latency
+    (plain HTTP to DynamoDB Local, as the figures before TLS were measured).
+Figures, not assertions. Needs DYNAMODB_ENDPOINT (DynamoDB Local), openssl and cargo-lambda.
 Usage: infra/bench/run.sh lambda   (starts DynamoDB Local, then runs this and prints a Markdown table)
 """
 
 import http.server
+import tempfile
+import urllib.parse
 import io
 import json
 import os
@@ -26,11 +32,17 @@ import zipfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "tests" / "lambda" / "events"
+# The tree whose functions are built and measured: this one, or (BUILD_ROOT) another checkout,
+# e.g. a worktree of an earlier commit, to compare before and after with the same script.
+BUILD_ROOT = pathlib.Path(os.environ.get("BUILD_ROOT") or ROOT)
 FUNCTIONS = {
     # binary: (event served 1,000 times, what it exercises)
     "runner-token": ("runner-token/verify.json", "verify, heartbeat skipped: 1 DynamoDB read"),
-    "runner-management": ("runner-management/get.json", "GET /runners/:id as admin: 2 reads"),
-    "project-runners": ("project-runners/list-by-path.json", "GET /projects/:path/runners: 4 rounds"),
+    "runner-management": ("runner-management/get.json", "GET /runners/:id as admin: 2 rounds"),
+    "project-runners": ("project-runners/list-by-path.json", "GET /projects/:path/runners: 3 rounds"),
+    "runner-jobs": ("runner-jobs/request-project-runner.json", "jobs/request, nothing to run: 2 rounds"),
+    "project-jobs": ("project-jobs/list.json", "GET /projects/:id/jobs: 2 rounds"),
+    "sweeper": ("../scheduled/sweeper.json", "a sweep with nothing stuck"),
     "hello-lambda": (None, "hello world, no I/O"),
 }
 STARTS = 10
@@ -98,11 +110,11 @@ def build(arm64):
         args += ["--bin", name]
     if arm64:
         args.append("--arm64")
-    subprocess.run(args, cwd=ROOT, check=True)
+    subprocess.run(args, cwd=BUILD_ROOT, check=True)
 
 
 def out_dir(arm64):
-    return ROOT / "target" / ("lambda-arm64" if arm64 else "lambda-x86_64")
+    return BUILD_ROOT / "target" / ("lambda-arm64" if arm64 else "lambda-x86_64")
 
 
 def sizes(binary):
@@ -113,7 +125,7 @@ def sizes(binary):
     return raw, len(buffer.getvalue())
 
 
-def function_env(api, table):
+def function_env(api, table, endpoint=None, ca_bundle=None):
     env = {
         "PATH": os.environ["PATH"],
         "AWS_LAMBDA_RUNTIME_API": api.address,
@@ -123,11 +135,35 @@ def function_env(api, table):
         "AWS_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_ENDPOINT_URL_DYNAMODB": os.environ["DYNAMODB_ENDPOINT"],
+        "AWS_ENDPOINT_URL_DYNAMODB": endpoint or os.environ["DYNAMODB_ENDPOINT"],
         "TABLE_NAME": table,
         "RUST_LOG": "warn",
     }
+    if ca_bundle:
+        env["AWS_CA_BUNDLE"] = str(ca_bundle)
     return env
+
+
+def load_event(event_file):
+    return json.loads((EVENTS / event_file).read_text()) if event_file else {"hello": "world"}
+
+
+def first_answer_ms(binary, table, event_file, tls):
+    """From process start to the first answer, the event waiting before the process starts."""
+    api = RuntimeApi()
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    api.events.put(load_event(event_file))
+    endpoint, ca = tls
+    started = time.perf_counter()
+    process = subprocess.Popen([str(binary)], env=function_env(api, table, endpoint, ca),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    path, body = api.responses.get(timeout=30)
+    elapsed = (time.perf_counter() - started) * 1000
+    process.kill()
+    process.wait()
+    api.shutdown()
+    ok = path.endswith("/response") and json.loads(body).get("statusCode", 200) < 500
+    return elapsed if ok else float("nan")
 
 
 def cold_init_ms(binary, table):
@@ -145,7 +181,7 @@ def cold_init_ms(binary, table):
 
 
 def serve(binary, event_file, table):
-    event = json.loads((EVENTS / event_file).read_text()) if event_file else {"hello": "world"}
+    event = load_event(event_file)
     api = RuntimeApi()
     threading.Thread(target=api.serve_forever, daemon=True).start()
     process = subprocess.Popen([str(binary)], env=function_env(api, table), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -165,8 +201,20 @@ def serve(binary, event_file, table):
     return peak_kb / 1024, elapsed / REQUESTS * 1000, statuses
 
 
+def tls_endpoint(directory):
+    """A TLS terminator in front of DynamoDB Local with a CA made for this run: (endpoint, CA)."""
+    sys.path.insert(0, str(ROOT / "tests" / "lambda"))
+    from tls_terminator import TlsTerminator, make_ca_and_server_cert
+
+    ca, cert, key = make_ca_and_server_cert(pathlib.Path(directory))
+    target = urllib.parse.urlsplit(os.environ["DYNAMODB_ENDPOINT"])
+    terminator = TlsTerminator(cert, key, (target.hostname, target.port))
+    return f"https://localhost:{terminator.port}", ca
+
+
 def main():
     table = os.environ.get("TABLE_NAME") or sys.exit("TABLE_NAME (a seeded table) is required; use infra/bench/run.sh")
+    tls = tls_endpoint(tempfile.mkdtemp())
     arm64 = subprocess.run(["rustup", "target", "list", "--installed"], capture_output=True, text=True).stdout
     arm64 = "aarch64-unknown-linux-gnu" in arm64
     build(arm64=False)
@@ -179,6 +227,7 @@ def main():
         x86 = out_dir(False) / name / "bootstrap"
         arm = out_dir(True) / name / "bootstrap"
         inits = [cold_init_ms(x86, table) for _ in range(STARTS)]
+        firsts = [first_answer_ms(x86, table, event_file, tls) for _ in range(STARTS)]
         peak_mb, mean_ms, statuses = serve(x86, event_file, table)
         rows.append({
             "function": name,
@@ -186,6 +235,7 @@ def main():
             "x86_64": sizes(x86),
             "init_ms": statistics.median(inits),
             "init_range": (min(inits), max(inits)),
+            "first_ms": statistics.median(firsts),
             "peak_rss_mb": peak_mb,
             "mean_ms": mean_ms,
             "statuses": statuses,
@@ -193,14 +243,16 @@ def main():
         })
     hello = next(r for r in rows if r["function"] == "hello-lambda")
     mb = lambda n: f"{n / 1e6:.2f} MB"
-    print("| function | arm64 bootstrap / zip | x86_64 bootstrap / zip | cold init, median of 10 (min-max) | x hello | peak RSS after 1,000 requests | mean per request | requests served |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| function | arm64 bootstrap / zip | x86_64 bootstrap / zip | cold init, median of 10 (min-max) | x hello | init + first request over TLS, median of 10 | x hello | peak RSS after 1,000 requests | mean per request | requests served |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         arm = f"{mb(r['arm64'][0])} / {mb(r['arm64'][1])}" if r["arm64"] else "not built"
         ratio = r["init_ms"] / hello["init_ms"]
+        first_ratio = r["first_ms"] / hello["first_ms"]
         print(
             f"| {r['function']} | {arm} | {mb(r['x86_64'][0])} / {mb(r['x86_64'][1])} | "
             f"{r['init_ms']:.1f} ms ({r['init_range'][0]:.1f}-{r['init_range'][1]:.1f}) | {ratio:.2f} | "
+            f"{r['first_ms']:.1f} ms | {first_ratio:.2f} | "
             f"{r['peak_rss_mb']:.1f} MB | {r['mean_ms']:.2f} ms | {r['what']}: {r['statuses']} |"
         )
 

@@ -177,7 +177,7 @@ pub struct PeerAddr(pub IpAddr);
 pub async fn run_lambda(routes: fn(AppState) -> Router) -> Result<(), lambda_http::Error> {
     init_lambda_logging();
     let settings = Settings::from_env();
-    let store = Store::from_env(settings.table_name.clone(), settings.storage_timeouts).await;
+    let store = Store::for_lambda(settings.table_name.clone(), settings.storage_timeouts)?;
     let deadline = settings.request_deadline;
     lambda_http::run(entry_point(
         routes(AppState::new(store, settings)),

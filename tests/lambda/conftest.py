@@ -45,8 +45,16 @@ class Emulator:
         return self.invoke(function, path)
 
 
-@pytest.fixture(scope="session")
-def emulator():
+def seeded_table(runnerctl):
+    """A new table seeded from the management fixture; its name."""
+    table = f"lambda-{uuid.uuid4().hex[:12]}"
+    env = dict(os.environ, TABLE_NAME=table)
+    subprocess.run([runnerctl, "table", "create"], env=env, check=True, capture_output=True)
+    subprocess.run([runnerctl, "seed", str(FIXTURE)], env=env, check=True, capture_output=True)
+    return table
+
+
+def required_environment():
     endpoint = os.environ.get("DYNAMODB_ENDPOINT")
     if not endpoint:
         pytest.fail("DYNAMODB_ENDPOINT is not set: run the tests with infra/test.sh")
@@ -55,42 +63,55 @@ def emulator():
         pytest.fail("RUNNERCTL is not set: run the tests with infra/test.sh")
     if shutil.which("cargo-lambda") is None:
         pytest.fail("cargo-lambda is not on PATH: infra/test.sh installs it into .venv")
-    table = f"lambda-{uuid.uuid4().hex[:12]}"
-    env = dict(os.environ, TABLE_NAME=table)
-    subprocess.run([runnerctl, "table", "create"], env=env, check=True, capture_output=True)
-    subprocess.run([runnerctl, "seed", str(FIXTURE)], env=env, check=True, capture_output=True)
-    port = free_port()
-    function_env = ",".join(
-        [
-            f"AWS_ENDPOINT_URL_DYNAMODB={endpoint}",
-            "AWS_ACCESS_KEY_ID=local",
-            "AWS_SECRET_ACCESS_KEY=local",
-            "AWS_REGION=us-east-1",
-            f"TABLE_NAME={table}",
-            "RUST_LOG=warn",
-        ]
-    )
-    log = open(pathlib.Path(runnerctl).parents[1] / "lambda-watch.log", "w")
-    watch = subprocess.Popen(
-        ["cargo", "lambda", "watch", "--ignore-changes", "-A", "127.0.0.1", "-P", str(port), "--env-var", function_env],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        watch.kill()
+    return endpoint, runnerctl
+
+
+class Watch:
+    """`cargo lambda watch` serving every function with the environment Lambda would set."""
+
+    def __init__(self, runnerctl, endpoint, table, extra_env=(), log_name="lambda-watch.log"):
+        self.port = free_port()
+        function_env = ",".join(
+            [
+                f"AWS_ENDPOINT_URL_DYNAMODB={endpoint}",
+                "AWS_ACCESS_KEY_ID=local",
+                "AWS_SECRET_ACCESS_KEY=local",
+                "AWS_REGION=us-east-1",
+                f"TABLE_NAME={table}",
+                "RUST_LOG=warn",
+                *extra_env,
+            ]
+        )
+        self.log = open(pathlib.Path(runnerctl).parents[1] / log_name, "w")
+        self.process = subprocess.Popen(
+            ["cargo", "lambda", "watch", "--ignore-changes", "-A", "127.0.0.1", "-P", str(self.port),
+             "--env-var", function_env],
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
         pytest.fail("cargo lambda watch did not listen within 60 s")
-    yield Emulator(port)
-    watch.terminate()
-    try:
-        watch.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        watch.kill()
-    log.close()
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    endpoint, runnerctl = required_environment()
+    watch = Watch(runnerctl, endpoint, seeded_table(runnerctl))
+    yield Emulator(watch.port)
+    watch.stop()

@@ -9,7 +9,7 @@ use runners_shared::{Settings, Store, sweeper};
 async fn main() -> Result<(), lambda_http::Error> {
     runners_shared::http::init_lambda_logging();
     let settings = Settings::from_env();
-    let store = Store::from_env(settings.table_name.clone(), settings.storage_timeouts).await;
+    let store = Store::for_lambda(settings.table_name.clone(), settings.storage_timeouts)?;
     let store = &store;
     lambda_runtime::run(lambda_http::service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {

@@ -9,6 +9,7 @@ pub mod schema;
 mod writes;
 
 use crate::config::StorageTimeouts;
+use crate::store::client::{ca_bundle_from_env, https_client};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 
@@ -25,7 +26,12 @@ pub async fn client_with_timeouts(
     region: Option<&str>,
     timeouts: StorageTimeouts,
 ) -> Client {
+    let extra_cas = ca_bundle_from_env().unwrap_or_else(|e| {
+        tracing::error!("{e}; trusting Amazon's root CAs only");
+        None
+    });
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client(extra_cas.as_deref()))
         .timeout_config(crate::store::sdk_timeouts(timeouts));
     if let Some(endpoint) = endpoint {
         loader = loader

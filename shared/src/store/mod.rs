@@ -2,6 +2,7 @@
 //! counters, and never sees an attribute map. Every SDK call goes through [`metrics::track`] so
 //! the request log can report what each request cost.
 
+pub mod client;
 pub mod directory;
 pub mod item;
 pub mod jobs;
@@ -73,12 +74,9 @@ impl Store {
     /// A client configured from the environment: on Lambda the execution role; locally
     /// `AWS_ENDPOINT_URL_DYNAMODB` and static credentials. Every call is bounded by `timeouts`.
     /// Makes no network call.
-    pub async fn from_env(table: impl Into<String>, timeouts: StorageTimeouts) -> Self {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .timeout_config(sdk_timeouts(timeouts))
-            .load()
-            .await;
-        Self::new(Client::new(&config), table)
+    /// A Lambda function's store (see [`client::lambda_client`]).
+    pub fn for_lambda(table: impl Into<String>, timeouts: StorageTimeouts) -> Result<Self, String> {
+        Ok(Self::new(client::lambda_client(timeouts)?, table))
     }
 
     pub fn client(&self) -> &Client {
