@@ -216,7 +216,7 @@ def main():
     table = os.environ.get("TABLE_NAME") or sys.exit("TABLE_NAME (a seeded table) is required; use infra/bench/run.sh")
     tls = tls_endpoint(tempfile.mkdtemp())
     arm64 = subprocess.run(["rustup", "target", "list", "--installed"], capture_output=True, text=True).stdout
-    arm64 = "aarch64-unknown-linux-gnu" in arm64
+    arm64 = "aarch64-unknown-linux-gnu" in arm64 and not os.environ.get("SKIP_ARM64")
     build(arm64=False)
     if arm64:
         build(arm64=True)
