@@ -141,7 +141,18 @@ def function_env(api, table, endpoint=None, ca_bundle=None):
     }
     if ca_bundle:
         env["AWS_CA_BUNDLE"] = str(ca_bundle)
+        # A build that loads the system trust store (before issue 11) finds the test CA there,
+        # beside the system's own roots, so that it pays what it would pay on Lambda.
+        env["SSL_CERT_FILE"] = str(system_store_with(ca_bundle))
     return env
+
+
+def system_store_with(ca):
+    combined = pathlib.Path(ca).with_name("system-and-test-ca.pem")
+    if not combined.exists():
+        system = pathlib.Path("/etc/ssl/certs/ca-certificates.crt")
+        combined.write_bytes((system.read_bytes() if system.exists() else b"") + pathlib.Path(ca).read_bytes())
+    return combined
 
 
 def load_event(event_file):
