@@ -12,6 +12,8 @@ step() { printf '\n== %s (%ss)\n' "$*" "$((SECONDS - started))"; }
 
 step "tools"
 command -v java >/dev/null || { echo "Java 17+ is needed for DynamoDB Local" >&2; exit 1; }
+# The Lambda tests make a throwaway CA with the openssl CLI (a DynamoDB endpoint with a private CA).
+command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
 npm ci --no-audit --no-fund --loglevel=error
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
