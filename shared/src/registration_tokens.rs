@@ -3,12 +3,14 @@
 //! Maintainer. 201 `{"token"}` (no `token_expires_at`: registration tokens do not expire); 403
 //! for anyone else and for everyone while the legacy registration switch is off.
 //!
-//! DynamoDB round trips: 4 (the caller's token; the group or project beside the caller's
-//! memberships and the settings; the current digest; the transaction).
+//! DynamoDB round trips: 3 (the caller's token; the group or project item, which holds the
+//! current digest, beside the caller's memberships and the settings; the transaction), one more
+//! for a group or project named by path.
 
 use crate::access::{self, MAINTAINER, OWNER};
 use crate::auth::{Caller, TokenDigest, generate_token};
 use crate::error::ApiError;
+use crate::store::projects::PathKind;
 use crate::store::{RegistrationScope, Store, back_off};
 use crate::time::Timestamp;
 use serde::Serialize;
@@ -39,14 +41,18 @@ pub async fn replace_token(
     scope: &RegistrationScope,
 ) -> Result<Option<String>, ApiError> {
     let old = store.registration_token_digest(scope).await?;
+    replace_token_from(store, scope, old.as_deref()).await
+}
+
+/// Gives `scope` a new registration token in place of the one whose digest is `old`.
+async fn replace_token_from(
+    store: &Store,
+    scope: &RegistrationScope,
+    old: Option<&str>,
+) -> Result<Option<String>, ApiError> {
     let token = generate_token()?;
     let replaced = store
-        .replace_registration_token(
-            scope,
-            old.as_deref(),
-            &TokenDigest::of(&token),
-            Timestamp::now(),
-        )
+        .replace_registration_token(scope, old, &TokenDigest::of(&token), Timestamp::now())
         .await?;
     Ok(replaced.then_some(token))
 }
@@ -59,33 +65,40 @@ pub async fn reset(
     caller: Caller,
     target: ResetTarget<'_>,
 ) -> Result<RegistrationTokenReset, ApiError> {
-    let scope = async {
+    // The group or project item holds the token's digest; the instance's is in the settings.
+    let holder = async {
         Ok::<_, ApiError>(match target {
-            ResetTarget::Instance => RegistrationScope::Instance,
-            ResetTarget::Group(group) => RegistrationScope::Group(
+            ResetTarget::Instance => None,
+            ResetTarget::Group(group) => Some(
                 store
-                    .find_group(group)
+                    .registration_holder(group, PathKind::Group)
                     .await?
-                    .ok_or(ApiError::NotFound("Group"))?
-                    .reference(),
+                    .ok_or(ApiError::NotFound("Group"))?,
             ),
-            ResetTarget::Project(project) => RegistrationScope::Project(
+            ResetTarget::Project(project) => Some(
                 store
-                    .find_project(project)
+                    .registration_holder(project, PathKind::Project)
                     .await?
-                    .ok_or(ApiError::NotFound("Project"))?
-                    .reference(),
+                    .ok_or(ApiError::NotFound("Project"))?,
             ),
         })
     };
-    let (scope, memberships, settings) = futures_util::future::join3(
-        scope,
+    let (holder, memberships, settings) = futures_util::future::join3(
+        holder,
         access::memberships_of(store, caller),
         store.instance_settings(),
     )
     .await;
-    let scope = scope?;
+    let holder = holder?;
     let memberships = memberships?;
+    let settings = settings?;
+    let (scope, old) = match holder {
+        Some(found) => found,
+        None => (
+            RegistrationScope::Instance,
+            settings.registration_token_digest.clone(),
+        ),
+    };
     match &scope {
         RegistrationScope::Instance if !caller.admin => return Err(ApiError::Forbidden),
         RegistrationScope::Instance => {}
@@ -97,13 +110,15 @@ pub async fn reset(
         }
     }
     // With registration tokens off nobody may reset one (GitLab: the permission is prevented).
-    if !settings?.allow_runner_registration_token {
+    if !settings.allow_runner_registration_token {
         return Err(ApiError::Forbidden);
     }
-    for attempt in 0..RESET_ATTEMPTS {
-        if attempt > 0 {
-            back_off(attempt).await;
-        }
+    // The digest read above serves the first attempt; one that lost a race reads it again.
+    if let Some(token) = replace_token_from(store, &scope, old.as_deref()).await? {
+        return Ok(RegistrationTokenReset { token });
+    }
+    for attempt in 1..RESET_ATTEMPTS {
+        back_off(attempt).await;
         if let Some(token) = replace_token(store, &scope).await? {
             return Ok(RegistrationTokenReset { token });
         }

@@ -8,7 +8,9 @@ use crate::auth::{CREATED_RUNNER_TOKEN_PREFIX, TokenDigest, generate_token};
 use crate::entities::{ResetTokenResult, RunnerRegistrationDetails};
 use crate::error::ApiError;
 use crate::params::{ParamReader, Params};
-use crate::runner::{AccessLevel, Runner, RunnerChanges, RunnerInfo, RunnerType};
+use crate::runner::{
+    AccessLevel, MAX_SYSTEM_ID_CHARS, Runner, RunnerChanges, RunnerInfo, RunnerType,
+};
 use crate::store::{
     CreateRunnerError, Heartbeat, IdSequence, RegistrationScope, Store, TokenRecord, back_off,
 };
@@ -363,6 +365,11 @@ pub async fn unregister_manager(
     system_id: &str,
 ) -> Result<(), ApiError> {
     let runner = RunnerToken::find(store, token).await?;
+    // No manager has an empty or overlong `system_id` (heartbeats refuse them), and such a value
+    // would make a key DynamoDB refuses: there is nothing to delete.
+    if system_id.is_empty() || system_id.chars().count() > MAX_SYSTEM_ID_CHARS {
+        return Err(ApiError::NotFound("Runner manager not found"));
+    }
     let deleted = store
         .delete_runner_manager(
             runner.runner_id,

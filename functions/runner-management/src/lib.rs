@@ -387,17 +387,7 @@ async fn jobs(
     )
     .await;
     let runner = runner?.ok_or(ApiError::NotFound("Runner"))?;
-    let memberships = if caller.admin {
-        Memberships::default()
-    } else {
-        let sources = access::membership_sources(&runner);
-        state
-            .store
-            .memberships_in(caller.user_id, &sources)
-            .await?
-            .into_iter()
-            .collect()
-    };
+    let memberships = memberships_for(&state, caller, &runner).await?;
     access::check_read_jobs(caller, &runner, &memberships)?;
     let (jobs, scanned) = listed?;
     Ok(job_page_response(

@@ -250,3 +250,51 @@ async fn an_overlong_system_id_is_refused_before_anything_is_written() {
         .await
         .expect(200);
 }
+
+#[tokio::test]
+async fn leaving_with_an_impossible_system_id_is_a_404_without_a_write() {
+    let app = app().await;
+    for system_id in [String::new(), "s".repeat(65), "x".repeat(64 << 10)] {
+        let refused = leave(&app, json!({"token": "t2", "system_id": system_id}))
+            .await
+            .expect(404);
+        assert_eq!(
+            refused.body,
+            json!({"message": "404 Runner manager not found Not Found"})
+        );
+        assert_eq!(refused.usage.calls, 1, "only the token was read");
+    }
+}
+
+#[tokio::test]
+async fn a_runner_with_more_managers_than_one_transaction_holds_goes_whole() {
+    let app = app().await;
+    for i in 0..120 {
+        verify(
+            &app,
+            json!({"token": "t2", "system_id": format!("s_{i:04}")}),
+        )
+        .await
+        .expect(200);
+    }
+    assert_eq!(
+        app.store
+            .runner_managers(PROJECT_RUNNER)
+            .await
+            .unwrap()
+            .len(),
+        120
+    );
+    app.delete("/api/v4/runners")
+        .json(json!({"token": "t2"}))
+        .send()
+        .await
+        .expect(204);
+    assert!(
+        app.store
+            .runner_managers(PROJECT_RUNNER)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -40,6 +40,13 @@ fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// What a path is expected to name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PathKind {
+    Group,
+    Project,
+}
+
 impl Store {
     /// A project by numeric id or by full path (`group/sub/project`, any letter case).
     pub async fn find_project(&self, id_or_path: &str) -> Result<Option<Project>, ApiError> {
@@ -69,22 +76,33 @@ impl Store {
 
     /// A group by numeric id or by full path (any letter case): by path, the path item names it.
     pub async fn find_group(&self, id_or_path: &str) -> Result<Option<Group>, ApiError> {
+        match self.path_id(id_or_path, PathKind::Group).await? {
+            Some(id) => self.get_group(id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The id a numeric id or a full path names, if it names a `kind`: a path costs one read of
+    /// its path item, an id none.
+    pub(crate) async fn path_id(
+        &self,
+        id_or_path: &str,
+        kind: PathKind,
+    ) -> Result<Option<i64>, ApiError> {
         if !id_or_path.is_empty() && id_or_path.bytes().all(|b| b.is_ascii_digit()) {
-            return match id_or_path.parse::<i64>() {
-                Ok(id) => self.get_group(id).await,
-                Err(_) => Ok(None),
-            };
+            return Ok(id_or_path.parse::<i64>().ok());
         }
         if !keys::path_fits(id_or_path) {
             return Ok(None);
         }
-        match self.get(keys::path(id_or_path)).await? {
-            Some(item) => match PathOwner::from_item(&item)? {
-                PathOwner::Group(id) => self.get_group(id).await,
-                _ => Ok(None),
-            },
-            None => Ok(None),
-        }
+        let Some(item) = self.get(keys::path(id_or_path)).await? else {
+            return Ok(None);
+        };
+        Ok(match (PathOwner::from_item(&item)?, kind) {
+            (PathOwner::Group(id), PathKind::Group)
+            | (PathOwner::Project(id), PathKind::Project) => Some(id),
+            _ => None,
+        })
     }
 
     /// A group by id.

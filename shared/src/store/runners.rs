@@ -18,6 +18,9 @@ use aws_sdk_dynamodb::types::{
 /// in one transaction of at most 100 actions.
 pub const MAX_LINKS_PER_RUNNER: usize = 98;
 
+/// How many deletes of a runner's extra managers go out at once.
+const MANAGER_DELETES_IN_FLIGHT: usize = 16;
+
 /// DynamoDB's limit on the actions of one transaction.
 const MAX_TRANSACTION_ACTIONS: usize = 100;
 
@@ -604,16 +607,25 @@ impl Store {
         if !matches!(self.transact(actions).await?, Transaction::Committed) {
             return Ok(false);
         }
-        let rest = after.iter().map(|system_id| {
-            metrics::track(
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key_of(keys::runner_manager(runner.id, system_id))))
-                    .send(),
-            )
-        });
-        futures_util::future::try_join_all(rest)
+        // A token holder can make any number of managers: delete the rest a few at a time
+        // rather than all at once.
+        use futures_util::{StreamExt, TryStreamExt};
+        let rest: Vec<Item> = after
+            .iter()
+            .map(|system_id| key_of(keys::runner_manager(runner.id, system_id)))
+            .collect();
+        futures_util::stream::iter(rest)
+            .map(|key| {
+                metrics::track(
+                    self.client
+                        .delete_item()
+                        .table_name(&self.table)
+                        .set_key(Some(key))
+                        .send(),
+                )
+            })
+            .buffer_unordered(MANAGER_DELETES_IN_FLIGHT)
+            .try_for_each(|_| async { Ok(()) })
             .await
             .map_err(storage_error)?;
         Ok(true)

@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 pub const ALLOW_REGISTRATION_TOKEN: &str = "allow_runner_registration_token";
 /// `runner_token_expiration_interval`, in seconds; absent: tokens do not expire.
 pub const TOKEN_EXPIRATION_INTERVAL: &str = "runner_token_expiration_interval";
+/// Where the instance registration token's digest is kept (`Store::replace_registration_token`).
+pub(crate) const REGISTRATION_DIGEST: &str = "registration_token_digest";
 const GROUP_INTERVALS: &str = "group_runner_token_expiration_intervals";
 const PROJECT_INTERVALS: &str = "project_runner_token_expiration_intervals";
 
@@ -23,6 +25,8 @@ const PROJECT_INTERVALS: &str = "project_runner_token_expiration_intervals";
 pub struct InstanceSettings {
     pub allow_runner_registration_token: bool,
     pub token_expiry: TokenExpiry,
+    /// The instance registration token's digest, when one is set.
+    pub registration_token_digest: Option<String>,
 }
 
 impl Default for InstanceSettings {
@@ -30,6 +34,7 @@ impl Default for InstanceSettings {
         Self {
             allow_runner_registration_token: true,
             token_expiry: TokenExpiry::default(),
+            registration_token_digest: None,
         }
     }
 }
@@ -77,6 +82,7 @@ impl InstanceSettings {
                 groups: intervals_from(r.map(GROUP_INTERVALS)?)?,
                 projects: intervals_from(r.map(PROJECT_INTERVALS)?)?,
             },
+            registration_token_digest: r.opt_s(REGISTRATION_DIGEST),
         })
     }
 }

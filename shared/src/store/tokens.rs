@@ -1,8 +1,10 @@
 //! Token items: every secret the service accepts is stored once, as `TOKEN#<sha256>`, and
 //! resolved with a single strongly consistent read.
 
+use super::directory::{Group, Project};
 use super::directory::{group_ref_from, group_ref_item, project_ref_from, project_ref_item};
 use super::item::{ItemBuilder, ItemReader, key_of};
+use super::projects::PathKind;
 use super::runners::Transaction;
 use super::{Store, build_error, keys};
 use crate::auth::{PersonalAccessToken, TokenDigest};
@@ -190,13 +192,40 @@ fn manager_heartbeats_from(
 /// or project item for theirs.
 fn registration_holder(scope: &RegistrationScope) -> ((String, String), &'static str) {
     match scope {
-        RegistrationScope::Instance => (keys::settings(), "registration_token_digest"),
+        RegistrationScope::Instance => (keys::settings(), super::settings::REGISTRATION_DIGEST),
         RegistrationScope::Group(group) => (keys::group(group.id), "runners_token_digest"),
         RegistrationScope::Project(project) => (keys::project(project.id), "runners_token_digest"),
     }
 }
 
 impl Store {
+    /// A group's or a project's registration-token holder, named by id or full path: its scope
+    /// and the digest it holds now, from one read of its item (after the path item, for a
+    /// path). `None`: there is no such group or project.
+    pub(crate) async fn registration_holder(
+        &self,
+        id_or_path: &str,
+        kind: PathKind,
+    ) -> Result<Option<(RegistrationScope, Option<String>)>, ApiError> {
+        let Some(id) = self.path_id(id_or_path, kind).await? else {
+            return Ok(None);
+        };
+        let key = match kind {
+            PathKind::Group => keys::group(id),
+            PathKind::Project => keys::project(id),
+        };
+        let Some(item) = self.get(key).await? else {
+            return Ok(None);
+        };
+        let scope = match kind {
+            PathKind::Group => RegistrationScope::Group(Group::from_item(&item)?.reference()),
+            PathKind::Project => RegistrationScope::Project(Project::from_item(&item)?.reference()),
+        };
+        let (_, attribute) = registration_holder(&scope);
+        let digest = ItemReader::new(&item, "token holder").opt_s(attribute);
+        Ok(Some((scope, digest)))
+    }
+
     /// The digest of the registration token a scope has now, if any.
     pub async fn registration_token_digest(
         &self,
