@@ -125,6 +125,35 @@ impl RunnerFilter {
         self.runner_type.or(from_scope)
     }
 
+    /// The runner types a match may have, when the filter asks nothing but a type (`type`, or
+    /// a type `scope`): such a list is counted per type and needs no runner's attributes.
+    /// `None` when the filter looks at anything else.
+    pub fn only_types(&self) -> Option<Vec<RunnerType>> {
+        let Self {
+            scope,
+            runner_type,
+            status: None,
+            tags: None,
+            paused: None,
+            version_prefix: None,
+        } = self
+        else {
+            return None;
+        };
+        let by_scope: Vec<RunnerType> = match scope.as_deref() {
+            None => vec![RunnerType::Instance, RunnerType::Group, RunnerType::Project],
+            Some("specific") => vec![RunnerType::Group, RunnerType::Project],
+            Some("shared") => vec![RunnerType::Instance],
+            Some(other) => vec![RunnerType::parse(other)?],
+        };
+        Some(
+            by_scope
+                .into_iter()
+                .filter(|t| runner_type.is_none_or(|wanted| wanted == *t))
+                .collect(),
+        )
+    }
+
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
@@ -197,6 +226,21 @@ mod tests {
             created_at: Timestamp::from_millis(NOW - 1000),
             version: None,
         }
+    }
+
+    #[test]
+    fn type_only_filters_name_their_types() {
+        let types = |query: &str| filter(query, RunnerList::All).unwrap().only_types();
+        use RunnerType::{Group, Instance, Project};
+        assert_eq!(types(""), Some(vec![Instance, Group, Project]));
+        assert_eq!(types("scope=specific"), Some(vec![Group, Project]));
+        assert_eq!(types("scope=shared"), Some(vec![Instance]));
+        assert_eq!(types("type=group_type"), Some(vec![Group]));
+        assert_eq!(types("scope=specific&type=project_type"), Some(vec![Project]));
+        assert_eq!(types("scope=shared&type=project_type"), Some(vec![]));
+        assert_eq!(types("scope=online"), None);
+        assert_eq!(types("type=group_type&tag_list=a"), None);
+        assert_eq!(types("paused=false"), None);
     }
 
     #[test]

@@ -125,34 +125,51 @@ impl Listed<'_> {
         let mut reader = params.reader();
         let filter = RunnerFilter::read(&mut reader, self.list);
         let page = PageRequest::read(&mut reader);
-        let limit = usize::try_from(page.scan_limit()).unwrap_or(usize::MAX);
-        let (memberships, linked, instance) = futures_util::future::try_join3(
-            access::memberships_of(&state.store, caller),
-            state.store.linked_runner_ids(&self.sources),
-            state.store.runners_of_type(RunnerType::Instance, limit),
-        )
-        .await?;
-        (self.check)(&memberships)?;
-        reader.finish()?;
-
-        let (instance_runners, instance_exhausted) = instance;
-        let ids: Vec<i64> = linked
-            .into_iter()
-            .chain(instance_runners.iter().map(|r| r.id))
-            .collect();
         let timeout = state.settings.online_timeout_secs;
-        let (runners, info) = state
-            .store
-            .runner_page(
-                ids,
-                &instance_runners,
-                !instance_exhausted,
-                &filter,
-                page,
-                Timestamp::now(),
-                timeout,
+        let (runners, info) = if let Some((listed_too, instance)) = counted_parts(&filter) {
+            // Counted: the links, and the instance runners from their counts, whatever the
+            // page's position.
+            let (memberships, linked, counts) = futures_util::future::try_join3(
+                access::memberships_of(&state.store, caller),
+                state.store.linked_runner_ids(&self.sources),
+                state.store.runner_counts(),
             )
             .await?;
+            (self.check)(&memberships)?;
+            reader.finish()?;
+            let listed = if listed_too { linked } else { Vec::new() };
+            state
+                .store
+                .counted_page(listed, &instance, &counts, page)
+                .await?
+        } else {
+            let limit = usize::try_from(page.scan_limit()).unwrap_or(usize::MAX);
+            let (memberships, linked, instance) = futures_util::future::try_join3(
+                access::memberships_of(&state.store, caller),
+                state.store.linked_runner_ids(&self.sources),
+                state.store.runners_of_type(RunnerType::Instance, limit),
+            )
+            .await?;
+            (self.check)(&memberships)?;
+            reader.finish()?;
+            let (instance_runners, instance_exhausted) = instance;
+            let ids: Vec<i64> = linked
+                .into_iter()
+                .chain(instance_runners.iter().map(|r| r.id))
+                .collect();
+            state
+                .store
+                .runner_page(
+                    ids,
+                    &instance_runners,
+                    !instance_exhausted,
+                    &filter,
+                    page,
+                    Timestamp::now(),
+                    timeout,
+                )
+                .await?
+        };
         let now = Timestamp::now();
         let entities: Vec<RunnerEntity<'_>> = runners
             .iter()
@@ -164,6 +181,23 @@ impl Listed<'_> {
             &base_url(headers, &state.settings),
             uri,
         ))
+    }
+}
+
+/// Whether a project's or group's list can be counted rather than walked: when the filter
+/// asks only for types that take either all linked runners (group and project runners) or
+/// none. Returns whether the links are listed, and the instance type if it is.
+fn counted_parts(filter: &RunnerFilter) -> Option<(bool, Vec<RunnerType>)> {
+    let types = filter.only_types()?;
+    let linked = [RunnerType::Group, RunnerType::Project].map(|t| types.contains(&t));
+    let instance: Vec<RunnerType> = types
+        .into_iter()
+        .filter(|t| *t == RunnerType::Instance)
+        .collect();
+    match linked {
+        [true, true] => Some((true, instance)),
+        [false, false] => Some((false, instance)),
+        _ => None,
     }
 }
 

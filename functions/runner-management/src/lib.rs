@@ -96,25 +96,47 @@ async fn list_all(
     uri: Uri,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state.store, &headers, &params, Access::Read).await?;
     let mut reader = params.reader();
     let filter = RunnerFilter::read(&mut reader, RunnerList::All);
     let page = PageRequest::read(&mut reader);
+    let counted = filter.only_types();
+    // The counts (a small partition) are read beside the caller's token, so that a counted
+    // page costs three round trips; they are shown to admins only.
+    let (caller, counts) = futures_util::future::try_join(
+        authenticate(&state.store, &headers, &params, Access::Read),
+        async {
+            match counted {
+                Some(_) => state.store.runner_counts().await.map(Some),
+                None => Ok(None),
+            }
+        },
+    )
+    .await?;
     reader.finish()?;
     if !caller.admin {
         return Err(ApiError::Forbidden);
     }
-    let index = match filter.single_type() {
-        Some(runner_type) => RunnerIndex::OfType(runner_type),
-        None => RunnerIndex::All,
+    let (runners, info) = if let (Some(types), Some(counts)) = (counted, counts) {
+        // Counted: the page is found from the counts, whatever its position.
+        state
+            .store
+            .counted_page(Vec::new(), &types, &counts, page)
+            .await?
+    } else {
+        // A filter on the runners' attributes walks them in id order.
+        let index = match filter.single_type() {
+            Some(runner_type) => RunnerIndex::OfType(runner_type),
+            None => RunnerIndex::All,
+        };
+        let now = Timestamp::now();
+        let timeout = state.settings.online_timeout_secs;
+        let (runners, scanned) = state
+            .store
+            .runners_in_index(index, page, |facts| filter.matches(facts, now, timeout))
+            .await?;
+        let (_, info) = page.cut(scanned.matches, scanned.exhausted);
+        (runners, info)
     };
-    let now = Timestamp::now();
-    let timeout = state.settings.online_timeout_secs;
-    let (runners, scanned) = state
-        .store
-        .runners_in_index(index, page, |facts| filter.matches(facts, now, timeout))
-        .await?;
-    let (_, info) = page.cut(scanned.matches, scanned.exhausted);
     Ok(paginated(
         &entities(&runners, &state),
         &info,

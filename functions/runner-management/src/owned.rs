@@ -2,9 +2,10 @@
 //! Maintainer+, and group runners of groups where the caller is Maintainer+, membership being
 //! inherited down the group tree. Never instance runners.
 //!
-//! Round trips, however many projects the caller has: memberships (1), then the subtrees of the
-//! caller's Maintainer+ groups together with the runner links of the direct memberships (2), then
-//! the links below those groups (3), then the runners in batches (4).
+//! Round trips, however many projects the caller has: memberships (1), then every source
+//! together (2): the subtree set of each Maintainer+ group (everything below it, one query
+//! however many projects it holds) and the links of each Maintainer+ project; then the
+//! runners in batches (3). Each source is read only as far as the page and the count need.
 
 use runners_shared::AppState;
 use runners_shared::access::{MAINTAINER, Memberships};
@@ -13,31 +14,40 @@ use runners_shared::error::ApiError;
 use runners_shared::pagination::{PageInfo, PageRequest};
 use runners_shared::runner::Runner;
 use runners_shared::runner_filter::RunnerFilter;
-use runners_shared::store::directory::MemberOf;
+use runners_shared::store::keys;
 use runners_shared::time::Timestamp;
 
-async fn owned_ids(state: &AppState, caller: Caller) -> Result<Vec<i64>, ApiError> {
+/// The caller's owned runner ids, in id order, up to `limit`, and whether there are more.
+async fn owned_ids(
+    state: &AppState,
+    caller: Caller,
+    limit: usize,
+) -> Result<(Vec<i64>, bool), ApiError> {
     let store = &state.store;
     let memberships: Memberships = store
         .memberships_of(caller.user_id)
         .await?
         .into_iter()
         .collect();
-    let groups: Vec<i64> = memberships.groups_at_least(MAINTAINER).collect();
-    let direct: Vec<MemberOf> = memberships
-        .projects_at_least(MAINTAINER)
-        .map(MemberOf::Project)
-        .chain(groups.iter().copied().map(MemberOf::Group))
-        .collect();
-    let (below, direct_ids) = futures_util::future::try_join(
-        store.descendants(&groups),
-        store.linked_runner_ids(&direct),
-    )
-    .await?;
-    let below: Vec<MemberOf> = below.into_iter().filter(|b| !direct.contains(b)).collect();
-    let mut ids = direct_ids;
-    ids.extend(store.linked_runner_ids(&below).await?);
-    Ok(ids)
+    let groups = memberships
+        .groups_at_least(MAINTAINER)
+        .map(|g| futures_util::future::Either::Left(store.subtree_runner_ids(g, limit)));
+    let projects = memberships.projects_at_least(MAINTAINER).map(|p| {
+        futures_util::future::Either::Right(store.linked_ids_upto(keys::project(p).0, limit))
+    });
+    let sources = futures_util::future::try_join_all(groups.chain(projects)).await?;
+    let mut more = false;
+    let mut ids = Vec::new();
+    for (source_ids, source_has_more) in sources {
+        more |= source_has_more;
+        ids.extend(source_ids);
+    }
+    // Each source's first `limit` ids hold the union's first `limit`.
+    ids.sort_unstable();
+    ids.dedup();
+    more |= ids.len() > limit;
+    ids.truncate(limit);
+    Ok((ids, more))
 }
 
 /// One page of the caller's owned runners that pass the filter, in id order.
@@ -47,10 +57,11 @@ pub async fn page(
     filter: &RunnerFilter,
     page: PageRequest,
 ) -> Result<(Vec<Runner>, PageInfo), ApiError> {
-    let ids = owned_ids(state, caller).await?;
+    let limit = usize::try_from(page.scan_limit()).unwrap_or(usize::MAX);
+    let (ids, more) = owned_ids(state, caller, limit).await?;
     let timeout = state.settings.online_timeout_secs;
     state
         .store
-        .runner_page(ids, &[], false, filter, page, Timestamp::now(), timeout)
+        .runner_page(ids, &[], more, filter, page, Timestamp::now(), timeout)
         .await
 }

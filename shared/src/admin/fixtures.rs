@@ -1067,6 +1067,10 @@ impl Fixture {
                 raise_counter(store, sequence, max).await?;
             }
         }
+        // Runner items were written directly: count them and fill the subtree sets.
+        if !self.runners.is_empty() {
+            super::listing::rebuild_listing(store).await?;
+        }
         Ok(summary)
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod dynamodb_local;
 pub mod fixtures;
+pub mod listing;
 pub mod operator;
 pub mod schema;
 mod writes;

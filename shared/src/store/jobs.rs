@@ -103,7 +103,11 @@ impl Store {
         Ok(output.count() > 0)
     }
 
-    fn delete_action(&self, key: (String, String)) -> Result<TransactWriteItem, ApiError> {
+    /// An unconditional delete, for a transaction.
+    pub(crate) fn delete_action(
+        &self,
+        key: (String, String),
+    ) -> Result<TransactWriteItem, ApiError> {
         let delete = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(key)))

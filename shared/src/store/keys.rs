@@ -12,6 +12,18 @@ pub const GSI1_SK: &str = "gsi1sk";
 pub const GSI2: &str = "gsi2";
 pub const GSI2_PK: &str = "gsi2pk";
 pub const GSI2_SK: &str = "gsi2sk";
+/// GSI3, keys only: runners by type and id bucket (`RUNNER_IDS#<type>#<bucket>`), ordered by id.
+/// An entry is about 70 bytes and a heartbeat never rewrites it, so locating a page deep in a
+/// runner list reads one bucket's keys, not the full items before it.
+pub const GSI3: &str = "gsi3";
+pub const GSI3_PK: &str = "gsi3pk";
+pub const GSI3_SK: &str = "gsi3sk";
+
+/// How many consecutive runner ids share a bucket of the runner index (GSI3) and its counters.
+pub const RUNNER_BUCKET_SIZE: i64 = 1_000;
+/// Each bucket's count is spread over this many counter items (by id), so that runners made at
+/// the same moment rarely contend for one item.
+pub const RUNNER_COUNT_SLOTS: i64 = 4;
 
 /// Ids in sort keys are zero-padded so that string order is numeric order.
 pub fn padded(id: i64) -> String {
@@ -44,6 +56,55 @@ pub fn runner_manager(runner_id: i64, system_id: &str) -> (String, String) {
 
 pub fn runners_of_type(runner_type: &str) -> String {
     format!("RUNNERS#{runner_type}")
+}
+
+pub fn runner_bucket(runner_id: i64) -> i64 {
+    runner_id.div_euclid(RUNNER_BUCKET_SIZE)
+}
+
+/// The GSI3 partition of a runner of this type and id bucket.
+pub fn runner_ids(runner_type: &str, bucket: i64) -> String {
+    format!("RUNNER_IDS#{runner_type}#{bucket}")
+}
+
+/// The partition of every runner count, one item per type, bucket and slot.
+pub const RUNNER_COUNTS: &str = "RUNNER_COUNTS";
+
+/// The counter item that counts this runner (by its type, bucket and slot).
+pub fn runner_count(runner_type: &str, runner_id: i64) -> (String, String) {
+    (
+        RUNNER_COUNTS.to_owned(),
+        format!(
+            "{runner_type}#{}#{}",
+            padded(runner_bucket(runner_id)),
+            runner_id.rem_euclid(RUNNER_COUNT_SLOTS)
+        ),
+    )
+}
+
+/// Reads a counter's sort key back: the type and bucket it counts.
+pub fn parse_runner_count(sk: &str) -> Option<(&str, i64)> {
+    let mut parts = sk.split('#');
+    let runner_type = parts.next()?;
+    let bucket = parts.next()?.parse().ok()?;
+    Some((runner_type, bucket))
+}
+
+/// A runner somewhere below a group (linked to it, to a group below it or to a project below
+/// it): the group's subtree set, read in id order by owned lists so that a group of 2,000
+/// projects is one query, not 2,000.
+pub const SUBTREE_PREFIX: &str = "SUBTREE#";
+
+pub fn subtree_runner(group_id: i64, runner_id: i64) -> (String, String) {
+    (
+        format!("GROUP#{group_id}"),
+        format!("{SUBTREE_PREFIX}{}", padded(runner_id)),
+    )
+}
+
+/// The runner id in a key that ends with a padded id (`SUBTREE#…`, `RUNNER#…`).
+pub fn trailing_id(sk: &str) -> Option<i64> {
+    sk.rsplit('#').next()?.parse().ok()
 }
 
 pub fn token(digest: &str) -> (String, String) {
@@ -218,6 +279,19 @@ mod tests {
         assert!(!path_fits(&"a".repeat(MAX_FULL_PATH_BYTES + 1)));
         // 'İ' is two bytes and lowercases to three.
         assert!(!path_fits(&"\u{130}".repeat(MAX_FULL_PATH_BYTES / 2)));
+    }
+
+    #[test]
+    fn runner_counts_name_type_bucket_and_slot() {
+        assert_eq!(runner_bucket(999), 0);
+        assert_eq!(runner_bucket(1_000), 1);
+        let (pk, sk) = runner_count("group_type", 12_345);
+        assert_eq!(pk, RUNNER_COUNTS);
+        assert_eq!(sk, format!("group_type#{}#1", padded(12)));
+        assert_eq!(parse_runner_count(&sk), Some(("group_type", 12)));
+        assert_eq!(parse_runner_count("nonsense"), None);
+        assert_eq!(trailing_id(&subtree_runner(4, 77).1), Some(77));
+        assert_eq!(trailing_id(&project_runner_link(4, 78).1), Some(78));
     }
 
     #[test]

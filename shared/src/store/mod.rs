@@ -7,6 +7,7 @@ pub mod directory;
 pub mod item;
 pub mod jobs;
 pub mod keys;
+pub mod listing;
 pub mod lists;
 mod managers;
 pub mod projects;

@@ -138,7 +138,11 @@ impl Store {
             .expression_attribute_values(":now", n(now.millis()))
             .expression_attribute_values(":read_type", AttributeValue::S(runner.runner_type.as_str().to_owned()));
         if runner.runner_type == RunnerType::Instance {
-            sets.extend(["runner_type = :project_type", "gsi2pk = :project_index"]);
+            sets.extend([
+                "runner_type = :project_type",
+                "gsi2pk = :project_index",
+                "gsi3pk = :project_ids",
+            ]);
             update = update
                 .expression_attribute_values(
                     ":project_type",
@@ -147,6 +151,13 @@ impl Store {
                 .expression_attribute_values(
                     ":project_index",
                     AttributeValue::S(keys::runners_of_type(RunnerType::Project.as_str())),
+                )
+                .expression_attribute_values(
+                    ":project_ids",
+                    AttributeValue::S(keys::runner_ids(
+                        RunnerType::Project.as_str(),
+                        keys::runner_bucket(runner.id),
+                    )),
                 );
         }
         let update = update
@@ -167,15 +178,30 @@ impl Store {
         let mut enabled = runner.clone();
         enabled.runner_type = RunnerType::Project;
         enabled.projects.push(project.clone());
-        let actions = vec![
+        let mut actions = vec![
             TransactWriteItem::builder().update(update).build(),
             TransactWriteItem::builder().put(put).build(),
             self.token_queues_update(&enabled)?,
         ];
+        self.extend_with_listing(&mut actions, runner, &enabled)?;
         Ok(match self.transact(actions).await? {
             Transaction::Committed => LinkChange::Done,
             Transaction::ConditionFailed(_) => LinkChange::Refused,
         })
+    }
+
+    /// Adds the listing writes (counts, subtree entries) of a runner going from `before` to
+    /// `after`: a few actions, as many as the project's group levels at most.
+    fn extend_with_listing(
+        &self,
+        actions: &mut Vec<TransactWriteItem>,
+        before: &Runner,
+        after: &Runner,
+    ) -> Result<(), ApiError> {
+        let changes = super::listing::listing_changes(Some(before), Some(after));
+        let (counts, subtree) = self.listing_actions(&changes)?;
+        actions.extend(counts.into_iter().chain(subtree));
+        Ok(())
     }
 
     /// Sets the runner's token item's copy of its job queues to what `runner` (as it will be
@@ -238,11 +264,12 @@ impl Store {
             .map_err(build_error)?;
         let mut disabled = runner.clone();
         disabled.projects.retain(|p| p.id != project_id);
-        let actions = vec![
+        let mut actions = vec![
             TransactWriteItem::builder().update(update).build(),
             TransactWriteItem::builder().delete(delete).build(),
             self.token_queues_update(&disabled)?,
         ];
+        self.extend_with_listing(&mut actions, runner, &disabled)?;
         Ok(match self.transact(actions).await? {
             Transaction::Committed => LinkChange::Done,
             Transaction::ConditionFailed(_) => LinkChange::Refused,

@@ -14,11 +14,12 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update,
 };
 
-/// The most links one runner may have: a delete removes the runner, its token and every link
-/// in one transaction of at most 100 actions.
-pub const MAX_LINKS_PER_RUNNER: usize = 98;
+/// The most links one runner may have: a delete removes the runner, its token, every link and
+/// its count in one transaction of at most 100 actions.
+pub const MAX_LINKS_PER_RUNNER: usize = 97;
 
-/// How many deletes of a runner's extra managers go out at once.
+/// How many deletes of a runner's items that did not fit in its delete transaction (managers,
+/// subtree entries) go out at once.
 const MANAGER_DELETES_IN_FLIGHT: usize = 16;
 
 /// DynamoDB's limit on the actions of one transaction.
@@ -82,7 +83,12 @@ impl Runner {
                 keys::GSI2_PK,
                 keys::runners_of_type(self.runner_type.as_str()),
             )
-            .s(keys::GSI2_SK, padded)
+            .s(keys::GSI2_SK, padded.clone())
+            .s(
+                keys::GSI3_PK,
+                keys::runner_ids(self.runner_type.as_str(), keys::runner_bucket(self.id)),
+            )
+            .s(keys::GSI3_SK, padded)
             .s("entity", "runner")
             .n("id", self.id)
             .s("runner_type", self.runner_type.as_str())
@@ -304,6 +310,9 @@ impl Store {
         for key in runner.link_keys() {
             actions.push(self.put(link_item(key, runner.id, now), "attribute_not_exists(pk)")?);
         }
+        let (counts, subtree) =
+            self.listing_actions(&super::listing::listing_changes(None, Some(runner)))?;
+        actions.extend(counts.into_iter().chain(subtree));
         let registration_check = actions.len();
         if let Some(registration_token) = registration_token {
             let check = ConditionCheck::builder()
@@ -555,11 +564,11 @@ impl Store {
         }
     }
 
-    /// Deletes the runner, its token item, every link and its managers (`system_ids`, as listed
-    /// beside the runner) in one transaction, on condition that the runner has not changed since
-    /// it was read (`lock_version`). `Ok(false)` means it did: read again and retry. Managers
-    /// that do not fit in the transaction's 100 actions go right after it commits; once the
-    /// runner and its token are gone, nothing can bring them back.
+    /// Deletes the runner, its token item, every link, its count, its subtree entries and its
+    /// managers (`system_ids`, as listed beside the runner) in one transaction, on condition
+    /// that the runner has not changed since it was read (`lock_version`). `Ok(false)` means it
+    /// did: read again and retry. Subtree entries and managers that do not fit in the
+    /// transaction's 100 actions go right after it commits.
     pub async fn delete_runner(
         &self,
         runner: &Runner,
@@ -591,6 +600,8 @@ impl Store {
                 .delete(builder.build().map_err(build_error)?)
                 .build())
         };
+        let (counts, subtree) =
+            self.listing_actions(&super::listing::listing_changes(Some(runner), None))?;
         let mut actions = vec![
             delete(keys::runner(runner.id), Some("lock_version = :version"))?,
             delete(keys::token(runner.token_digest.as_str()), None)?,
@@ -598,21 +609,25 @@ impl Store {
         for key in links {
             actions.push(delete(key, None)?);
         }
-        let room = MAX_TRANSACTION_ACTIONS.saturating_sub(actions.len());
-        let (inside, after) = system_ids.split_at(room.min(system_ids.len()));
-        for system_id in inside {
-            actions.push(delete(keys::runner_manager(runner.id, system_id), None)?);
+        actions.extend(counts);
+        // The runner's subtree entries and managers fill the rest of the transaction; what does
+        // not fit goes right after it commits. Once the runner and its token are gone nothing
+        // can bring them back, and a list leaves out ids whose runner it cannot read.
+        let mut extra = subtree;
+        for system_id in system_ids {
+            extra.push(self.delete_action(keys::runner_manager(runner.id, system_id))?);
         }
+        let room = MAX_TRANSACTION_ACTIONS.saturating_sub(actions.len());
+        let after = extra.split_off(room.min(extra.len()));
+        actions.extend(extra);
         // Only the runner's condition can fail: its version changed since it was read.
         if !matches!(self.transact(actions).await?, Transaction::Committed) {
             return Ok(false);
         }
-        // A token holder can make any number of managers: delete the rest a few at a time
-        // rather than all at once.
         use futures_util::{StreamExt, TryStreamExt};
         let rest: Vec<Item> = after
-            .iter()
-            .map(|system_id| key_of(keys::runner_manager(runner.id, system_id)))
+            .into_iter()
+            .filter_map(|action| action.delete.map(|d| d.key))
             .collect();
         futures_util::stream::iter(rest)
             .map(|key| {
@@ -666,6 +681,8 @@ mod tests {
         let item = runner.to_item();
         assert_eq!(item["gsi1sk"].as_s().unwrap(), "00000000000000000042");
         assert_eq!(item["gsi2pk"].as_s().unwrap(), "RUNNERS#project_type");
+        assert_eq!(item["gsi3pk"].as_s().unwrap(), "RUNNER_IDS#project_type#0");
+        assert_eq!(item["gsi3sk"].as_s().unwrap(), "00000000000000000042");
         assert_eq!(item["projects"].as_m().unwrap().len(), 2);
         assert_eq!(
             Runner::from_item(&item).unwrap(),

@@ -1,0 +1,148 @@
+//! `runnerctl listing rebuild`: recomputes the list structures (runner counts, the runner id
+//! index's keys, every group's subtree set) from the runner items. The API keeps them exact as
+//! it writes; this fills them for a table written before they existed, and after a fixture
+//! import (which writes runner items directly). Operator-side: it reads every runner.
+
+use super::writes::{delete_all, err, put_all};
+use crate::runner::Runner;
+use crate::store::Store;
+use crate::store::item::{Item, ItemBuilder, ItemReader, key_of};
+use crate::store::keys;
+use crate::store::listing::{listing_changes, subtree_item};
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures_util::{StreamExt, TryStreamExt};
+use std::collections::BTreeMap;
+
+/// What a rebuild found and wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebuildSummary {
+    pub runners: usize,
+    /// Runner items that lacked their runner id index keys (written before the index).
+    pub indexed: usize,
+    pub counters: usize,
+    pub stale_counters_removed: usize,
+    pub subtree_entries: usize,
+}
+
+const UPDATES_IN_FLIGHT: usize = 16;
+
+/// Recomputes the counts and subtree sets of every runner. Counts are written as absolute
+/// values, so run it while nothing registers or deletes runners (a count changed between the
+/// read and the write would be overwritten); subtree entries are only added, never removed.
+pub async fn rebuild_listing(store: &Store) -> Result<RebuildSummary, String> {
+    let runner_items = all_runner_items(store).await?;
+    let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut subtree = Vec::new();
+    let mut unindexed = Vec::new();
+    for item in &runner_items {
+        let runner = Runner::from_item(item).map_err(err)?;
+        let changes = listing_changes(None, Some(&runner));
+        for (key, delta) in changes.counts {
+            *counts.entry(key).or_default() += delta;
+        }
+        subtree.extend(
+            changes
+                .subtree_puts
+                .into_iter()
+                .map(|key| subtree_item(key, runner.id)),
+        );
+        let expected =
+            keys::runner_ids(runner.runner_type.as_str(), keys::runner_bucket(runner.id));
+        let reader = ItemReader::new(item, "runner");
+        if reader.opt_s(keys::GSI3_PK).as_deref() != Some(expected.as_str()) {
+            unindexed.push((runner.id, expected));
+        }
+    }
+    let stale: Vec<Item> = existing_counter_keys(store)
+        .await?
+        .into_iter()
+        .filter(|key| !counts.contains_key(key))
+        .map(key_of)
+        .collect();
+    let summary = RebuildSummary {
+        runners: runner_items.len(),
+        indexed: unindexed.len(),
+        counters: counts.len(),
+        stale_counters_removed: stale.len(),
+        subtree_entries: subtree.len(),
+    };
+    let counter_items = counts
+        .into_iter()
+        .map(|(key, value)| ItemBuilder::keyed(key).n("value", value).build())
+        .collect();
+    put_all(store, counter_items).await?;
+    delete_all(store, stale).await?;
+    put_all(store, subtree).await?;
+    futures_util::stream::iter(unindexed)
+        .map(|(id, partition)| async move {
+            store
+                .client()
+                .update_item()
+                .table_name(store.table())
+                .set_key(Some(key_of(keys::runner(id))))
+                .update_expression("SET #pk = :pk, #sk = :sk")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#pk", keys::GSI3_PK)
+                .expression_attribute_names("#sk", keys::GSI3_SK)
+                .expression_attribute_values(":pk", AttributeValue::S(partition))
+                .expression_attribute_values(":sk", AttributeValue::S(keys::padded(id)))
+                .send()
+                .await
+                .map(|_| ())
+                .or_else(|e| {
+                    // A runner deleted since it was read needs no index keys.
+                    let gone = e
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception());
+                    if gone {
+                        Ok(())
+                    } else {
+                        Err(err(crate::store::storage_error(e)))
+                    }
+                })
+        })
+        .buffer_unordered(UPDATES_IN_FLIGHT)
+        .try_for_each(|()| async { Ok(()) })
+        .await?;
+    Ok(summary)
+}
+
+/// Every runner item, through the all-runners index (a Query, page after page).
+async fn all_runner_items(store: &Store) -> Result<Vec<Item>, String> {
+    let query = store
+        .client()
+        .query()
+        .table_name(store.table())
+        .index_name(keys::GSI1)
+        .key_condition_expression("gsi1pk = :all")
+        .expression_attribute_values(":all", AttributeValue::S(keys::ALL_RUNNERS.to_owned()));
+    let mut items = Vec::new();
+    store
+        .query_pages(query, |item| {
+            items.push(item.clone());
+            Ok(false)
+        })
+        .await
+        .map_err(err)?;
+    Ok(items)
+}
+
+async fn existing_counter_keys(store: &Store) -> Result<Vec<(String, String)>, String> {
+    let query = store
+        .client()
+        .query()
+        .table_name(store.table())
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(keys::RUNNER_COUNTS.to_owned()))
+        .consistent_read(true);
+    let mut found = Vec::new();
+    store
+        .query_pages(query, |item| {
+            let reader = ItemReader::new(item, "runner count");
+            found.push((reader.s(keys::PK)?, reader.s(keys::SK)?));
+            Ok(false)
+        })
+        .await
+        .map_err(err)?;
+    Ok(found)
+}

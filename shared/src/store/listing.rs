@@ -1,0 +1,529 @@
+//! What keeps every runner list page cheap however many runners there are
+//! (`docs/data-model.md`, "Lists at scale"):
+//!
+//! - **runner counts** per type and id bucket (`RUNNER_COUNTS`), so that a page's position is
+//!   found from a few dozen small items instead of by counting the runners before it;
+//! - **the runner id index** (GSI3, keys only), so that the page itself is found by reading one
+//!   bucket's keys;
+//! - **each group's subtree set** (`GROUP#g` / `SUBTREE#<runner>`): every runner linked to the
+//!   group or to anything below it, in id order, so that a group's owned runners are one query
+//!   however many projects it holds.
+//!
+//! All three change only when a runner is made, deleted, or enabled in or disabled from a
+//! project, in those writes' own transactions: [`listing_changes`] says what changes, from the
+//! runner before and after.
+
+use super::item::{Item, ItemReader, key_of};
+use super::{Store, build_error, keys};
+use crate::error::ApiError;
+use crate::metrics;
+use crate::pagination::{PageInfo, PageRequest};
+use crate::runner::{Runner, RunnerType};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use futures_util::future::try_join_all;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The groups whose subtree holds a runner: the groups above each of its projects, and its
+/// own group with that group's ancestors.
+fn subtree_groups(runner: &Runner) -> BTreeSet<i64> {
+    let above_projects = runner.projects.iter().flat_map(|p| p.group_ids.clone());
+    let own_group = runner
+        .group
+        .iter()
+        .flat_map(|g| g.ancestor_ids.iter().copied().chain([g.id]));
+    above_projects.chain(own_group).collect()
+}
+
+/// The writes that keep the listing structures exact when a runner goes from `before` to
+/// `after` (`None`: it does not exist).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct ListingChanges {
+    /// Counter items and what to add to them (never zero).
+    pub counts: Vec<((String, String), i64)>,
+    pub subtree_puts: Vec<(String, String)>,
+    pub subtree_deletes: Vec<(String, String)>,
+}
+
+pub(crate) fn listing_changes(before: Option<&Runner>, after: Option<&Runner>) -> ListingChanges {
+    let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for (runner, delta) in [(before, -1), (after, 1)] {
+        if let Some(runner) = runner {
+            *counts
+                .entry(keys::runner_count(runner.runner_type.as_str(), runner.id))
+                .or_default() += delta;
+        }
+    }
+    counts.retain(|_, delta| *delta != 0);
+    let old = before.map(subtree_groups).unwrap_or_default();
+    let new = after.map(subtree_groups).unwrap_or_default();
+    let Some(id) = after.or(before).map(|r| r.id) else {
+        return ListingChanges::default();
+    };
+    ListingChanges {
+        counts: counts.into_iter().collect(),
+        subtree_puts: new
+            .difference(&old)
+            .map(|g| keys::subtree_runner(*g, id))
+            .collect(),
+        subtree_deletes: old
+            .difference(&new)
+            .map(|g| keys::subtree_runner(*g, id))
+            .collect(),
+    }
+}
+
+/// A subtree set's entry: its keys, and the runner id for anyone reading the item by eye.
+pub(crate) fn subtree_item(key: (String, String), runner_id: i64) -> Item {
+    super::item::ItemBuilder::keyed(key)
+        .n("runner_id", runner_id)
+        .build()
+}
+
+/// How many runners of each type are in each id bucket.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunnerCounts(BTreeMap<(RunnerTypeKey, i64), u64>);
+
+/// `RunnerType` ordered, for the counts' map.
+type RunnerTypeKey = &'static str;
+
+impl RunnerCounts {
+    /// The runners of these types per bucket, in bucket order (empty buckets left out).
+    pub fn per_bucket(&self, types: &[RunnerType]) -> BTreeMap<i64, u64> {
+        let mut buckets = BTreeMap::new();
+        for ((runner_type, bucket), count) in &self.0 {
+            if *count > 0 && types.iter().any(|t| t.as_str() == *runner_type) {
+                *buckets.entry(*bucket).or_default() += count;
+            }
+        }
+        buckets
+    }
+}
+
+/// Where one page of a counted list lies: a list of runners named by id (`listed`: a
+/// project's or group's links) and of every runner of some types (known per bucket from the
+/// counts). The page is found from counts alone; only the buckets it overlaps are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PagePlan {
+    /// The id buckets the page overlaps, in order.
+    pub buckets: Vec<i64>,
+    /// How many of those buckets' runners come before the page.
+    pub skip: usize,
+    pub total: u64,
+}
+
+pub fn plan_page(listed: &[i64], per_bucket: &BTreeMap<i64, u64>, page: PageRequest) -> PagePlan {
+    let mut combined = per_bucket.clone();
+    for id in listed {
+        *combined.entry(keys::runner_bucket(*id)).or_default() += 1;
+    }
+    let total: u64 = combined.values().sum();
+    let (offset, end) = (page.offset(), page.end().min(total));
+    let mut plan = PagePlan {
+        buckets: Vec::new(),
+        skip: 0,
+        total,
+    };
+    let mut before = 0u64;
+    for (bucket, count) in combined {
+        let after = before + count;
+        if after > offset && before < end {
+            if plan.buckets.is_empty() {
+                plan.skip = usize::try_from(offset - before).unwrap_or(usize::MAX);
+            }
+            plan.buckets.push(bucket);
+        }
+        before = after;
+    }
+    plan
+}
+
+impl Store {
+    /// One page of `listed` runners (group and project runners, by id) together with every
+    /// runner of `types`, in id order, with the exact total: the buckets the page overlaps are
+    /// read from the runner id index (all at once), then the page's runners. `counts` come from
+    /// [`Store::runner_counts`], read beside whatever else the caller needed.
+    pub async fn counted_page(
+        &self,
+        mut listed: Vec<i64>,
+        types: &[RunnerType],
+        counts: &RunnerCounts,
+        page: PageRequest,
+    ) -> Result<(Vec<Runner>, PageInfo), ApiError> {
+        listed.sort_unstable();
+        listed.dedup();
+        let per_bucket = counts.per_bucket(types);
+        let plan = plan_page(&listed, &per_bucket, page);
+        let indexed: Vec<i64> = plan
+            .buckets
+            .iter()
+            .copied()
+            .filter(|b| per_bucket.contains_key(b))
+            .collect();
+        let mut ids = self.bucket_runner_ids(types, &indexed).await?;
+        ids.extend(
+            listed
+                .iter()
+                .filter(|id| plan.buckets.contains(&keys::runner_bucket(**id))),
+        );
+        ids.sort_unstable();
+        ids.dedup();
+        let per_page = usize::try_from(page.per_page).unwrap_or(usize::MAX);
+        let page_ids: Vec<i64> = ids.into_iter().skip(plan.skip).take(per_page).collect();
+        let runners = self.get_runners(&page_ids).await?;
+        let info = PageInfo {
+            page: page.page,
+            per_page: page.per_page,
+            total: Some(plan.total),
+            has_next: page.end() < plan.total,
+        };
+        Ok((runners, info))
+    }
+
+    /// The actions that apply `changes`, for the caller's transaction: the counts first (they
+    /// must be in the transaction), then the subtree entries.
+    pub(crate) fn listing_actions(
+        &self,
+        changes: &ListingChanges,
+    ) -> Result<(Vec<TransactWriteItem>, Vec<TransactWriteItem>), ApiError> {
+        let counts = changes
+            .counts
+            .iter()
+            .map(|(key, delta)| {
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_of(key.clone())))
+                    .update_expression("ADD #value :delta")
+                    .expression_attribute_names("#value", "value")
+                    .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
+                    .build()
+                    .map_err(build_error)?;
+                Ok(TransactWriteItem::builder().update(update).build())
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        let mut subtree = Vec::new();
+        for key in &changes.subtree_puts {
+            let runner_id = keys::trailing_id(&key.1).unwrap_or_default();
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(subtree_item(key.clone(), runner_id)))
+                .build()
+                .map_err(build_error)?;
+            subtree.push(TransactWriteItem::builder().put(put).build());
+        }
+        for key in &changes.subtree_deletes {
+            subtree.push(self.delete_action(key.clone())?);
+        }
+        Ok((counts, subtree))
+    }
+
+    /// Every runner count (one Query: a few items per 1,000 runners).
+    pub async fn runner_counts(&self) -> Result<RunnerCounts, ApiError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::RUNNER_COUNTS.to_owned()))
+            .consistent_read(true);
+        let mut counts = BTreeMap::new();
+        self.query_pages(query, |item| {
+            let reader = ItemReader::new(item, "runner count");
+            let sk = reader.s(keys::SK)?;
+            let (runner_type, bucket) = keys::parse_runner_count(&sk)
+                .ok_or_else(|| ApiError::internal(format!("runner count key {sk}")))?;
+            let runner_type = RunnerType::parse(runner_type)
+                .ok_or_else(|| ApiError::internal(format!("runner count key {sk}")))?;
+            let value = reader.n("value")?;
+            *counts.entry((runner_type.as_str(), bucket)).or_insert(0u64) +=
+                u64::try_from(value).unwrap_or(0);
+            Ok(false)
+        })
+        .await?;
+        Ok(RunnerCounts(counts))
+    }
+
+    /// The ids of the runners of these types in these buckets (GSI3, all queried together), in
+    /// id order.
+    pub async fn bucket_runner_ids(
+        &self,
+        types: &[RunnerType],
+        buckets: &[i64],
+    ) -> Result<Vec<i64>, ApiError> {
+        let queries = buckets.iter().flat_map(|bucket| {
+            types.iter().map(move |runner_type| {
+                let query = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(keys::GSI3)
+                    .key_condition_expression("#k = :k")
+                    .expression_attribute_names("#k", keys::GSI3_PK)
+                    .expression_attribute_values(
+                        ":k",
+                        AttributeValue::S(keys::runner_ids(runner_type.as_str(), *bucket)),
+                    );
+                self.ids_from_keys(query, keys::GSI3_SK, usize::MAX)
+            })
+        });
+        let mut ids: Vec<i64> = try_join_all(queries)
+            .await?
+            .into_iter()
+            .flat_map(|(ids, _)| ids)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// The first `limit` runners of a group's subtree set, in id order, and whether there are
+    /// more.
+    pub async fn subtree_runner_ids(
+        &self,
+        group_id: i64,
+        limit: usize,
+    ) -> Result<(Vec<i64>, bool), ApiError> {
+        let (pk, _) = keys::subtree_runner(group_id, 0);
+        self.prefix_ids(pk, keys::SUBTREE_PREFIX, limit).await
+    }
+
+    /// The first `limit` ids of the runners linked to a project or group, in id order, and
+    /// whether there are more.
+    pub async fn linked_ids_upto(
+        &self,
+        pk: String,
+        limit: usize,
+    ) -> Result<(Vec<i64>, bool), ApiError> {
+        self.prefix_ids(pk, "RUNNER#", limit).await
+    }
+
+    async fn prefix_ids(
+        &self,
+        pk: String,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<(Vec<i64>, bool), ApiError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+            .projection_expression("sk");
+        self.ids_from_keys(query, keys::SK, limit).await
+    }
+
+    /// Runs a query whose items end their `key_attribute` with a padded runner id, up to
+    /// `limit` items (the Query's own `Limit`, so that no more is read), and says whether
+    /// there were more.
+    async fn ids_from_keys(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        key_attribute: &str,
+        limit: usize,
+    ) -> Result<(Vec<i64>, bool), ApiError> {
+        let mut ids = Vec::new();
+        let mut start = None;
+        loop {
+            let room = limit.saturating_sub(ids.len());
+            // One more than the room, to learn whether the set goes on.
+            let page_limit = i32::try_from(room.saturating_add(1)).unwrap_or(i32::MAX);
+            let output = metrics::track(
+                query
+                    .clone()
+                    .limit(page_limit)
+                    .set_exclusive_start_key(start)
+                    .send(),
+            )
+            .await
+            .map_err(super::storage_error)?;
+            for item in output.items() {
+                if ids.len() == limit {
+                    return Ok((ids, true));
+                }
+                let key = ItemReader::new(item, "runner key").s(key_attribute)?;
+                ids.push(
+                    keys::trailing_id(&key)
+                        .ok_or_else(|| ApiError::internal(format!("runner key {key}")))?,
+                );
+            }
+            start = output.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return Ok((ids, false));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::{GroupRef, ProjectRef};
+
+    fn project(id: i64, group_ids: &[i64]) -> ProjectRef {
+        ProjectRef {
+            id,
+            name: format!("p{id}"),
+            name_with_namespace: format!("p{id}"),
+            path: format!("p{id}"),
+            path_with_namespace: format!("p{id}"),
+            description: None,
+            created_at: crate::time::Timestamp::from_millis(0),
+            group_ids: group_ids.to_vec(),
+        }
+    }
+
+    fn runner(id: i64, runner_type: RunnerType) -> Runner {
+        Runner::new(
+            id,
+            runner_type,
+            crate::auth::TokenDigest::of("t"),
+            crate::time::Timestamp::from_millis(1),
+        )
+    }
+
+    #[test]
+    fn enabling_an_instance_runner_moves_its_count_and_fills_the_subtrees_above_the_project() {
+        let before = runner(1_234, RunnerType::Instance);
+        let mut after = before.clone();
+        after.runner_type = RunnerType::Project;
+        after.projects.push(project(7, &[1, 2]));
+        let changes = listing_changes(Some(&before), Some(&after));
+        assert_eq!(
+            changes.counts,
+            [
+                (keys::runner_count("instance_type", 1_234), -1),
+                (keys::runner_count("project_type", 1_234), 1),
+            ]
+        );
+        assert_eq!(
+            changes.subtree_puts,
+            [
+                keys::subtree_runner(1, 1_234),
+                keys::subtree_runner(2, 1_234)
+            ]
+        );
+        assert!(changes.subtree_deletes.is_empty());
+    }
+
+    #[test]
+    fn a_group_stays_in_the_subtree_while_another_project_below_it_remains() {
+        let mut before = runner(5, RunnerType::Project);
+        before.projects = vec![project(7, &[1, 2]), project(8, &[1, 3])];
+        let mut after = before.clone();
+        after.projects.retain(|p| p.id != 8);
+        let changes = listing_changes(Some(&before), Some(&after));
+        assert!(changes.counts.is_empty(), "same type, same bucket");
+        assert!(changes.subtree_puts.is_empty());
+        assert_eq!(changes.subtree_deletes, [keys::subtree_runner(3, 5)]);
+    }
+
+    #[test]
+    fn a_group_runner_is_in_its_group_and_every_ancestor_until_it_is_deleted() {
+        let mut group_runner = runner(9, RunnerType::Group);
+        group_runner.group = Some(GroupRef {
+            id: 30,
+            name: "g".into(),
+            full_path: "a/b/g".into(),
+            ancestor_ids: vec![10, 20],
+        });
+        let created = listing_changes(None, Some(&group_runner));
+        assert_eq!(created.counts, [(keys::runner_count("group_type", 9), 1)]);
+        let groups: Vec<i64> = created
+            .subtree_puts
+            .iter()
+            .map(|(pk, _)| pk.trim_start_matches("GROUP#").parse().unwrap())
+            .collect();
+        assert_eq!(groups, [10, 20, 30]);
+        let deleted = listing_changes(Some(&group_runner), None);
+        assert_eq!(deleted.counts, [(keys::runner_count("group_type", 9), -1)]);
+        assert_eq!(deleted.subtree_deletes, created.subtree_puts);
+        assert_eq!(listing_changes(None, None), ListingChanges::default());
+    }
+
+    fn page(page: u64, per_page: u64) -> PageRequest {
+        let params =
+            crate::params::Params::from_query(&format!("page={page}&per_page={per_page}")).unwrap();
+        PageRequest::read(&mut params.reader())
+    }
+
+    #[test]
+    fn a_page_is_found_from_the_counts_and_reads_only_the_buckets_it_overlaps() {
+        // 900 indexed runners in bucket 0, 1,000 in bucket 1, none in 2, 500 in 3; two listed
+        // runners in bucket 2 and one in bucket 3.
+        let per_bucket = BTreeMap::from([(0, 900), (1, 1_000), (3, 500)]);
+        let listed = [2_001, 2_002, 3_005];
+        let plan = |p, n| plan_page(&listed, &per_bucket, page(p, n));
+        assert_eq!(
+            plan(1, 20),
+            PagePlan {
+                buckets: vec![0],
+                skip: 0,
+                total: 2_403
+            }
+        );
+        assert_eq!(
+            plan(23, 40),
+            PagePlan {
+                buckets: vec![0, 1],
+                skip: 880,
+                total: 2_403
+            },
+            "runners 880-899 of bucket 0 and 0-19 of bucket 1"
+        );
+        assert_eq!(
+            plan(96, 20),
+            PagePlan {
+                buckets: vec![2, 3],
+                skip: 0,
+                total: 2_403
+            },
+            "a bucket of listed runners only, then an indexed one"
+        );
+        assert_eq!(
+            plan(121, 20),
+            PagePlan {
+                buckets: vec![3],
+                skip: 498,
+                total: 2_403
+            },
+            "the last page: the last 3 runners"
+        );
+        assert_eq!(
+            plan(122, 20),
+            PagePlan {
+                buckets: vec![],
+                skip: 0,
+                total: 2_403
+            },
+            "past the end nothing is read"
+        );
+        assert_eq!(
+            plan_page(&[], &BTreeMap::new(), page(1, 20)),
+            PagePlan {
+                buckets: vec![],
+                skip: 0,
+                total: 0
+            }
+        );
+    }
+
+    #[test]
+    fn counts_per_bucket_add_up_the_asked_types() {
+        let counts = RunnerCounts(BTreeMap::from([
+            (("instance_type", 0), 3),
+            (("project_type", 0), 4),
+            (("project_type", 2), 5),
+            (("group_type", 2), 0),
+        ]));
+        assert_eq!(
+            counts.per_bucket(&[RunnerType::Instance, RunnerType::Project]),
+            BTreeMap::from([(0, 7), (2, 5)])
+        );
+        assert_eq!(
+            counts.per_bucket(&[RunnerType::Group]),
+            BTreeMap::new(),
+            "empty buckets are left out"
+        );
+    }
+}
