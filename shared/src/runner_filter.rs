@@ -236,7 +236,10 @@ mod tests {
         assert_eq!(types("scope=specific"), Some(vec![Group, Project]));
         assert_eq!(types("scope=shared"), Some(vec![Instance]));
         assert_eq!(types("type=group_type"), Some(vec![Group]));
-        assert_eq!(types("scope=specific&type=project_type"), Some(vec![Project]));
+        assert_eq!(
+            types("scope=specific&type=project_type"),
+            Some(vec![Project])
+        );
         assert_eq!(types("scope=shared&type=project_type"), Some(vec![]));
         assert_eq!(types("scope=online"), None);
         assert_eq!(types("type=group_type&tag_list=a"), None);

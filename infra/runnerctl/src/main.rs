@@ -96,6 +96,10 @@ enum Command {
 enum TableCommand {
     /// Create the table and its indexes as template.yaml declares them (quiet if it exists).
     Create,
+    /// Recompute what runner lists read (runner counts, the runner id index's keys, group
+    /// subtree sets) from the runner items: once after deploying onto a table written before
+    /// they existed, while nothing registers or deletes runners.
+    RebuildLists,
 }
 
 #[derive(Args)]
@@ -359,6 +363,29 @@ async fn run(cli: Cli) -> Result<(), String> {
                 json_mode,
                 text,
                 json!({"table": store.table(), "created": created}),
+            );
+        }
+        Command::Table {
+            command: TableCommand::RebuildLists,
+        } => {
+            let summary = runners_shared::admin::listing::rebuild_listing(&store).await?;
+            report(
+                json_mode,
+                format!(
+                    "{} runners: {} counters written ({} stale removed), {} subtree entries, {} runners given index keys",
+                    summary.runners,
+                    summary.counters,
+                    summary.stale_counters_removed,
+                    summary.subtree_entries,
+                    summary.indexed
+                ),
+                json!({
+                    "runners": summary.runners,
+                    "counters": summary.counters,
+                    "stale_counters_removed": summary.stale_counters_removed,
+                    "subtree_entries": summary.subtree_entries,
+                    "indexed": summary.indexed,
+                }),
             );
         }
         Command::Seed { file } => {

@@ -1,0 +1,479 @@
+//! Runner lists on a seed large enough that the old ways read several Query pages (4,000
+//! runners, 200 projects in 51 nested groups): every page, first, middle or last, in a fixed
+//! number of round trips, with the runners a model of the seed says; and the counts behind
+//! the pages kept exact by parallel registrations, enables, disables and deletes.
+
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use test_harness::{TestApp, TestResponse};
+
+const ADMIN: &str = "admin-pat";
+/// Owner of the root group: owns every group and project runner below it.
+const OWNER: &str = "owner-pat";
+/// Maintainer of 20 projects directly.
+const MAINTAINER: &str = "maintainer-pat";
+
+const ROOT: i64 = 1;
+const INSTANCE_RUNNERS: i64 = 1_500;
+const PROJECTS: i64 = 200;
+const RUNNERS_PER_PROJECT: i64 = 12;
+const GROUP_RUNNERS: i64 = 100;
+
+/// The seed as a model: each group's parent, each project's group, each runner's type,
+/// projects and group.
+struct Model {
+    parents: BTreeMap<i64, Option<i64>>,
+    project_groups: BTreeMap<i64, i64>,
+    runners: Vec<(i64, &'static str, Vec<i64>, Option<i64>)>,
+}
+
+impl Model {
+    fn new() -> Self {
+        let mut parents = BTreeMap::from([(ROOT, None)]);
+        for child in 2..=11 {
+            parents.insert(child, Some(ROOT));
+            for leaf in 0..4 {
+                parents.insert(12 + (child - 2) * 4 + leaf, Some(child));
+            }
+        }
+        let project_groups = (0..PROJECTS).map(|p| (1_000 + p, 12 + p % 40)).collect();
+        let mut runners = Vec::new();
+        let mut id = 0;
+        for _ in 0..INSTANCE_RUNNERS {
+            id += 1;
+            runners.push((id, "instance_type", vec![], None));
+        }
+        for p in 0..PROJECTS {
+            for _ in 0..RUNNERS_PER_PROJECT {
+                id += 1;
+                let mut projects = vec![1_000 + p];
+                if id % 50 == 0 {
+                    // Some runners serve a second project (listed once all the same).
+                    projects.push(1_000 + (p + 7) % PROJECTS);
+                }
+                runners.push((id, "project_type", projects, None));
+            }
+        }
+        for g in 0..GROUP_RUNNERS {
+            id += 1;
+            runners.push((id, "group_type", vec![], Some(2 + g % 50)));
+        }
+        Self {
+            parents,
+            project_groups,
+            runners,
+        }
+    }
+
+    fn chain(&self, mut group: i64) -> Vec<i64> {
+        let mut chain = vec![group];
+        while let Some(Some(parent)) = self.parents.get(&group) {
+            chain.push(*parent);
+            group = *parent;
+        }
+        chain
+    }
+
+    fn world(&self) -> Value {
+        let groups: Vec<Value> = self
+            .parents
+            .iter()
+            .map(|(id, parent)| {
+                let mut group =
+                    json!({"id": id, "name": format!("G{id}"), "path": format!("g{id}")});
+                if let Some(parent) = parent {
+                    group["parent_id"] = json!(parent);
+                }
+                if *id == ROOT {
+                    group["members"] = json!([{"user_id": 2, "access_level": 50}]);
+                }
+                group
+            })
+            .collect();
+        let projects: Vec<Value> = self
+            .project_groups
+            .iter()
+            .map(|(id, group)| {
+                let mut project = json!({"id": id, "name": format!("P{id}"), "path": format!("p{id}"), "namespace_id": group});
+                if *id < 1_020 {
+                    project["members"] = json!([{"user_id": 3, "access_level": 40}]);
+                }
+                project
+            })
+            .collect();
+        let runners: Vec<Value> = self
+            .runners
+            .iter()
+            .map(|(id, runner_type, projects, group)| {
+                let mut runner =
+                    json!({"id": id, "token": format!("runner-{id}"), "runner_type": runner_type});
+                if !projects.is_empty() {
+                    runner["projects"] = json!(projects);
+                }
+                if let Some(group) = group {
+                    runner["groups"] = json!([group]);
+                }
+                if id % 3 == 0 {
+                    runner["tag_list"] = json!(["docker"]);
+                }
+                runner
+            })
+            .collect();
+        json!({
+            "users": [
+                {"id": 1, "username": "admin", "admin": true, "tokens": [{"token": ADMIN}]},
+                {"id": 2, "username": "owner", "tokens": [{"token": OWNER}]},
+                {"id": 3, "username": "maintainer", "tokens": [{"token": MAINTAINER}]}
+            ],
+            "groups": groups,
+            "projects": projects,
+            "runners": runners
+        })
+    }
+
+    fn ids(&self, keep: impl Fn(&(i64, &'static str, Vec<i64>, Option<i64>)) -> bool) -> Vec<i64> {
+        self.runners
+            .iter()
+            .filter(|r| keep(r))
+            .map(|r| r.0)
+            .collect()
+    }
+
+    /// A project's list: its runners, its groups' runners, every instance runner.
+    fn project_list(&self, project: i64) -> Vec<i64> {
+        let chain = self.chain(self.project_groups[&project]);
+        self.ids(|(_, t, projects, group)| {
+            *t == "instance_type"
+                || projects.contains(&project)
+                || group.is_some_and(|g| chain.contains(&g))
+        })
+    }
+}
+
+async fn app(model: &Model) -> TestApp {
+    let app = TestApp::new(|state| {
+        project_runners::router(state.clone())
+            .merge(runner_management::router(state.clone()))
+            .merge(runner_token::router(state))
+    })
+    .await;
+    app.seed(model.world()).await;
+    app
+}
+
+async fn list(app: &TestApp, token: &str, path: &str) -> TestResponse {
+    app.get(path).header("PRIVATE-TOKEN", token).send().await
+}
+
+fn ids(response: &TestResponse) -> Vec<i64> {
+    response
+        .body
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .filter_map(|r| r["id"].as_i64())
+        .collect()
+}
+
+/// Checks one page against the expected list: its runners, total and next page, within
+/// `round_trips`. Returns the calls it made.
+async fn check_page(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    expected: &[i64],
+    page: usize,
+    per_page: usize,
+    round_trips: u32,
+) -> u32 {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let url = format!("{path}{separator}page={page}&per_page={per_page}");
+    let response = list(app, token, &url).await.expect(200);
+    let want: Vec<i64> = expected
+        .iter()
+        .copied()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    assert_eq!(ids(&response), want, "{url}");
+    let total = expected.len().to_string();
+    assert_eq!(response.header("x-total"), Some(total.as_str()), "{url}");
+    let next = (page * per_page < expected.len()).then(|| (page + 1).to_string());
+    assert_eq!(
+        response.header("x-next-page"),
+        Some(next.as_deref().unwrap_or("")),
+        "{url}"
+    );
+    assert!(
+        response.usage.round_trips <= round_trips,
+        "{url}: {:?}",
+        response.usage
+    );
+    response.usage.calls
+}
+
+#[tokio::test]
+async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() {
+    let model = Model::new();
+    let app = app(&model).await;
+
+    // /runners/all: token and counts, the page's buckets, the page's runners.
+    let all = model.ids(|_| true);
+    assert_eq!(all.len(), 4_000);
+    for page in [1, 20, 40] {
+        let calls = check_page(&app, ADMIN, "/api/v4/runners/all", &all, page, 100, 3).await;
+        assert!(
+            calls <= 9,
+            "three types of at most two buckets: {calls} calls"
+        );
+    }
+    let project_type = model.ids(|r| r.1 == "project_type");
+    let specific = model.ids(|r| r.1 != "instance_type");
+    for page in [1, 12, 24] {
+        check_page(
+            &app,
+            ADMIN,
+            "/api/v4/runners/all?type=project_type",
+            &project_type,
+            page,
+            100,
+            3,
+        )
+        .await;
+    }
+    check_page(
+        &app,
+        ADMIN,
+        "/api/v4/runners/all?scope=specific",
+        &specific,
+        25,
+        100,
+        3,
+    )
+    .await;
+    check_page(
+        &app,
+        ADMIN,
+        "/api/v4/runners/all?scope=shared",
+        &model.ids(|r| r.1 == "instance_type"),
+        15,
+        100,
+        3,
+    )
+    .await;
+
+    // The Owner of the root group owns every group and project runner: one source.
+    for page in [1, 13, 25] {
+        let calls = check_page(&app, OWNER, "/api/v4/runners", &specific, page, 100, 4).await;
+        assert_eq!(calls, 4, "token, memberships, one subtree set, the page");
+    }
+    // A Maintainer of 20 projects: their links, read together.
+    let maintained = model.ids(|r| r.2.iter().any(|p| *p < 1_020));
+    let calls = check_page(&app, MAINTAINER, "/api/v4/runners", &maintained, 3, 100, 4).await;
+    assert!(calls <= 23, "{calls} calls");
+
+    // A project three groups deep: its links and its groups' with every instance runner.
+    let deep = 1_005;
+    let expected = model.project_list(deep);
+    assert!(expected.len() > 1_500);
+    let pages = expected.len().div_ceil(100);
+    for page in [1, pages / 2, pages] {
+        check_page(
+            &app,
+            ADMIN,
+            &format!("/api/v4/projects/{deep}/runners"),
+            &expected,
+            page,
+            100,
+            4,
+        )
+        .await;
+    }
+    // A group's list: its and its ancestors' group runners and every instance runner.
+    let group = 13;
+    let chain = model.chain(group);
+    let group_list =
+        model.ids(|r| r.1 == "instance_type" || r.3.is_some_and(|g| chain.contains(&g)));
+    check_page(
+        &app,
+        ADMIN,
+        &format!("/api/v4/groups/{group}/runners"),
+        &group_list,
+        16,
+        100,
+        4,
+    )
+    .await;
+
+    // Filters on attributes still walk, and agree with the model.
+    let tagged = model.ids(|r| r.0 % 3 == 0);
+    check_page(
+        &app,
+        ADMIN,
+        "/api/v4/runners/all?tag_list=docker",
+        &tagged,
+        7,
+        100,
+        10,
+    )
+    .await;
+    let owned_tagged: Vec<i64> = specific.iter().copied().filter(|id| id % 3 == 0).collect();
+    check_page(
+        &app,
+        OWNER,
+        "/api/v4/runners?tag_list=docker",
+        &owned_tagged,
+        2,
+        100,
+        4,
+    )
+    .await;
+}
+
+async fn register(app: &TestApp, token: &str) -> i64 {
+    let response = app
+        .post("/api/v4/runners")
+        .json(json!({"token": token, "description": "new"}))
+        .send()
+        .await
+        .expect(201);
+    response.body["id"].as_i64().expect("an id")
+}
+
+fn total(response: &TestResponse) -> usize {
+    response
+        .header("x-total")
+        .and_then(|t| t.parse().ok())
+        .expect("a total")
+}
+
+/// The counted list and the walked one (a filter that keeps every runner walks them all)
+/// must agree on every type's total and on the runners.
+async fn assert_counts_agree_with_the_runners(app: &TestApp) {
+    for query in [
+        "",
+        "type=instance_type&",
+        "type=group_type&",
+        "type=project_type&",
+    ] {
+        let counted = list(
+            app,
+            ADMIN,
+            &format!("/api/v4/runners/all?{query}per_page=100"),
+        )
+        .await
+        .expect(200);
+        // Every runner here is active: `paused=false` keeps them all, but walks them.
+        let walked = list(
+            app,
+            ADMIN,
+            &format!("/api/v4/runners/all?{query}paused=false&per_page=100"),
+        )
+        .await
+        .expect(200);
+        assert_eq!(total(&counted), total(&walked), "{query}");
+        assert_eq!(ids(&counted), ids(&walked), "{query}");
+    }
+}
+
+#[tokio::test]
+async fn counts_and_subtree_sets_stay_exact_through_parallel_writes() {
+    let app = TestApp::new(|state| {
+        project_runners::router(state.clone())
+            .merge(runner_management::router(state.clone()))
+            .merge(runner_token::router(state))
+    })
+    .await;
+    app.seed(json!({
+        "settings": {"runners_registration_token": "instance-registration"},
+        "users": [
+            {"id": 1, "username": "admin", "admin": true, "tokens": [{"token": ADMIN}]},
+            {"id": 2, "username": "owner", "tokens": [{"token": OWNER}]}
+        ],
+        "groups": [
+            {"id": 1, "name": "Root", "path": "root", "members": [{"user_id": 2, "access_level": 50}]},
+            {"id": 2, "name": "Sub", "path": "sub", "parent_id": 1, "runners_token": "group-registration"}
+        ],
+        "projects": [
+            {"id": 10, "name": "A", "path": "a", "namespace_id": 2, "runners_token": "project-registration"},
+            {"id": 11, "name": "B", "path": "b", "namespace_id": 2}
+        ],
+        "runners": [
+            {"id": 998, "token": "r998", "runner_type": "instance_type"},
+            {"id": 999, "token": "r999", "runner_type": "project_type", "projects": [10]}
+        ]
+    }))
+    .await;
+    // Registrations from three kinds of token at once, across the bucket boundary at 1,000.
+    let tokens = [
+        "instance-registration",
+        "group-registration",
+        "project-registration",
+    ];
+    let registered: Vec<i64> =
+        futures_util::future::join_all((0..24).map(|i| register(&app, tokens[i % 3]))).await;
+    assert_eq!(registered.iter().collect::<BTreeSet<_>>().len(), 24);
+    assert_counts_agree_with_the_runners(&app).await;
+    let owned = list(&app, OWNER, "/api/v4/runners?per_page=100")
+        .await
+        .expect(200);
+    assert_eq!(
+        total(&owned),
+        1 + 16,
+        "the project runner and every group or project runner registered below the root"
+    );
+
+    // Enabling instance runners makes them project runners: their counts move.
+    let instance_ids: Vec<i64> = registered.iter().copied().step_by(3).collect();
+    let enabled = futures_util::future::join_all(instance_ids.iter().map(|id| {
+        app.post("/api/v4/projects/11/runners")
+            .header("PRIVATE-TOKEN", ADMIN)
+            .json(json!({"runner_id": id}))
+            .send()
+    }))
+    .await;
+    assert!(enabled.iter().all(|r| r.status == 201));
+    assert_counts_agree_with_the_runners(&app).await;
+    let owned = list(&app, OWNER, "/api/v4/runners?per_page=100")
+        .await
+        .expect(200);
+    assert_eq!(total(&owned), 17 + 8);
+
+    // Disabling one of two projects keeps the runner below the root; deleting runners (in
+    // parallel) removes them from every count and set.
+    app.post("/api/v4/projects/10/runners")
+        .header("PRIVATE-TOKEN", ADMIN)
+        .json(json!({"runner_id": instance_ids[0]}))
+        .send()
+        .await
+        .expect(201);
+    app.delete(&format!("/api/v4/projects/11/runners/{}", instance_ids[0]))
+        .header("PRIVATE-TOKEN", ADMIN)
+        .send()
+        .await
+        .expect(204);
+    let deletes = futures_util::future::join_all(registered[..12].iter().map(|id| {
+        app.delete(&format!("/api/v4/runners/{id}"))
+            .header("PRIVATE-TOKEN", ADMIN)
+            .send()
+    }))
+    .await;
+    assert!(deletes.iter().all(|r| r.status == 204));
+    assert_counts_agree_with_the_runners(&app).await;
+    let owned = list(&app, OWNER, "/api/v4/runners?per_page=100")
+        .await
+        .expect(200);
+    let all_left = list(
+        &app,
+        ADMIN,
+        "/api/v4/runners/all?scope=specific&per_page=100",
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        ids(&owned),
+        ids(&all_left),
+        "everything specific is below the root"
+    );
+    assert_eq!(total(&owned), 25 - 12);
+}
