@@ -7,7 +7,11 @@
 #                                   of 100 and 1,000 runners polling (docs/polling-cost.md)
 #   infra/bench/run.sh hostile      time to answer hostile requests and a stalled DynamoDB
 #                                   (docs/hostile-input.md; RUNNERCTL=<older build> to compare)
-# Each starts DynamoDB Local with tests/e2e/fixtures/management.json and prints a Markdown table.
+#   infra/bench/run.sh lists        every runner list at 100,000 runners: calls, round trips,
+#                                   items and bytes read, latency (docs/lists-at-scale.md; seeds
+#                                   its own table, ~10 minutes)
+# Each starts DynamoDB Local with tests/e2e/fixtures/management.json (lists: its own seed) and
+# prints a Markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 case "${1:-}" in
@@ -15,7 +19,8 @@ case "${1:-}" in
   round-trips) script=infra/bench/round_trips.py ;;
   hostile) script=infra/bench/hostile.py ;;
   polling) script=infra/bench/polling.py ;;
-  *) echo "usage: infra/bench/run.sh lambda|round-trips|hostile|polling" >&2; exit 2 ;;
+  lists) script=infra/bench/lists_at_scale.py ;;
+  *) echo "usage: infra/bench/run.sh lambda|round-trips|hostile|polling|lists" >&2; exit 2 ;;
 esac
 source infra/dynamodb-local.sh
 [ -x .venv/bin/python ] || { echo "run infra/test.sh once first (it installs .venv)" >&2; exit 1; }
@@ -24,5 +29,6 @@ start_dynamodb_local
 cargo build --locked --quiet -p runnerctl
 export RUNNERCTL="${RUNNERCTL:-${CARGO_TARGET_DIR:-$PWD/target}/debug/runnerctl}" TABLE_NAME="bench-$$"
 "$RUNNERCTL" table create >/dev/null
-"$RUNNERCTL" seed tests/e2e/fixtures/management.json >/dev/null
+[ "$script" = infra/bench/lists_at_scale.py ] ||
+  "$RUNNERCTL" seed tests/e2e/fixtures/management.json >/dev/null
 .venv/bin/python "$script"

@@ -252,13 +252,24 @@ pub fn job_page_response(
     uri: &Uri,
 ) -> Response {
     let (_, info) = page.cut(scanned.matches, scanned.exhausted);
+    job_entities_response(jobs, &info, headers, settings, uri)
+}
+
+/// A page of jobs whose position and total are known.
+pub fn job_entities_response(
+    jobs: &[crate::store::directory::Job],
+    info: &crate::pagination::PageInfo,
+    headers: &axum::http::HeaderMap,
+    settings: &Settings,
+    uri: &Uri,
+) -> Response {
     let base = base_url(headers, settings);
     let now = crate::time::Timestamp::now();
     let entities: Vec<crate::entities::JobEntity<'_>> = jobs
         .iter()
         .map(|job| crate::entities::JobEntity::new(job, now, &base))
         .collect();
-    paginated(&entities, &info, &base, uri)
+    paginated(&entities, info, &base, uri)
 }
 
 /// The matched route's path parameters, percent-decoded. Never a rejection: a parameter that is

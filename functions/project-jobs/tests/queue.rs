@@ -161,6 +161,12 @@ async fn an_enqueued_job_goes_to_a_runner_with_the_full_payload() {
         .expect(200);
     assert_eq!(listed.body[0]["id"], id);
     assert_eq!(listed.body[0]["status"], "running");
+    let listed_count = listed.body.as_array().map_or(0, Vec::len).to_string();
+    assert_eq!(
+        listed.header("x-total"),
+        Some(listed_count.as_str()),
+        "the assignment counted the job"
+    );
     let stored = app.store.get_job(id).await.unwrap().unwrap();
     assert_eq!(stored.runner_id, Some(2));
     assert!(stored.queues.is_empty());

@@ -21,7 +21,8 @@ use runners_shared::entities::{
 };
 use runners_shared::error::json_response;
 use runners_shared::http::{
-    PathParams, base_url, if_unmodified_since, job_page_response, paginated, path_id,
+    PathParams, base_url, if_unmodified_since, job_entities_response, job_page_response, paginated,
+    path_id,
 };
 use runners_shared::pagination::PageRequest;
 use runners_shared::params::Params;
@@ -31,6 +32,7 @@ use runners_shared::runner_filter::{RunnerFilter, RunnerList};
 use runners_shared::runner_tokens::modified_since;
 use runners_shared::store::back_off;
 use runners_shared::store::directory::JOB_STATUSES;
+use runners_shared::store::listing;
 use runners_shared::store::lists::RunnerIndex;
 use runners_shared::time::Timestamp;
 use runners_shared::user_runners::{CreateRunnerRequest, create_runner};
@@ -401,21 +403,58 @@ async fn jobs(
     // Without `order_by` the order is id ascending whatever `sort` says (GitLab's behaviour);
     // with it, `sort` defaults to descending.
     let descending = order_by.is_some() && sort.as_deref() != Some("asc");
-    let (runner, listed) = futures_util::future::join(
-        state.store.get_runner(id),
-        state
-            .store
-            .runner_jobs(id, status.as_deref(), descending, page),
+    if let Some(status) = status {
+        // A status filter walks the runner's jobs, counting matches.
+        let (runner, listed) = futures_util::future::join(
+            state.store.get_runner(id),
+            state.store.runner_jobs(id, Some(&status), descending, page),
+        )
+        .await;
+        let runner = runner?.ok_or(ApiError::NotFound("Runner"))?;
+        let memberships = memberships_for(&state, caller, &runner).await?;
+        access::check_read_jobs(caller, &runner, &memberships)?;
+        let (jobs, scanned) = listed?;
+        return Ok(job_page_response(
+            &jobs,
+            scanned,
+            page,
+            &headers,
+            &state.settings,
+            &uri,
+        ));
+    }
+    // Without one the page is found from the runner's job counts: a first page is read directly
+    // beside the counts; one further in reads its bucket's keys beside the permission check.
+    let store = &state.store;
+    let (runner, counts, head) = futures_util::future::join3(
+        store.get_runner(id),
+        store.runner_job_counts(id),
+        store.runner_jobs_head(id, descending, page),
     )
     .await;
     let runner = runner?.ok_or(ApiError::NotFound("Runner"))?;
-    let memberships = memberships_for(&state, caller, &runner).await?;
+    let counts = counts?;
+    let (memberships, listed) = match head? {
+        Some(jobs) => {
+            let info = listing::plan_walk(counts.iter().map(|(b, c)| (*b, *c)), page).info(page);
+            (
+                memberships_for(&state, caller, &runner).await?,
+                (jobs, info),
+            )
+        }
+        None => {
+            futures_util::future::try_join(
+                memberships_for(&state, caller, &runner),
+                store.counted_runner_jobs(id, &counts, descending, page),
+            )
+            .await?
+        }
+    };
     access::check_read_jobs(caller, &runner, &memberships)?;
-    let (jobs, scanned) = listed?;
-    Ok(job_page_response(
+    let (jobs, info) = listed;
+    Ok(job_entities_response(
         &jobs,
-        scanned,
-        page,
+        &info,
         &headers,
         &state.settings,
         &uri,

@@ -368,16 +368,18 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Table {
             command: TableCommand::RebuildLists,
         } => {
-            let summary = runners_shared::admin::listing::rebuild_listing(&store).await?;
+            let summary = runners_shared::admin::listing::rebuild_listing(&store, true).await?;
             report(
                 json_mode,
                 format!(
-                    "{} runners: {} counters written ({} stale removed), {} subtree entries, {} runners given index keys",
+                    "{} runners: {} counters written ({} stale removed), {} subtree entries, {} runners given index keys; {} runner job counters, {} jobs given index keys",
                     summary.runners,
                     summary.counters,
                     summary.stale_counters_removed,
                     summary.subtree_entries,
-                    summary.indexed
+                    summary.indexed,
+                    summary.job_counters,
+                    summary.jobs_indexed
                 ),
                 json!({
                     "runners": summary.runners,
@@ -385,6 +387,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                     "stale_counters_removed": summary.stale_counters_removed,
                     "subtree_entries": summary.subtree_entries,
                     "indexed": summary.indexed,
+                    "job_counters": summary.job_counters,
+                    "jobs_indexed": summary.jobs_indexed,
                 }),
             );
         }

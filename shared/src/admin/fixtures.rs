@@ -1067,9 +1067,10 @@ impl Fixture {
                 raise_counter(store, sequence, max).await?;
             }
         }
-        // Runner items were written directly: count them and fill the subtree sets.
-        if !self.runners.is_empty() {
-            super::listing::rebuild_listing(store).await?;
+        // Runner and job items were written directly: count them and fill the subtree sets.
+        let assigned_jobs = self.jobs.iter().any(|j| j.runner_id.is_some());
+        if !self.runners.is_empty() || assigned_jobs {
+            super::listing::rebuild_listing(store, assigned_jobs).await?;
         }
         Ok(summary)
     }

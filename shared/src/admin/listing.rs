@@ -1,7 +1,8 @@
 //! `runnerctl listing rebuild`: recomputes the list structures (runner counts, the runner id
 //! index's keys, every group's subtree set) from the runner items. The API keeps them exact as
 //! it writes; this fills them for a table written before they existed, and after a fixture
-//! import (which writes runner items directly). Operator-side: it reads every runner.
+//! import (which writes runner items directly); and each runner's job counts, from the jobs.
+//! Operator-side: it reads every runner (and, for job counts, scans the table).
 
 use super::writes::{delete_all, err, put_all};
 use crate::runner::Runner;
@@ -22,14 +23,107 @@ pub struct RebuildSummary {
     pub counters: usize,
     pub stale_counters_removed: usize,
     pub subtree_entries: usize,
+    /// Runner job count items written, and assigned jobs given their index keys.
+    pub job_counters: usize,
+    pub jobs_indexed: usize,
 }
 
 const UPDATES_IN_FLIGHT: usize = 16;
 
+/// Recomputes every runner's job counts from the jobs (one Scan: operator-side only) and
+/// gives assigned jobs written before the runner job index their index keys. Returns the
+/// count items written and the jobs given keys.
+async fn rebuild_job_counts(store: &Store) -> Result<(usize, usize), String> {
+    let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut unindexed = Vec::new();
+    let mut start = None;
+    loop {
+        let output = store
+            .client()
+            .scan()
+            .table_name(store.table())
+            .filter_expression("#entity = :job AND attribute_exists(runner_id)")
+            .expression_attribute_names("#entity", "entity")
+            .expression_attribute_values(":job", AttributeValue::S("job".to_owned()))
+            .projection_expression("id, runner_id, gsi3pk")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| err(crate::store::storage_error(e)))?;
+        for item in output.items() {
+            let reader = ItemReader::new(item, "job");
+            let (id, runner_id) = (
+                reader.n("id").map_err(err)?,
+                reader.n("runner_id").map_err(err)?,
+            );
+            *counts
+                .entry(keys::runner_job_count(runner_id, id))
+                .or_default() += 1;
+            if reader.opt_s(keys::GSI3_PK).is_none() {
+                unindexed.push((
+                    keys::job(id),
+                    keys::runner_job_ids(runner_id),
+                    keys::padded(id),
+                ));
+            }
+        }
+        start = output.last_evaluated_key.filter(|k| !k.is_empty());
+        if start.is_none() {
+            break;
+        }
+    }
+    let written = (counts.len(), unindexed.len());
+    let items = counts
+        .into_iter()
+        .map(|(key, value)| ItemBuilder::keyed(key).n("value", value).build())
+        .collect();
+    put_all(store, items).await?;
+    set_index_keys(store, unindexed).await?;
+    Ok(written)
+}
+
+/// Sets gsi3 keys on items that exist (an item deleted meanwhile needs none).
+async fn set_index_keys(
+    store: &Store,
+    items: Vec<((String, String), String, String)>,
+) -> Result<(), String> {
+    futures_util::stream::iter(items)
+        .map(|(key, partition, sort)| async move {
+            store
+                .client()
+                .update_item()
+                .table_name(store.table())
+                .set_key(Some(key_of(key)))
+                .update_expression("SET #pk = :pk, #sk = :sk")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#pk", keys::GSI3_PK)
+                .expression_attribute_names("#sk", keys::GSI3_SK)
+                .expression_attribute_values(":pk", AttributeValue::S(partition))
+                .expression_attribute_values(":sk", AttributeValue::S(sort))
+                .send()
+                .await
+                .map(|_| ())
+                .or_else(|e| {
+                    let gone = e
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception());
+                    if gone {
+                        Ok(())
+                    } else {
+                        Err(err(crate::store::storage_error(e)))
+                    }
+                })
+        })
+        .buffer_unordered(UPDATES_IN_FLIGHT)
+        .try_for_each(|()| async { Ok(()) })
+        .await
+}
+
 /// Recomputes the counts and subtree sets of every runner. Counts are written as absolute
 /// values, so run it while nothing registers or deletes runners (a count changed between the
 /// read and the write would be overwritten); subtree entries are only added, never removed.
-pub async fn rebuild_listing(store: &Store) -> Result<RebuildSummary, String> {
+/// With `jobs`, also every runner's job counts (a Scan of the table).
+pub async fn rebuild_listing(store: &Store, jobs: bool) -> Result<RebuildSummary, String> {
     let runner_items = all_runner_items(store).await?;
     let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
     let mut subtree = Vec::new();
@@ -59,12 +153,14 @@ pub async fn rebuild_listing(store: &Store) -> Result<RebuildSummary, String> {
         .filter(|key| !counts.contains_key(key))
         .map(key_of)
         .collect();
-    let summary = RebuildSummary {
+    let mut summary = RebuildSummary {
         runners: runner_items.len(),
         indexed: unindexed.len(),
         counters: counts.len(),
         stale_counters_removed: stale.len(),
         subtree_entries: subtree.len(),
+        job_counters: 0,
+        jobs_indexed: 0,
     };
     let counter_items = counts
         .into_iter()
@@ -73,37 +169,19 @@ pub async fn rebuild_listing(store: &Store) -> Result<RebuildSummary, String> {
     put_all(store, counter_items).await?;
     delete_all(store, stale).await?;
     put_all(store, subtree).await?;
-    futures_util::stream::iter(unindexed)
-        .map(|(id, partition)| async move {
-            store
-                .client()
-                .update_item()
-                .table_name(store.table())
-                .set_key(Some(key_of(keys::runner(id))))
-                .update_expression("SET #pk = :pk, #sk = :sk")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_names("#pk", keys::GSI3_PK)
-                .expression_attribute_names("#sk", keys::GSI3_SK)
-                .expression_attribute_values(":pk", AttributeValue::S(partition))
-                .expression_attribute_values(":sk", AttributeValue::S(keys::padded(id)))
-                .send()
-                .await
-                .map(|_| ())
-                .or_else(|e| {
-                    // A runner deleted since it was read needs no index keys.
-                    let gone = e
-                        .as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception());
-                    if gone {
-                        Ok(())
-                    } else {
-                        Err(err(crate::store::storage_error(e)))
-                    }
-                })
-        })
-        .buffer_unordered(UPDATES_IN_FLIGHT)
-        .try_for_each(|()| async { Ok(()) })
-        .await?;
+    set_index_keys(
+        store,
+        unindexed
+            .into_iter()
+            .map(|(id, partition)| (keys::runner(id), partition, keys::padded(id)))
+            .collect(),
+    )
+    .await?;
+    if jobs {
+        let (job_counters, jobs_indexed) = rebuild_job_counts(store).await?;
+        summary.job_counters = job_counters;
+        summary.jobs_indexed = jobs_indexed;
+    }
     Ok(summary)
 }
 

@@ -444,7 +444,9 @@ impl Job {
         if let Some(runner_id) = self.runner_id {
             builder = builder
                 .s(keys::GSI2_PK, keys::runner_jobs(runner_id))
-                .s(keys::GSI2_SK, padded);
+                .s(keys::GSI2_SK, padded.clone())
+                .s(keys::GSI3_PK, keys::runner_job_ids(runner_id))
+                .s(keys::GSI3_SK, padded);
         }
         let work = self
             .work

@@ -300,7 +300,7 @@ impl Store {
             .update_expression(
                 "SET #status = :running, runner_id = :runner, token_digest = :digest, \
                  started_at = :now, touched_at = :now, gsi2pk = :runner_jobs, gsi2sk = :padded, \
-                 on_instance_runner = :instance \
+                 gsi3pk = :job_ids, gsi3sk = :padded, on_instance_runner = :instance \
                  REMOVE queues",
             )
             .condition_expression("#status = :pending AND attribute_not_exists(runner_id)")
@@ -315,6 +315,10 @@ impl Store {
                 AttributeValue::S(keys::runner_jobs(runner_id)),
             )
             .expression_attribute_values(":padded", AttributeValue::S(keys::padded(entry.job_id)))
+            .expression_attribute_values(
+                ":job_ids",
+                AttributeValue::S(keys::runner_job_ids(runner_id)),
+            )
             .expression_attribute_values(":instance", AttributeValue::Bool(instance_runner));
         let mut actions = vec![
             update(job)?,
@@ -326,6 +330,18 @@ impl Store {
         if instance_runner {
             actions.push(self.instance_running_change(entry.project_id, 1)?);
         }
+        // A job never leaves the runner that took it: its count only ever goes up.
+        actions.push(update(
+            aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_of(keys::runner_job_count(
+                    runner_id,
+                    entry.job_id,
+                ))))
+                .update_expression("ADD #value :one")
+                .expression_attribute_names("#value", "value")
+                .expression_attribute_values(":one", n(1)),
+        )?);
         for queue in &entry.queues {
             actions.push(self.delete_action(keys::queue_entry(queue, entry.job_id))?);
         }

@@ -206,6 +206,28 @@ pub fn runner_jobs(runner_id: i64) -> String {
     format!("RUNNER_JOBS#{runner_id}")
 }
 
+/// How many consecutive job ids share a bucket of a runner's job counts.
+pub const JOB_BUCKET_SIZE: i64 = 1_000;
+
+/// gsi3 partition of the ids of the jobs a runner took (keys only), so that a page deep in a
+/// runner's 100,000 jobs reads one bucket's keys rather than the jobs before it.
+pub fn runner_job_ids(runner_id: i64) -> String {
+    format!("RUNNER_JOB_IDS#{runner_id}")
+}
+
+/// The partition of a runner's job counts, one item per job id bucket it took jobs from.
+pub fn runner_job_counts(runner_id: i64) -> String {
+    format!("RUNNER_JOB_COUNTS#{runner_id}")
+}
+
+/// The count of the runner's jobs in this job's id bucket.
+pub fn runner_job_count(runner_id: i64, job_id: i64) -> (String, String) {
+    (
+        runner_job_counts(runner_id),
+        padded(job_id.div_euclid(JOB_BUCKET_SIZE)),
+    )
+}
+
 /// The pending-job queues, oldest job first: a project's (its project runners), a group's
 /// (its group runners; a job waits in the queue of every group above its project) and the
 /// instance's (instance runners).

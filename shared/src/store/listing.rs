@@ -116,7 +116,13 @@ pub fn plan_page(listed: &[i64], per_bucket: &BTreeMap<i64, u64>, page: PageRequ
     for id in listed {
         *combined.entry(keys::runner_bucket(*id)).or_default() += 1;
     }
-    let total: u64 = combined.values().sum();
+    plan_walk(combined, page)
+}
+
+/// Finds the page in buckets walked in the given order (ascending ids, or descending).
+pub fn plan_walk(buckets: impl IntoIterator<Item = (i64, u64)>, page: PageRequest) -> PagePlan {
+    let buckets: Vec<(i64, u64)> = buckets.into_iter().collect();
+    let total: u64 = buckets.iter().map(|(_, count)| count).sum();
     let (offset, end) = (page.offset(), page.end().min(total));
     let mut plan = PagePlan {
         buckets: Vec::new(),
@@ -124,7 +130,7 @@ pub fn plan_page(listed: &[i64], per_bucket: &BTreeMap<i64, u64>, page: PageRequ
         total,
     };
     let mut before = 0u64;
-    for (bucket, count) in combined {
+    for (bucket, count) in buckets {
         let after = before + count;
         if after > offset && before < end {
             if plan.buckets.is_empty() {
@@ -135,6 +141,24 @@ pub fn plan_page(listed: &[i64], per_bucket: &BTreeMap<i64, u64>, page: PageRequ
         before = after;
     }
     plan
+}
+
+impl PagePlan {
+    /// The page's info once the page is found from the counts: the total is exact.
+    pub fn info(&self, page: PageRequest) -> PageInfo {
+        PageInfo {
+            page: page.page,
+            per_page: page.per_page,
+            total: Some(self.total),
+            has_next: page.end() < self.total,
+        }
+    }
+
+    /// Cuts the page out of the planned buckets' ids, in walking order.
+    pub fn cut(&self, ids: Vec<i64>, page: PageRequest) -> Vec<i64> {
+        let per_page = usize::try_from(page.per_page).unwrap_or(usize::MAX);
+        ids.into_iter().skip(self.skip).take(per_page).collect()
+    }
 }
 
 impl Store {
@@ -167,15 +191,8 @@ impl Store {
         );
         ids.sort_unstable();
         ids.dedup();
-        let per_page = usize::try_from(page.per_page).unwrap_or(usize::MAX);
-        let page_ids: Vec<i64> = ids.into_iter().skip(plan.skip).take(per_page).collect();
-        let runners = self.get_runners(&page_ids).await?;
-        let info = PageInfo {
-            page: page.page,
-            per_page: page.per_page,
-            total: Some(plan.total),
-            has_next: page.end() < plan.total,
-        };
+        let runners = self.get_runners(&plan.cut(ids, page)).await?;
+        let info = plan.info(page);
         Ok((runners, info))
     }
 

@@ -3,6 +3,7 @@
 
 use super::directory::{Job, MemberOf, Membership, User};
 use super::item::{Item, ItemReader, key_of};
+use super::listing::plan_walk;
 use super::{Store, keys, storage_error};
 use crate::error::ApiError;
 use crate::metrics;
@@ -13,9 +14,13 @@ use crate::time::Timestamp;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use futures_util::future::try_join_all;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 const BATCH_GET_LIMIT: usize = 100;
+
+/// A runner's job page that ends within its first this many jobs is read directly (at most
+/// this many jobs); one further in is found from the counts.
+pub const HEAD_PAGE_END: u64 = 200;
 
 /// Matches found in order, and whether the reader saw all of them.
 pub struct Scanned<T> {
@@ -380,14 +385,131 @@ impl Store {
             .await
     }
 
-    /// A page of jobs from an index, by id, with only the given statuses (all when empty).
-    pub async fn job_page(
+    /// The first page of a runner's jobs (any status) when it lies within the first
+    /// [`HEAD_PAGE_END`] jobs: read directly, only as far as the page's end, because its total
+    /// comes from the counts. `None` for a page further in.
+    pub async fn runner_jobs_head(
+        &self,
+        runner_id: i64,
+        descending: bool,
+        page: PageRequest,
+    ) -> Result<Option<Vec<Job>>, ApiError> {
+        if page.end() > HEAD_PAGE_END {
+            return Ok(None);
+        }
+        let query = self
+            .job_query(JobIndex::Runner(runner_id), &[], descending)
+            .limit(i32::try_from(page.end()).unwrap_or(i32::MAX));
+        let mut collector = PageCollector::new(page);
+        collector.want = page.end();
+        self.query_pages(query, |item| {
+            let id = ItemReader::new(item, "job").n("id")?;
+            collector.offer(id, || Job::from_item(item))
+        })
+        .await?;
+        Ok(Some(collector.finish(false).0))
+    }
+
+    /// How many jobs a runner took, per job id bucket (one Query of its counts).
+    pub async fn runner_job_counts(&self, runner_id: i64) -> Result<BTreeMap<i64, u64>, ApiError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(keys::runner_job_counts(runner_id)),
+            )
+            .consistent_read(true);
+        let mut counts = BTreeMap::new();
+        self.query_pages(query, |item| {
+            let reader = ItemReader::new(item, "runner job count");
+            let bucket = reader.s(keys::SK)?;
+            let bucket: i64 = bucket
+                .parse()
+                .map_err(|_| ApiError::internal(format!("runner job count key {bucket}")))?;
+            counts.insert(bucket, u64::try_from(reader.n("value")?).unwrap_or(0));
+            Ok(false)
+        })
+        .await?;
+        Ok(counts)
+    }
+
+    /// One page of a runner's jobs (any status), found from its counts: the job ids of the
+    /// buckets the page overlaps (gsi3, keys only, a key range each, read together), then the
+    /// page's jobs. The total is exact.
+    pub async fn counted_runner_jobs(
+        &self,
+        runner_id: i64,
+        counts: &BTreeMap<i64, u64>,
+        descending: bool,
+        page: PageRequest,
+    ) -> Result<(Vec<Job>, PageInfo), ApiError> {
+        let walk: Vec<(i64, u64)> = if descending {
+            counts.iter().rev().map(|(b, c)| (*b, *c)).collect()
+        } else {
+            counts.iter().map(|(b, c)| (*b, *c)).collect()
+        };
+        let plan = plan_walk(walk, page);
+        let queries = plan.buckets.iter().map(|bucket| {
+            let first = bucket.saturating_mul(keys::JOB_BUCKET_SIZE);
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI3)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :last")
+                .expression_attribute_names("#pk", keys::GSI3_PK)
+                .expression_attribute_names("#sk", keys::GSI3_SK)
+                .expression_attribute_values(
+                    ":pk",
+                    AttributeValue::S(keys::runner_job_ids(runner_id)),
+                )
+                .expression_attribute_values(":first", AttributeValue::S(keys::padded(first)))
+                .expression_attribute_values(
+                    ":last",
+                    AttributeValue::S(keys::padded(first + keys::JOB_BUCKET_SIZE - 1)),
+                );
+            let mut ids = Vec::new();
+            async move {
+                self.query_pages(query, |item| {
+                    let key = ItemReader::new(item, "runner job key").s(keys::GSI3_SK)?;
+                    ids.push(
+                        key.parse::<i64>()
+                            .map_err(|_| ApiError::internal(format!("job key {key}")))?,
+                    );
+                    Ok(false)
+                })
+                .await?;
+                Ok::<_, ApiError>(ids)
+            }
+        });
+        let mut ids: Vec<i64> = try_join_all(queries).await?.into_iter().flatten().collect();
+        ids.sort_unstable();
+        if descending {
+            ids.reverse();
+        }
+        let page_ids = plan.cut(ids, page);
+        let mut jobs = self
+            .batch_get(page_ids.iter().map(|id| keys::job(*id)).collect())
+            .await?
+            .iter()
+            .map(Job::from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        jobs.sort_by_key(|job| job.id);
+        if descending {
+            jobs.reverse();
+        }
+        Ok((jobs, plan.info(page)))
+    }
+
+    fn job_query(
         &self,
         index: JobIndex,
         statuses: &[String],
         descending: bool,
-        page: PageRequest,
-    ) -> Result<(Vec<Job>, Scanned<i64>), ApiError> {
+    ) -> QueryFluentBuilder {
         let (index_name, key_name, key) = match index {
             JobIndex::Runner(id) => (keys::GSI2, keys::GSI2_PK, keys::runner_jobs(id)),
             JobIndex::Project(id) => (keys::GSI1, keys::GSI1_PK, keys::project_jobs(id)),
@@ -412,6 +534,18 @@ impl Store {
                     .expression_attribute_values(placeholder, AttributeValue::S(status.clone()));
             }
         }
+        query
+    }
+
+    /// A page of jobs from an index, by id, with only the given statuses (all when empty).
+    pub async fn job_page(
+        &self,
+        index: JobIndex,
+        statuses: &[String],
+        descending: bool,
+        page: PageRequest,
+    ) -> Result<(Vec<Job>, Scanned<i64>), ApiError> {
+        let query = self.job_query(index, statuses, descending);
         let mut collector = PageCollector::new(page);
         let exhausted = self
             .query_pages(query, |item| {
