@@ -4,17 +4,19 @@
 //!
 //! Round trips, however many projects the caller has: memberships (1), then every source
 //! together (2): the subtree set of each Maintainer+ group (everything below it, one query
-//! however many projects it holds) and the links of each Maintainer+ project; then the
-//! runners in batches (3). Each source is read only as far as the page and the count need.
+//! however many projects it holds, or parallel queries of id ranges for a page past the
+//! 10,000th) and the links of each Maintainer+ project; then the runners in batches (3). Each
+//! source is read only as far as the page and the count need.
 
 use runners_shared::AppState;
 use runners_shared::access::{MAINTAINER, Memberships};
 use runners_shared::auth::Caller;
 use runners_shared::error::ApiError;
+use runners_shared::pagination::COUNT_LIMIT;
 use runners_shared::pagination::{PageInfo, PageRequest};
 use runners_shared::runner::Runner;
 use runners_shared::runner_filter::RunnerFilter;
-use runners_shared::store::keys;
+use runners_shared::store::{IdSequence, keys};
 use runners_shared::time::Timestamp;
 
 /// The caller's owned runner ids, in id order, up to `limit`, and whether there are more.
@@ -24,14 +26,27 @@ async fn owned_ids(
     limit: usize,
 ) -> Result<(Vec<i64>, bool), ApiError> {
     let store = &state.store;
-    let memberships: Memberships = store
-        .memberships_of(caller.user_id)
-        .await?
-        .into_iter()
-        .collect();
-    let groups = memberships
-        .groups_at_least(MAINTAINER)
-        .map(|g| futures_util::future::Either::Left(store.subtree_runner_ids(g, limit)));
+    // A page past the count limit needs every id before it: each group's set is then read in
+    // parallel ranges of runner ids, up to the highest id there is.
+    let deep = limit > usize::try_from(COUNT_LIMIT + 1).unwrap_or(usize::MAX);
+    let (memberships, highest_id) =
+        futures_util::future::try_join(store.memberships_of(caller.user_id), async {
+            if deep {
+                store.highest_id(IdSequence::Runner).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        })
+        .await?;
+    let memberships: Memberships = memberships.into_iter().collect();
+    let groups = memberships.groups_at_least(MAINTAINER).map(|g| {
+        futures_util::future::Either::Left(async move {
+            match highest_id {
+                Some(highest) => store.subtree_runner_ids_in_ranges(g, highest, limit).await,
+                None => store.subtree_runner_ids(g, limit).await,
+            }
+        })
+    });
     let projects = memberships.projects_at_least(MAINTAINER).map(|p| {
         futures_util::future::Either::Right(store.linked_ids_upto(keys::project(p).0, limit))
     });

@@ -57,7 +57,9 @@ async fn every_page_of_a_busy_runners_jobs_in_four_round_trips() {
         }
     }
     // Past the end: nothing, and the total.
-    let past = get(&app, ADMIN, &format!("{base}&page=26")).await.expect(200);
+    let past = get(&app, ADMIN, &format!("{base}&page=26"))
+        .await
+        .expect(200);
     assert_eq!(past.body, json!([]));
     assert_eq!(past.header("x-total"), Some("2500"));
     // A status filter walks and agrees with the model.
@@ -68,5 +70,7 @@ async fn every_page_of_a_busy_runners_jobs_in_four_round_trips() {
     assert_eq!(ids(&filtered), failed[200..300].to_vec());
     assert_eq!(filtered.header("x-total"), Some("625"));
     // Still the runner's owners only.
-    get(&app, USER2, &format!("{base}&page=13")).await.expect(403);
+    get(&app, USER2, &format!("{base}&page=13"))
+        .await
+        .expect(403);
 }

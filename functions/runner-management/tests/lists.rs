@@ -321,3 +321,47 @@ async fn modern_status_filters_and_version_prefix_on_lists() {
         .expect(200);
     assert!(!ids(&all_stale).contains(&SHARED), "contacted just now");
 }
+
+/// A deep owned page reads a group's subtree set as parallel id ranges: the ranges together
+/// give what one query in id order gives, cut at the same place.
+#[tokio::test]
+async fn a_subtree_set_read_in_id_ranges_matches_one_query_in_id_order() {
+    let app = app().await;
+    let group = 999;
+    let ids: Vec<i64> = (1..=12_000).map(|i| i * 3).collect();
+    for chunk in ids.chunks(25) {
+        let requests = chunk
+            .iter()
+            .map(|id| {
+                let (pk, sk) = runners_shared::store::keys::subtree_runner(group, *id);
+                let put = aws_sdk_dynamodb::types::PutRequest::builder()
+                    .item("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
+                    .item("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk))
+                    .build()
+                    .unwrap();
+                aws_sdk_dynamodb::types::WriteRequest::builder()
+                    .put_request(put)
+                    .build()
+            })
+            .collect();
+        app.store
+            .client()
+            .batch_write_item()
+            .request_items(app.store.table(), requests)
+            .send()
+            .await
+            .unwrap();
+    }
+    let highest = 36_000;
+    for limit in [5_000, 10_666, 11_000, 12_000, 12_001] {
+        let ranged = app
+            .store
+            .subtree_runner_ids_in_ranges(group, highest, limit)
+            .await
+            .unwrap();
+        let single = app.store.subtree_runner_ids(group, limit).await.unwrap();
+        assert_eq!(ranged, single, "limit {limit}");
+        assert_eq!(ranged.0, ids[..limit.min(ids.len())].to_vec());
+        assert_eq!(ranged.1, limit < ids.len(), "limit {limit}");
+    }
+}

@@ -134,12 +134,7 @@ pub async fn rebuild_listing(store: &Store, jobs: bool) -> Result<RebuildSummary
         for (key, delta) in changes.counts {
             *counts.entry(key).or_default() += delta;
         }
-        subtree.extend(
-            changes
-                .subtree_puts
-                .into_iter()
-                .map(|key| subtree_item(key, runner.id)),
-        );
+        subtree.extend(changes.subtree_puts.into_iter().map(subtree_item));
         let expected =
             keys::runner_ids(runner.runner_type.as_str(), keys::runner_bucket(runner.id));
         let reader = ItemReader::new(item, "runner");

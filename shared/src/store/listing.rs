@@ -72,12 +72,15 @@ pub(crate) fn listing_changes(before: Option<&Runner>, after: Option<&Runner>) -
     }
 }
 
-/// A subtree set's entry: its keys, and the runner id for anyone reading the item by eye.
-pub(crate) fn subtree_item(key: (String, String), runner_id: i64) -> Item {
-    super::item::ItemBuilder::keyed(key)
-        .n("runner_id", runner_id)
-        .build()
+/// A subtree set's entry: its keys only (the sort key ends with the runner id), about 40
+/// bytes, so that a set of 16,000 runners is one Query page.
+pub(crate) fn subtree_item(key: (String, String)) -> Item {
+    super::item::ItemBuilder::keyed(key).build()
 }
+
+/// How many runner ids one Query of a subtree set covers when a deep page reads the set in
+/// parallel ranges: at most 16,000 entries, under DynamoDB's 1 MB page.
+pub const SUBTREE_RANGE: i64 = 16_000;
 
 /// How many runners of each type are in each id bucket.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -219,10 +222,9 @@ impl Store {
             .collect::<Result<Vec<_>, ApiError>>()?;
         let mut subtree = Vec::new();
         for key in &changes.subtree_puts {
-            let runner_id = keys::trailing_id(&key.1).unwrap_or_default();
             let put = Put::builder()
                 .table_name(&self.table)
-                .set_item(Some(subtree_item(key.clone(), runner_id)))
+                .set_item(Some(subtree_item(key.clone())))
                 .build()
                 .map_err(build_error)?;
             subtree.push(TransactWriteItem::builder().put(put).build());
@@ -301,6 +303,47 @@ impl Store {
     ) -> Result<(Vec<i64>, bool), ApiError> {
         let (pk, _) = keys::subtree_runner(group_id, 0);
         self.prefix_ids(pk, keys::SUBTREE_PREFIX, limit).await
+    }
+
+    /// The first `limit` runners of a group's subtree set, read as parallel queries of
+    /// `SUBTREE_RANGE` ids each up to `highest_id` (one round trip however deep the page), and
+    /// whether there are more.
+    pub async fn subtree_runner_ids_in_ranges(
+        &self,
+        group_id: i64,
+        highest_id: i64,
+        limit: usize,
+    ) -> Result<(Vec<i64>, bool), ApiError> {
+        let (pk, _) = keys::subtree_runner(group_id, 0);
+        let ranges = (0..=highest_id.max(0) / SUBTREE_RANGE).map(|k| {
+            let first = k * SUBTREE_RANGE;
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .expression_attribute_values(
+                    ":first",
+                    AttributeValue::S(keys::subtree_runner(group_id, first).1),
+                )
+                .expression_attribute_values(
+                    ":last",
+                    AttributeValue::S(keys::subtree_runner(group_id, first + SUBTREE_RANGE - 1).1),
+                )
+                .projection_expression("sk");
+            self.ids_from_keys(query, keys::SK, limit)
+        });
+        let mut ids = Vec::new();
+        for (range_ids, more) in try_join_all(ranges).await? {
+            ids.extend(range_ids);
+            // Ids after a range cut short are not the next ones: stop there.
+            if more || ids.len() > limit {
+                ids.truncate(limit);
+                return Ok((ids, true));
+            }
+        }
+        Ok((ids, false))
     }
 
     /// The first `limit` ids of the runners linked to a project or group, in id order, and
