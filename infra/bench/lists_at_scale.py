@@ -2,7 +2,7 @@
 """Runner lists at 100,000 runners: DynamoDB calls, round trips, items and bytes read, latency.
 
 Seeds 100,000 runners over 5,000 projects in 1,000 groups three levels deep (10 roots, 90
-groups below them, 900 below those), then asks every runner list for its first, a middle and
+groups below them, 900 below those) and 100,000 jobs of one runner, then asks every runner list for its first, a middle and
 its last page as the callers the issue names. DynamoDB calls go through a counting proxy, so
 each request's items read (a Query's ScannedCount, a batch's items) and response bytes (JSON,
 larger than DynamoDB's own item sizes) are what the service really read; calls, round trips and
@@ -31,7 +31,9 @@ ADMIN, OWNER, MAINTAINER = "scale-admin", "scale-owner", "scale-maintainer"
 ROOTS, CHILDREN_PER_ROOT, LEAVES_PER_CHILD = 10, 9, 10
 PROJECTS, OWNER_PROJECTS, MAINTAINED = 5_000, 2_000, range(2_001, 2_201)
 INSTANCE, PER_PROJECT, GROUP_RUNNERS_PER_GROUP = 10_000, 17, 5
+BUSY_RUNNER, BUSY_JOBS = 10_001, 100_000  # a project runner of project 1
 REPEATS = int(os.environ.get("REPEATS", "10"))
+WALKED_REPEATS = 2  # lists that still walk take minutes a request on DynamoDB Local
 
 
 def world():
@@ -82,7 +84,12 @@ def world():
         {"id": 2, "username": "owner", "tokens": [{"token": OWNER}]},
         {"id": 3, "username": "maintainer", "tokens": [{"token": MAINTAINER}]},
     ]
-    return {"users": users, "groups": groups, "projects": projects, "runners": runners}
+    statuses = ["success", "failed", "canceled", "success"]
+    jobs = [{"id": j, "runner_id": BUSY_RUNNER, "project_id": 1, "user_id": 1,
+             "status": statuses[j % 4], "name": "build", "stage": "test"}
+            for j in range(1, BUSY_JOBS + 1)]
+    return {"users": users, "groups": groups, "projects": projects, "runners": runners,
+            "jobs": jobs}
 
 
 class Meter:
@@ -159,16 +166,16 @@ def main():
     server = Server()
     rows = []
 
-    def measure(list_name, caller, what, path, token):
+    def measure(list_name, caller, what, path, token, repeats=REPEATS):
         latencies = []
-        for _ in range(REPEATS):
+        for _ in range(repeats):
             meter.reset()
             response, calls, rounds = server.call("GET", path, token)
             latencies.append(server.last_latency_ms())
         items, size = meter.items, meter.bytes
         total = response.headers.get("X-Total", "-") or "-"
         latencies.sort()
-        p99 = latencies[-1]  # of 10 samples, the 99th percentile is the slowest
+        p99 = latencies[-1]  # of so few samples, the 99th percentile is the slowest
         rows.append((list_name, caller, what, response.status_code, total, calls, rounds, items,
                      size, statistics.median(latencies), p99))
 
@@ -182,9 +189,9 @@ def main():
             measure("GET /runners", "Maintainer of 200 projects (3,400 runners)", what,
                     f"/api/v4/runners?per_page=100&page={page}", MAINTAINER)
         measure("GET /runners", "Owner", "tag_list=docker, page 1",
-                "/api/v4/runners?per_page=100&tag_list=docker", OWNER)
+                "/api/v4/runners?per_page=100&tag_list=docker", OWNER, WALKED_REPEATS)
         measure("GET /runners", "Maintainer of 200 projects", "status=online, page 1",
-                "/api/v4/runners?per_page=100&status=online", MAINTAINER)
+                "/api/v4/runners?per_page=100&status=online", MAINTAINER, WALKED_REPEATS)
         for what, page in [("page 1", 1), ("page 500", 500), ("page 1,000, the last", 1000)]:
             measure("GET /runners/all", "admin", what,
                     f"/api/v4/runners/all?per_page=100&page={page}", ADMIN)
@@ -197,20 +204,31 @@ def main():
                             ("status=online, page 1", "status=online"),
                             ("tag_list=docker, page 100", "tag_list=docker&page=100")]:
             measure("GET /runners/all", "admin", what, f"/api/v4/runners/all?per_page=100&{query}",
-                    ADMIN)
+                    ADMIN, WALKED_REPEATS)
         deep = 2_500  # in a leaf, three groups deep: 17 + 15 group runners + 10,000 instance
         for what, page in [("page 1", 1), ("page 51 (middle)", 51), ("page 101, the last", 101)]:
             measure("GET /projects/:id/runners", "admin, project three groups deep", what,
                     f"/api/v4/projects/{deep}/runners?per_page=100&page={page}", ADMIN)
         measure("GET /projects/:id/runners", "admin", "tag_list=docker, page 1",
-                f"/api/v4/projects/{deep}/runners?per_page=100&tag_list=docker", ADMIN)
+                f"/api/v4/projects/{deep}/runners?per_page=100&tag_list=docker", ADMIN,
+                WALKED_REPEATS)
         measure("GET /groups/:id/runners", "admin, a leaf group", "page 101, the last",
                 "/api/v4/groups/500/runners?per_page=100&page=101", ADMIN)
+        jobs = f"/api/v4/runners/{BUSY_RUNNER}/jobs?per_page=100"
+        for what, query, token in [
+                ("page 1", "", ADMIN), ("page 500 (middle)", "&page=500", ADMIN),
+                ("page 1,000, the last", "&page=1000", ADMIN),
+                ("newest first, page 1,000", "&order_by=id&sort=desc&page=1000", ADMIN),
+                ("page 500, as the Owner of its project's group", "&page=500", OWNER),
+                ("status=failed, page 1", "&status=failed", ADMIN)]:
+            measure("GET /runners/:id/jobs", "a runner with 100,000 jobs", what, jobs + query,
+                    token, WALKED_REPEATS if "status" in query else REPEATS)
     finally:
         server.stop()
         meter.server.shutdown()
-    print(f"Seeded {len(seed['runners']):,} runners, {len(seed['projects']):,} projects and "
-          f"{len(seed['groups']):,} groups in {seeded_s:.0f} s; {REPEATS} requests per row.\n")
+    print(f"Seeded {len(seed['runners']):,} runners, {len(seed['projects']):,} projects, "
+          f"{len(seed['groups']):,} groups and {len(seed['jobs']):,} jobs in {seeded_s:.0f} s; "
+          f"{REPEATS} requests per row ({WALKED_REPEATS} for the walked filters).\n")
     print("| list | caller | page | status | X-Total | calls | round trips | items read | "
           "bytes read (JSON) | p50 ms | p99 ms |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

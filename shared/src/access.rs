@@ -317,16 +317,7 @@ mod tests {
     use crate::time::Timestamp;
 
     fn project(id: i64, group_ids: &[i64]) -> ProjectRef {
-        ProjectRef {
-            id,
-            name: format!("p{id}"),
-            name_with_namespace: format!("g / p{id}"),
-            path: format!("p{id}"),
-            path_with_namespace: format!("g/p{id}"),
-            description: None,
-            created_at: Timestamp::from_millis(0),
-            group_ids: group_ids.to_vec(),
-        }
+        ProjectRef::sample(id, group_ids)
     }
 
     fn runner(

@@ -84,6 +84,23 @@ pub struct ProjectRef {
     pub group_ids: Vec<i64>,
 }
 
+#[cfg(test)]
+impl ProjectRef {
+    /// A project in the given group chain (root first), named after its id.
+    pub(crate) fn sample(id: i64, group_ids: &[i64]) -> Self {
+        Self {
+            id,
+            name: format!("p{id}"),
+            name_with_namespace: format!("g / p{id}"),
+            path: format!("p{id}"),
+            path_with_namespace: format!("g/p{id}"),
+            description: None,
+            created_at: Timestamp::from_millis(0),
+            group_ids: group_ids.to_vec(),
+        }
+    }
+}
+
 /// A group as a group runner carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupRef {

@@ -421,16 +421,7 @@ mod tests {
     use crate::runner::{GroupRef, ProjectRef};
 
     fn project(id: i64, group_ids: &[i64]) -> ProjectRef {
-        ProjectRef {
-            id,
-            name: format!("p{id}"),
-            name_with_namespace: format!("p{id}"),
-            path: format!("p{id}"),
-            path_with_namespace: format!("p{id}"),
-            description: None,
-            created_at: crate::time::Timestamp::from_millis(0),
-            group_ids: group_ids.to_vec(),
-        }
+        ProjectRef::sample(id, group_ids)
     }
 
     fn runner(id: i64, runner_type: RunnerType) -> Runner {
