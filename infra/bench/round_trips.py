@@ -124,8 +124,10 @@ def main():
             measure("PUT /runners/:id", caller, "<= 4", "PUT", "/api/v4/runners/1", token,
                     data={"description": f"by {caller}"})
         for caller, token in (("admin", ADMIN), ("maintainer", MAINTAINER)):
-            measure("GET /runners/:id/jobs", caller, "<= 3",
+            measure("GET /runners/:id/jobs", caller + ", status=failed", "<= 3",
                     "GET", "/api/v4/runners/1/jobs?status=failed", token)
+            measure("GET /runners/:id/jobs", caller + ", no filter", "<= 3",
+                    "GET", "/api/v4/runners/1/jobs", token)
         measure("DELETE /runners/:id", "admin", "<= 4", "DELETE", "/api/v4/runners/3", ADMIN)
         measure("DELETE /runners/:id", "maintainer", "<= 4",
                 "DELETE", "/api/v4/runners/4", MAINTAINER)

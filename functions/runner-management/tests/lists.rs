@@ -365,3 +365,124 @@ async fn a_subtree_set_read_in_id_ranges_matches_one_query_in_id_order() {
         assert_eq!(ranged.1, limit < ids.len(), "limit {limit}");
     }
 }
+
+/// A table written before the list structures existed: runner and job items without their
+/// index keys, no counts, no subtree sets. Lists miss those runners until
+/// `runnerctl table rebuild-lists` (this function) has run; then they are whole again.
+#[tokio::test]
+async fn rebuilding_the_lists_of_a_table_written_before_them() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use runners_shared::store::keys;
+    let app = app().await;
+    let all_before = get(&app, ADMIN, "/api/v4/runners/all").await.expect(200);
+    let jobs_before = get(&app, ADMIN, "/api/v4/runners/2/jobs?per_page=1")
+        .await
+        .expect(200);
+    let owned_before = get(&app, OWNER, "/api/v4/runners").await.expect(200);
+    let client = app.store.client();
+    let table = app.store.table();
+    let key = |(pk, sk): (String, String)| {
+        std::collections::HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(pk)),
+            ("sk".to_owned(), AttributeValue::S(sk)),
+        ])
+    };
+    // Undo what the structures hold: index keys of every runner and job, every count, every
+    // subtree entry (the fixture's groups are 10-41).
+    for id in 1..=7 {
+        client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key(keys::runner(id))))
+            .update_expression("REMOVE gsi3pk, gsi3sk")
+            .send()
+            .await
+            .unwrap();
+    }
+    for id in [1002, 1003, 1004, 1005] {
+        client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key(keys::job(id))))
+            .update_expression("REMOVE gsi3pk, gsi3sk")
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut doomed = Vec::new();
+    for (pk, prefix) in [
+        (keys::RUNNER_COUNTS.to_owned(), String::new()),
+        (keys::runner_job_counts(1), String::new()),
+        (keys::runner_job_counts(2), String::new()),
+    ]
+    .into_iter()
+    .chain([10, 20, 40, 41].map(|g| (format!("GROUP#{g}"), keys::SUBTREE_PREFIX.to_owned())))
+    {
+        let found = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .send()
+            .await
+            .unwrap();
+        for item in found.items() {
+            let sk = item["sk"].as_s().unwrap();
+            if sk.starts_with(&prefix) {
+                doomed.push((item["pk"].as_s().unwrap().clone(), sk.clone()));
+            }
+        }
+    }
+    assert!(doomed.len() > 10, "{doomed:?}");
+    for k in doomed {
+        client
+            .delete_item()
+            .table_name(table)
+            .set_key(Some(key(k)))
+            .send()
+            .await
+            .unwrap();
+    }
+    let all_empty = get(&app, ADMIN, "/api/v4/runners/all").await.expect(200);
+    assert_eq!(
+        all_empty.header("x-total"),
+        Some("0"),
+        "nothing counted yet"
+    );
+    let owned_empty = get(&app, OWNER, "/api/v4/runners").await.expect(200);
+    assert_eq!(owned_empty.body, json!([]));
+
+    let summary = runners_shared::admin::listing::rebuild_listing(
+        &app.store,
+        runners_shared::admin::listing::JobCounts::All,
+    )
+    .await
+    .unwrap();
+    assert_eq!((summary.runners, summary.indexed), (7, 7));
+    assert_eq!(summary.jobs_indexed, 4);
+    let all_after = get(&app, ADMIN, "/api/v4/runners/all").await.expect(200);
+    assert_eq!(ids(&all_after), ids(&all_before));
+    assert_eq!(all_after.header("x-total"), all_before.header("x-total"));
+    let owned_after = get(&app, OWNER, "/api/v4/runners").await.expect(200);
+    assert_eq!(ids(&owned_after), ids(&owned_before));
+    let jobs_after = get(&app, ADMIN, "/api/v4/runners/2/jobs?per_page=1")
+        .await
+        .expect(200);
+    assert_eq!(jobs_after.header("x-total"), jobs_before.header("x-total"));
+    assert_eq!(jobs_after.header("x-total"), Some("2"));
+    // Deep pages read the index keys the rebuild gave the jobs.
+    let deep = app
+        .store
+        .counted_runner_jobs(
+            2,
+            &app.store.runner_job_counts(2).await.unwrap(),
+            false,
+            runners_shared::pagination::PageRequest {
+                page: 2,
+                per_page: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(deep.0.iter().map(|j| j.id).collect::<Vec<_>>(), [1005]);
+}

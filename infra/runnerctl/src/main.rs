@@ -368,7 +368,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Table {
             command: TableCommand::RebuildLists,
         } => {
-            let summary = runners_shared::admin::listing::rebuild_listing(&store, true).await?;
+            let summary = runners_shared::admin::listing::rebuild_listing(
+                &store,
+                runners_shared::admin::listing::JobCounts::All,
+            )
+            .await?;
             report(
                 json_mode,
                 format!(

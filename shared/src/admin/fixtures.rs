@@ -4,6 +4,7 @@
 //! items are keyed by digest, and default times are fixed, so a second import writes the same
 //! items. Plaintext tokens are only ever digested.
 
+use super::listing::JobCounts;
 use super::writes::{delete_all, get_all, put_all, raise_counter};
 use crate::auth::{PersonalAccessToken, TokenDigest};
 use crate::jobs::RUNNING;
@@ -1068,9 +1069,15 @@ impl Fixture {
             }
         }
         // Runner and job items were written directly: count them and fill the subtree sets.
-        let assigned_jobs = self.jobs.iter().any(|j| j.runner_id.is_some());
-        if !self.runners.is_empty() || assigned_jobs {
-            super::listing::rebuild_listing(store, assigned_jobs).await?;
+        let busy_runners: std::collections::BTreeSet<i64> =
+            self.jobs.iter().filter_map(|j| j.runner_id).collect();
+        if !self.runners.is_empty() || !busy_runners.is_empty() {
+            let jobs = if busy_runners.is_empty() {
+                JobCounts::Skip
+            } else {
+                JobCounts::Of(busy_runners.into_iter().collect())
+            };
+            super::listing::rebuild_listing(store, jobs).await?;
         }
         Ok(summary)
     }

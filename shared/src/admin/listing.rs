@@ -30,6 +30,59 @@ pub struct RebuildSummary {
 
 const UPDATES_IN_FLIGHT: usize = 16;
 
+/// Which runners' job counts a rebuild recomputes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobCounts {
+    /// None (no job was written directly).
+    Skip,
+    /// These runners', from their jobs in the runner job index (a fixture's jobs have their
+    /// index keys, as have jobs assigned since the index exists).
+    Of(Vec<i64>),
+    /// Every runner's, from a Scan of the table: jobs written before the index have no index
+    /// keys yet, and get them.
+    All,
+}
+
+/// Recomputes the job counts of the given runners from their keys in the runner job index.
+async fn recount_jobs_of(store: &Store, runners: &[i64]) -> Result<usize, String> {
+    let mut items = Vec::new();
+    for runner_id in runners {
+        let query = store
+            .client()
+            .query()
+            .table_name(store.table())
+            .index_name(keys::GSI3)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", keys::GSI3_PK)
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(keys::runner_job_ids(*runner_id)),
+            );
+        let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+        store
+            .query_pages(query, |item| {
+                let key = ItemReader::new(item, "runner job key").s(keys::GSI3_SK)?;
+                let id: i64 = key
+                    .parse()
+                    .map_err(|_| crate::error::ApiError::internal(format!("job key {key}")))?;
+                *counts
+                    .entry(keys::runner_job_count(*runner_id, id))
+                    .or_default() += 1;
+                Ok(false)
+            })
+            .await
+            .map_err(err)?;
+        items.extend(
+            counts
+                .into_iter()
+                .map(|(key, value)| ItemBuilder::keyed(key).n("value", value).build()),
+        );
+    }
+    let written = items.len();
+    put_all(store, items).await?;
+    Ok(written)
+}
+
 /// Recomputes every runner's job counts from the jobs (one Scan: operator-side only) and
 /// gives assigned jobs written before the runner job index their index keys. Returns the
 /// count items written and the jobs given keys.
@@ -122,8 +175,8 @@ async fn set_index_keys(
 /// Recomputes the counts and subtree sets of every runner. Counts are written as absolute
 /// values, so run it while nothing registers or deletes runners (a count changed between the
 /// read and the write would be overwritten); subtree entries are only added, never removed.
-/// With `jobs`, also every runner's job counts (a Scan of the table).
-pub async fn rebuild_listing(store: &Store, jobs: bool) -> Result<RebuildSummary, String> {
+/// `jobs` says which runners' job counts to recompute too.
+pub async fn rebuild_listing(store: &Store, jobs: JobCounts) -> Result<RebuildSummary, String> {
     let runner_items = all_runner_items(store).await?;
     let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
     let mut subtree = Vec::new();
@@ -172,10 +225,14 @@ pub async fn rebuild_listing(store: &Store, jobs: bool) -> Result<RebuildSummary
             .collect(),
     )
     .await?;
-    if jobs {
-        let (job_counters, jobs_indexed) = rebuild_job_counts(store).await?;
-        summary.job_counters = job_counters;
-        summary.jobs_indexed = jobs_indexed;
+    match jobs {
+        JobCounts::Skip => {}
+        JobCounts::Of(runners) => summary.job_counters = recount_jobs_of(store, &runners).await?,
+        JobCounts::All => {
+            let (job_counters, jobs_indexed) = rebuild_job_counts(store).await?;
+            summary.job_counters = job_counters;
+            summary.jobs_indexed = jobs_indexed;
+        }
     }
     Ok(summary)
 }
