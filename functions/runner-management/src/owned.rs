@@ -5,7 +5,7 @@
 //! Round trips, however many projects the caller has: memberships (1), then every source
 //! together (2): the subtree set of each Maintainer+ group (everything below it, one query
 //! however many projects it holds, or parallel queries of id ranges for a page past the
-//! 10,000th) and the links of each Maintainer+ project; then the runners in batches (3). Each
+//! 10,000th, beside which the runner counts are read to cut the ranges) and the links of each Maintainer+ project; then the runners in batches (3). Each
 //! source is read only as far as the page and the count need.
 
 use runners_shared::AppState;
@@ -16,7 +16,7 @@ use runners_shared::pagination::COUNT_LIMIT;
 use runners_shared::pagination::{PageInfo, PageRequest};
 use runners_shared::runner::Runner;
 use runners_shared::runner_filter::RunnerFilter;
-use runners_shared::store::{IdSequence, keys};
+use runners_shared::store::keys;
 use runners_shared::time::Timestamp;
 
 /// The caller's owned runner ids, in id order, up to `limit`, and whether there are more.
@@ -26,23 +26,24 @@ async fn owned_ids(
     limit: usize,
 ) -> Result<(Vec<i64>, bool), ApiError> {
     let store = &state.store;
-    // A page past the count limit needs every id before it: each group's set is then read in
-    // parallel ranges of runner ids, up to the highest id there is.
+    // A page past the count limit needs every id before it: each group's set is then read as
+    // parallel queries of id ranges, cut from the runner counts.
     let deep = limit > usize::try_from(COUNT_LIMIT + 1).unwrap_or(usize::MAX);
-    let (memberships, highest_id) =
+    let (memberships, ranges) =
         futures_util::future::try_join(store.memberships_of(caller.user_id), async {
             if deep {
-                store.highest_id(IdSequence::Runner).await.map(Some)
+                Ok(Some(store.runner_counts().await?.id_ranges()))
             } else {
                 Ok(None)
             }
         })
         .await?;
     let memberships: Memberships = memberships.into_iter().collect();
+    let ranges = &ranges;
     let groups = memberships.groups_at_least(MAINTAINER).map(|g| {
         futures_util::future::Either::Left(async move {
-            match highest_id {
-                Some(highest) => store.subtree_runner_ids_in_ranges(g, highest, limit).await,
+            match ranges {
+                Some(ranges) => store.subtree_runner_ids_in_ranges(g, ranges, limit).await,
                 None => store.subtree_runner_ids(g, limit).await,
             }
         })

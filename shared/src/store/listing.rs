@@ -78,9 +78,9 @@ pub(crate) fn subtree_item(key: (String, String)) -> Item {
     super::item::ItemBuilder::keyed(key).build()
 }
 
-/// How many runner ids one Query of a subtree set covers when a deep page reads the set in
-/// parallel ranges: at most 16,000 entries, under DynamoDB's 1 MB page.
-pub const SUBTREE_RANGE: i64 = 16_000;
+/// How many runners one Query of a subtree set may meet when a deep page reads the set in
+/// parallel id ranges: 16,000 entries are under DynamoDB's 1 MB page.
+pub const SUBTREE_RANGE: u64 = 16_000;
 
 /// How many runners of each type are in each id bucket.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -90,6 +90,25 @@ pub struct RunnerCounts(BTreeMap<(RunnerTypeKey, i64), u64>);
 type RunnerTypeKey = &'static str;
 
 impl RunnerCounts {
+    /// Id ranges, in order and covering every id, that each hold at most [`SUBTREE_RANGE`]
+    /// runners of any type (so at most that many of one group's subtree set): consecutive
+    /// buckets are joined while their counts allow, whatever the gaps between their ids.
+    pub fn id_ranges(&self) -> Vec<(i64, i64)> {
+        let all = [RunnerType::Instance, RunnerType::Group, RunnerType::Project];
+        let mut ranges = Vec::new();
+        let (mut first, mut held) = (0i64, 0u64);
+        for (bucket, count) in self.per_bucket(&all) {
+            if held > 0 && held + count > SUBTREE_RANGE {
+                let start = bucket.saturating_mul(keys::RUNNER_BUCKET_SIZE);
+                ranges.push((first, start - 1));
+                (first, held) = (start, 0);
+            }
+            held += count;
+        }
+        ranges.push((first, i64::MAX));
+        ranges
+    }
+
     /// The runners of these types per bucket, in bucket order (empty buckets left out).
     pub fn per_bucket(&self, types: &[RunnerType]) -> BTreeMap<i64, u64> {
         let mut buckets = BTreeMap::new();
@@ -305,18 +324,17 @@ impl Store {
         self.prefix_ids(pk, keys::SUBTREE_PREFIX, limit).await
     }
 
-    /// The first `limit` runners of a group's subtree set, read as parallel queries of
-    /// `SUBTREE_RANGE` ids each up to `highest_id` (one round trip however deep the page), and
-    /// whether there are more.
+    /// The first `limit` runners of a group's subtree set, read as parallel queries of the
+    /// given id ranges (from [`RunnerCounts::id_ranges`]: one round trip however deep the
+    /// page), and whether there are more.
     pub async fn subtree_runner_ids_in_ranges(
         &self,
         group_id: i64,
-        highest_id: i64,
+        ranges: &[(i64, i64)],
         limit: usize,
     ) -> Result<(Vec<i64>, bool), ApiError> {
         let (pk, _) = keys::subtree_runner(group_id, 0);
-        let ranges = (0..=highest_id.max(0) / SUBTREE_RANGE).map(|k| {
-            let first = k * SUBTREE_RANGE;
+        let ranges = ranges.iter().map(|(first, last)| {
             let query = self
                 .client
                 .query()
@@ -325,11 +343,11 @@ impl Store {
                 .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
                 .expression_attribute_values(
                     ":first",
-                    AttributeValue::S(keys::subtree_runner(group_id, first).1),
+                    AttributeValue::S(keys::subtree_runner(group_id, *first).1),
                 )
                 .expression_attribute_values(
                     ":last",
-                    AttributeValue::S(keys::subtree_runner(group_id, first + SUBTREE_RANGE - 1).1),
+                    AttributeValue::S(keys::subtree_runner(group_id, *last).1),
                 )
                 .projection_expression("sk");
             self.ids_from_keys(query, keys::SK, limit)
@@ -557,6 +575,24 @@ mod tests {
                 total: 0
             }
         );
+    }
+
+    #[test]
+    fn id_ranges_hold_at_most_a_query_page_of_runners_whatever_the_gaps() {
+        let counts = RunnerCounts(BTreeMap::from([
+            (("instance_type", 0), 900),
+            (("project_type", 0), 99),
+            // Ids far apart: joined while the counts allow.
+            (("project_type", 7), 1_000),
+            (("group_type", 1_000_000_000), 1),
+        ]));
+        assert_eq!(counts.id_ranges(), [(0, i64::MAX)]);
+        let crowded = RunnerCounts((0..40).map(|b| (("project_type", b), 1_000)).collect());
+        assert_eq!(
+            crowded.id_ranges(),
+            [(0, 15_999), (16_000, 31_999), (32_000, i64::MAX)]
+        );
+        assert_eq!(RunnerCounts::default().id_ranges(), [(0, i64::MAX)]);
     }
 
     #[test]

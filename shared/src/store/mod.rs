@@ -107,15 +107,6 @@ impl Store {
         item::ItemReader::new(&attributes, "counter").n("value")
     }
 
-    /// The last id a sequence handed out (0 before the first): every id of that kind is at most
-    /// this.
-    pub async fn highest_id(&self, sequence: IdSequence) -> Result<i64, ApiError> {
-        match self.get(keys::counter(sequence.name())).await? {
-            Some(item) => item::ItemReader::new(&item, "counter").n("value"),
-            None => Ok(0),
-        }
-    }
-
     /// One item by key, strongly consistent: a runner that just registered must be able to
     /// verify at once.
     pub(crate) async fn get(&self, key: (String, String)) -> Result<Option<Item>, ApiError> {
