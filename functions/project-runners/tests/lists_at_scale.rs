@@ -270,7 +270,10 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
     // A page past the 10,000th reads the subtree set as id ranges cut from the counts: here
     // it is past the end, and says so with the whole total.
     let calls = check_page(&app, OWNER, "/api/v4/runners", &specific, 101, 100, 4).await;
-    assert_eq!(calls, 4, "token, memberships and counts, one range of the subtree set");
+    assert_eq!(
+        calls, 4,
+        "token, memberships and counts, one range of the subtree set"
+    );
     // A Maintainer of 20 projects: their links, read together.
     let maintained = model.ids(|r| r.2.iter().any(|p| *p < 1_020));
     let calls = check_page(&app, MAINTAINER, "/api/v4/runners", &maintained, 3, 100, 4).await;

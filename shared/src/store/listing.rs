@@ -98,12 +98,12 @@ impl RunnerCounts {
         let mut ranges = Vec::new();
         let (mut first, mut held) = (0i64, 0u64);
         for (bucket, count) in self.per_bucket(&all) {
-            if held > 0 && held + count > SUBTREE_RANGE {
+            if held > 0 && held.saturating_add(count) > SUBTREE_RANGE {
                 let start = bucket.saturating_mul(keys::RUNNER_BUCKET_SIZE);
                 ranges.push((first, start - 1));
                 (first, held) = (start, 0);
             }
-            held += count;
+            held = held.saturating_add(count);
         }
         ranges.push((first, i64::MAX));
         ranges
@@ -114,7 +114,8 @@ impl RunnerCounts {
         let mut buckets = BTreeMap::new();
         for ((runner_type, bucket), count) in &self.0 {
             if *count > 0 && types.iter().any(|t| t.as_str() == *runner_type) {
-                *buckets.entry(*bucket).or_default() += count;
+                let sum: &mut u64 = buckets.entry(*bucket).or_default();
+                *sum = sum.saturating_add(*count);
             }
         }
         buckets
@@ -144,7 +145,9 @@ pub fn plan_page(listed: &[i64], per_bucket: &BTreeMap<i64, u64>, page: PageRequ
 /// Finds the page in buckets walked in the given order (ascending ids, or descending).
 pub fn plan_walk(buckets: impl IntoIterator<Item = (i64, u64)>, page: PageRequest) -> PagePlan {
     let buckets: Vec<(i64, u64)> = buckets.into_iter().collect();
-    let total: u64 = buckets.iter().map(|(_, count)| count).sum();
+    let total = buckets
+        .iter()
+        .fold(0u64, |sum, (_, count)| sum.saturating_add(*count));
     let (offset, end) = (page.offset(), page.end().min(total));
     let mut plan = PagePlan {
         buckets: Vec::new(),
@@ -153,7 +156,7 @@ pub fn plan_walk(buckets: impl IntoIterator<Item = (i64, u64)>, page: PageReques
     };
     let mut before = 0u64;
     for (bucket, count) in buckets {
-        let after = before + count;
+        let after = before.saturating_add(count);
         if after > offset && before < end {
             if plan.buckets.is_empty() {
                 plan.skip = usize::try_from(offset - before).unwrap_or(usize::MAX);

@@ -469,7 +469,9 @@ impl Store {
                 .expression_attribute_values(":first", AttributeValue::S(keys::padded(first)))
                 .expression_attribute_values(
                     ":last",
-                    AttributeValue::S(keys::padded(first + keys::JOB_BUCKET_SIZE - 1)),
+                    AttributeValue::S(keys::padded(
+                        first.saturating_add(keys::JOB_BUCKET_SIZE - 1),
+                    )),
                 );
             let mut ids = Vec::new();
             async move {
