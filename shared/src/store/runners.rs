@@ -652,16 +652,7 @@ mod tests {
     use super::*;
 
     fn project(id: i64) -> ProjectRef {
-        ProjectRef {
-            id,
-            name: format!("P{id}"),
-            name_with_namespace: format!("G / P{id}"),
-            path: format!("p{id}"),
-            path_with_namespace: format!("g/p{id}"),
-            description: None,
-            created_at: Timestamp::from_millis(1),
-            group_ids: vec![10, 11],
-        }
+        ProjectRef::sample(id, &[10, 11])
     }
 
     #[test]
