@@ -314,7 +314,7 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
 
     // Filters on attributes still walk, and agree with the model.
     let tagged = model.ids(|r| r.0 % 3 == 0);
-    check_page(
+    let calls = check_page(
         &app,
         ADMIN,
         "/api/v4/runners/all?tag_list=docker",
@@ -324,6 +324,12 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         10,
     )
     .await;
+    // The walk reads the runners one 1 MB Query page after another: the seed is large enough
+    // that the old way of every list needed more than one (the counted pages above do not).
+    assert!(
+        calls >= 3,
+        "token and at least two Query pages: {calls} calls"
+    );
     let owned_tagged: Vec<i64> = specific.iter().copied().filter(|id| id % 3 == 0).collect();
     check_page(
         &app,
