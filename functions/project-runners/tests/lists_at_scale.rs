@@ -284,7 +284,9 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
     let expected = model.project_list(deep);
     assert!(expected.len() > 1_500);
     let pages = expected.len().div_ceil(100);
-    for page in [1, pages / 2, pages] {
+    for page in [1, 2, pages / 2, pages] {
+        // The first pages are cut from the first instance runners read beside the counts.
+        let budget = if page <= 2 { 3 } else { 4 };
         check_page(
             &app,
             ADMIN,
@@ -292,7 +294,7 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
             &expected,
             page,
             100,
-            4,
+            budget,
         )
         .await;
     }

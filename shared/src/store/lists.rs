@@ -18,8 +18,9 @@ use std::collections::{BTreeMap, HashSet};
 
 const BATCH_GET_LIMIT: usize = 100;
 
-/// A runner's job page that ends within its first this many jobs is read directly (at most
-/// this many jobs); one further in is found from the counts.
+/// A page that ends within a list's first this many items is read directly (at most this many
+/// items: a runner's jobs, a project's instance runners); one further in is found from the
+/// counts.
 pub const HEAD_PAGE_END: u64 = 200;
 
 /// Matches found in order, and whether the reader saw all of them.

@@ -288,6 +288,8 @@ impl Store {
             .query()
             .table_name(&self.table)
             .index_name(keys::GSI2)
+            // No more than asked for is read (a Query page would otherwise be 1 MB).
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .key_condition_expression("gsi2pk = :k")
             .expression_attribute_values(
                 ":k",
