@@ -4,7 +4,7 @@ use crate::auth::TokenDigest;
 use crate::error::{ApiError, ValidationErrors};
 use crate::time::Timestamp;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RunnerType {
     Instance,
     Group,

@@ -26,7 +26,6 @@ use runners_shared::runner::RunnerType;
 use runners_shared::runner_filter::{RunnerFilter, RunnerList};
 use runners_shared::runner_tokens::modified_since;
 use runners_shared::store::directory::MemberOf;
-use runners_shared::store::listing;
 use runners_shared::store::lists::HEAD_PAGE_END;
 use runners_shared::store::projects::LinkChange;
 use runners_shared::store::{MAX_LINKS_PER_RUNNER, back_off};
@@ -128,92 +127,61 @@ impl Listed<'_> {
         let filter = RunnerFilter::read(&mut reader, self.list);
         let page = PageRequest::read(&mut reader);
         let timeout = state.settings.online_timeout_secs;
-        let (runners, info) = if let Some((listed_too, instance)) = counted_parts(&filter) {
-            // Counted: the links, and the instance runners from their counts. A page near the
-            // start is cut from the first instance runners, read beside the counts as far as
-            // the page's end; one further in is placed by the counts, whatever its position.
-            let head = page.end() <= HEAD_PAGE_END && !instance.is_empty();
-            let (memberships, linked, counts, first_instance) = futures_util::future::try_join4(
-                access::memberships_of(&state.store, caller),
-                state.store.linked_runner_ids(&self.sources),
-                state.store.runner_counts(),
-                async {
-                    if head {
-                        let end = usize::try_from(page.end()).unwrap_or(usize::MAX);
-                        let (runners, _) = state
-                            .store
-                            .runners_of_type(RunnerType::Instance, end)
-                            .await?;
-                        Ok(Some(runners))
-                    } else {
-                        Ok(None)
-                    }
-                },
-            )
-            .await?;
-            (self.check)(&memberships)?;
-            reader.finish()?;
-            let mut listed = if listed_too { linked } else { Vec::new() };
-            listed.sort_unstable();
-            listed.dedup();
-            match first_instance {
-                Some(first_instance) => {
-                    // The union's first runners up to the page's end are all links or among
-                    // the first that many instance runners.
-                    let info =
-                        listing::plan_page(&listed, &counts.per_bucket(&instance), page).info(page);
-                    let ids = listed
-                        .into_iter()
-                        .chain(first_instance.iter().map(|r| r.id))
-                        .collect();
-                    let (runners, _) = state
-                        .store
-                        .runner_page(
-                            ids,
-                            &first_instance,
-                            true,
-                            &RunnerFilter::default(),
-                            page,
-                            Timestamp::now(),
-                            timeout,
-                        )
-                        .await?;
-                    (runners, info)
-                }
-                None => {
-                    state
-                        .store
-                        .counted_page(listed, &instance, &counts, page)
-                        .await?
-                }
+        let counted = counted_parts(&filter);
+        // The instance runners read beside the links: as many as a walk counts, or, for a
+        // counted page near the start, as far as the page's end (a deeper one is placed by the
+        // counts, whatever its position).
+        let instance_limit = match &counted {
+            None => Some(page.scan_limit()),
+            Some((_, instance)) if !instance.is_empty() && page.end() <= HEAD_PAGE_END => {
+                Some(page.end())
             }
-        } else {
-            let limit = usize::try_from(page.scan_limit()).unwrap_or(usize::MAX);
-            let (memberships, linked, instance) = futures_util::future::try_join3(
-                access::memberships_of(&state.store, caller),
-                state.store.linked_runner_ids(&self.sources),
-                state.store.runners_of_type(RunnerType::Instance, limit),
-            )
-            .await?;
-            (self.check)(&memberships)?;
-            reader.finish()?;
-            let (instance_runners, instance_exhausted) = instance;
-            let ids: Vec<i64> = linked
-                .into_iter()
-                .chain(instance_runners.iter().map(|r| r.id))
-                .collect();
-            state
-                .store
-                .runner_page(
-                    ids,
-                    &instance_runners,
-                    !instance_exhausted,
-                    &filter,
-                    page,
-                    Timestamp::now(),
-                    timeout,
-                )
-                .await?
+            Some(_) => None,
+        };
+        let (memberships, linked, counts, instance_runners) = futures_util::future::join4(
+            access::memberships_of(&state.store, caller),
+            state.store.linked_runner_ids(&self.sources),
+            OptionFuture::from(counted.is_some().then(|| state.store.runner_counts())),
+            OptionFuture::from(instance_limit.map(|limit| {
+                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                state.store.runners_of_type(RunnerType::Instance, limit)
+            })),
+        )
+        .await;
+        let (memberships, linked) = (memberships?, linked?);
+        let (counts, instance_runners) = (counts.transpose()?, instance_runners.transpose()?);
+        (self.check)(&memberships)?;
+        reader.finish()?;
+        let (runners, info) = match (counted, counts) {
+            (Some((listed_too, types)), Some(counts)) => {
+                let listed = if listed_too { linked } else { Vec::new() };
+                let first = instance_runners
+                    .as_ref()
+                    .map(|(runners, _)| runners.as_slice());
+                state
+                    .store
+                    .counted_page(listed, &types, &counts, first, page)
+                    .await?
+            }
+            _ => {
+                let (instance_runners, instance_exhausted) = instance_runners.unwrap_or_default();
+                let ids: Vec<i64> = linked
+                    .into_iter()
+                    .chain(instance_runners.iter().map(|r| r.id))
+                    .collect();
+                state
+                    .store
+                    .runner_page(
+                        ids,
+                        &instance_runners,
+                        !instance_exhausted,
+                        &filter,
+                        page,
+                        Timestamp::now(),
+                        timeout,
+                    )
+                    .await?
+            }
         };
         let now = Timestamp::now();
         let entities: Vec<RunnerEntity<'_>> = runners

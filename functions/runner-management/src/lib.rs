@@ -32,7 +32,6 @@ use runners_shared::runner_filter::{RunnerFilter, RunnerList};
 use runners_shared::runner_tokens::modified_since;
 use runners_shared::store::back_off;
 use runners_shared::store::directory::JOB_STATUSES;
-use runners_shared::store::listing;
 use runners_shared::store::lists::RunnerIndex;
 use runners_shared::time::Timestamp;
 use runners_shared::user_runners::{CreateRunnerRequest, create_runner};
@@ -122,7 +121,7 @@ async fn list_all(
         // Counted: the page is found from the counts, whatever its position.
         state
             .store
-            .counted_page(Vec::new(), &types, &counts, page)
+            .counted_page(Vec::new(), &types, &counts, None, page)
             .await?
     } else {
         // A filter on the runners' attributes walks them in id order.
@@ -433,25 +432,13 @@ async fn jobs(
     )
     .await;
     let runner = runner?.ok_or(ApiError::NotFound("Runner"))?;
-    let counts = counts?;
-    let (memberships, listed) = match head? {
-        Some(jobs) => {
-            let info = listing::plan_walk(counts.iter().map(|(b, c)| (*b, *c)), page).info(page);
-            (
-                memberships_for(&state, caller, &runner).await?,
-                (jobs, info),
-            )
-        }
-        None => {
-            futures_util::future::try_join(
-                memberships_for(&state, caller, &runner),
-                store.counted_runner_jobs(id, &counts, descending, page),
-            )
-            .await?
-        }
-    };
+    let (counts, head) = (counts?, head?);
+    let (memberships, (jobs, info)) = futures_util::future::try_join(
+        memberships_for(&state, caller, &runner),
+        store.counted_runner_jobs(id, &counts, head, descending, page),
+    )
+    .await?;
     access::check_read_jobs(caller, &runner, &memberships)?;
-    let (jobs, info) = listed;
     Ok(job_entities_response(
         &jobs,
         &info,

@@ -5,8 +5,9 @@
 //! Round trips, however many projects the caller has: memberships (1), then every source
 //! together (2): the subtree set of each Maintainer+ group (everything below it, one query
 //! however many projects it holds, or parallel queries of id ranges for a page past the
-//! 10,000th, beside which the runner counts are read to cut the ranges) and the links of each Maintainer+ project; then the runners in batches (3). Each
-//! source is read only as far as the page and the count need.
+//! 10,000th, cut from the runner counts read beside the memberships) and the links of each
+//! Maintainer+ project; then the runners in batches (3). Each source is read only as far as the
+//! page and the count need.
 
 use runners_shared::AppState;
 use runners_shared::access::{MAINTAINER, Memberships};

@@ -476,6 +476,7 @@ async fn rebuilding_the_lists_of_a_table_written_before_them() {
         .counted_runner_jobs(
             2,
             &app.store.runner_job_counts(2).await.unwrap(),
+            None,
             false,
             runners_shared::pagination::PageRequest {
                 page: 2,

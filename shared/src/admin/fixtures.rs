@@ -12,7 +12,7 @@ use crate::params::normalize_tags;
 use crate::runner::{AccessLevel, ProjectRef, Runner, RunnerInfo, RunnerType};
 use crate::store::directory::{
     Group, JOB_STATUSES, Job, MemberOf, Membership, PathOwner, Project, ProjectSettings, User,
-    UserProfile, descendant_item,
+    UserProfile,
 };
 use crate::store::item::{Item, ItemBuilder, ItemReader, key_of};
 use crate::store::settings::{
@@ -922,12 +922,6 @@ impl Fixture {
                         .build(),
                 );
             }
-            items.extend(
-                group
-                    .ancestor_ids
-                    .iter()
-                    .map(|a| descendant_item(*a, MemberOf::Group(group.id))),
-            );
         }
         for (project, token) in &self.projects {
             let digest = token.as_deref().map(TokenDigest::of);
@@ -940,12 +934,6 @@ impl Fixture {
                         .build(),
                 );
             }
-            items.extend(
-                project
-                    .group_ids
-                    .iter()
-                    .map(|g| descendant_item(*g, MemberOf::Project(project.id))),
-            );
         }
         items.extend(self.memberships.iter().map(Membership::to_item));
         for (runner, _) in &self.runners {

@@ -43,6 +43,11 @@ pub enum JobCounts {
     All,
 }
 
+/// A counter item holding an absolute count.
+fn counter_item((key, value): ((String, String), i64)) -> Item {
+    ItemBuilder::keyed(key).n("value", value).build()
+}
+
 /// Recomputes the job counts of the given runners from their keys in the runner job index.
 async fn recount_jobs_of(store: &Store, runners: &[i64]) -> Result<usize, String> {
     let mut items = Vec::new();
@@ -58,25 +63,17 @@ async fn recount_jobs_of(store: &Store, runners: &[i64]) -> Result<usize, String
                 ":pk",
                 AttributeValue::S(keys::runner_job_ids(*runner_id)),
             );
-        let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
-        store
-            .query_pages(query, |item| {
-                let key = ItemReader::new(item, "runner job key").s(keys::GSI3_SK)?;
-                let id: i64 = key
-                    .parse()
-                    .map_err(|_| crate::error::ApiError::internal(format!("job key {key}")))?;
-                *counts
-                    .entry(keys::runner_job_count(*runner_id, id))
-                    .or_default() += 1;
-                Ok(false)
-            })
+        let (ids, _) = store
+            .ids_from_keys(query, keys::GSI3_SK, usize::MAX)
             .await
             .map_err(err)?;
-        items.extend(
-            counts
-                .into_iter()
-                .map(|(key, value)| ItemBuilder::keyed(key).n("value", value).build()),
-        );
+        let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for id in ids {
+            *counts
+                .entry(keys::runner_job_count(*runner_id, id))
+                .or_default() += 1;
+        }
+        items.extend(counts.into_iter().map(counter_item));
     }
     let written = items.len();
     put_all(store, items).await?;
@@ -126,10 +123,7 @@ async fn rebuild_job_counts(store: &Store) -> Result<(usize, usize), String> {
         }
     }
     let written = (counts.len(), unindexed.len());
-    let items = counts
-        .into_iter()
-        .map(|(key, value)| ItemBuilder::keyed(key).n("value", value).build())
-        .collect();
+    let items = counts.into_iter().map(counter_item).collect();
     put_all(store, items).await?;
     set_index_keys(store, unindexed).await?;
     Ok(written)
@@ -210,10 +204,7 @@ pub async fn rebuild_listing(store: &Store, jobs: JobCounts) -> Result<RebuildSu
         job_counters: 0,
         jobs_indexed: 0,
     };
-    let counter_items = counts
-        .into_iter()
-        .map(|(key, value)| ItemBuilder::keyed(key).n("value", value).build())
-        .collect();
+    let counter_items = counts.into_iter().map(counter_item).collect();
     put_all(store, counter_items).await?;
     delete_all(store, stale).await?;
     put_all(store, subtree).await?;

@@ -6,7 +6,7 @@ use super::writes::{TransactError, Write, err, transact};
 use crate::auth::{PersonalAccessToken, TokenDigest, generate_token};
 use crate::store::directory::{
     Group, MemberOf, Membership, PathOwner, Project, ProjectSettings, SettingsChanges, User,
-    UserProfile, descendant_item,
+    UserProfile,
 };
 use crate::store::item::{Item, ItemBuilder, ItemReader};
 use crate::store::settings::ExpiryScope;
@@ -193,11 +193,6 @@ pub async fn create_group(
                 .build(),
         ),
     ];
-    let descendants = group
-        .ancestor_ids
-        .iter()
-        .map(|a| Write::Create(descendant_item(*a, MemberOf::Group(id))));
-    let writes: Vec<Write> = writes.into_iter().chain(descendants).collect();
     match transact(store, writes).await {
         Ok(()) => Ok(WithToken {
             created: group,
@@ -270,12 +265,6 @@ pub async fn create_project(
                 .build(),
         ),
     ];
-    writes.extend(
-        project
-            .group_ids
-            .iter()
-            .map(|g| Write::Create(descendant_item(*g, MemberOf::Project(id)))),
-    );
     if let Some(owner) = owner_id {
         writes.push(Write::Replace(
             Membership {

@@ -589,14 +589,6 @@ impl Project {
     }
 }
 
-/// The descendant index: one item per (ancestor group, group or project below it), so that a
-/// group's whole subtree is one query (owned runners are inherited down the tree).
-pub fn descendant_item(ancestor_id: i64, below: MemberOf) -> Item {
-    ItemBuilder::keyed(keys::descendant(ancestor_id, below))
-        .s("entity", "descendant")
-        .build()
-}
-
 pub(crate) fn project_ref_item(project: &ProjectRef) -> Item {
     ItemBuilder::default()
         .n("id", project.id)

@@ -155,17 +155,20 @@ pub fn path(full_path: &str) -> (String, String) {
     )
 }
 
+/// The sort key prefix of the runner links in a project's or group's partition.
+pub const RUNNER_LINK_PREFIX: &str = "RUNNER#";
+
 pub fn project_runner_link(project_id: i64, runner_id: i64) -> (String, String) {
     (
         format!("PROJECT#{project_id}"),
-        format!("RUNNER#{}", padded(runner_id)),
+        format!("{RUNNER_LINK_PREFIX}{}", padded(runner_id)),
     )
 }
 
 pub fn group_runner_link(group_id: i64, runner_id: i64) -> (String, String) {
     (
         format!("GROUP#{group_id}"),
-        format!("RUNNER#{}", padded(runner_id)),
+        format!("{RUNNER_LINK_PREFIX}{}", padded(runner_id)),
     )
 }
 
@@ -181,15 +184,6 @@ pub fn project_member(project_id: i64, user_id: i64) -> (String, String) {
         format!("PROJECT#{project_id}"),
         format!("MEMBER#{}", padded(user_id)),
     )
-}
-
-/// A group or project below an ancestor group (the descendant index).
-pub fn descendant(ancestor_id: i64, below: super::directory::MemberOf) -> (String, String) {
-    let sk = match below {
-        super::directory::MemberOf::Group(id) => format!("GROUP#{}", padded(id)),
-        super::directory::MemberOf::Project(id) => format!("PROJECT#{}", padded(id)),
-    };
-    (format!("TREE#{ancestor_id}"), sk)
 }
 
 pub fn job(id: i64) -> (String, String) {

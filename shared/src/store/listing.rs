@@ -84,10 +84,7 @@ pub const SUBTREE_RANGE: u64 = 16_000;
 
 /// How many runners of each type are in each id bucket.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct RunnerCounts(BTreeMap<(RunnerTypeKey, i64), u64>);
-
-/// `RunnerType` ordered, for the counts' map.
-type RunnerTypeKey = &'static str;
+pub struct RunnerCounts(BTreeMap<(RunnerType, i64), u64>);
 
 impl RunnerCounts {
     /// Id ranges, in order and covering every id, that each hold at most [`SUBTREE_RANGE`]
@@ -113,7 +110,7 @@ impl RunnerCounts {
     pub fn per_bucket(&self, types: &[RunnerType]) -> BTreeMap<i64, u64> {
         let mut buckets = BTreeMap::new();
         for ((runner_type, bucket), count) in &self.0 {
-            if *count > 0 && types.iter().any(|t| t.as_str() == *runner_type) {
+            if *count > 0 && types.contains(runner_type) {
                 let sum: &mut u64 = buckets.entry(*bucket).or_default();
                 *sum = sum.saturating_add(*count);
             }
@@ -188,37 +185,63 @@ impl PagePlan {
 
 impl Store {
     /// One page of `listed` runners (group and project runners, by id) together with every
-    /// runner of `types`, in id order, with the exact total: the buckets the page overlaps are
-    /// read from the runner id index (all at once), then the page's runners. `counts` come from
-    /// [`Store::runner_counts`], read beside whatever else the caller needed.
+    /// runner of `types`, in id order, with the exact total from `counts` (read beside whatever
+    /// else the caller needed). `first_of_types`, when the caller read them, are the first
+    /// runners of `types` up to the page's end: the page is then among them and the links.
+    /// Otherwise the buckets the page overlaps are read from the runner id index (all at
+    /// once). Then the page's runners not in hand.
     pub async fn counted_page(
         &self,
         mut listed: Vec<i64>,
         types: &[RunnerType],
         counts: &RunnerCounts,
+        first_of_types: Option<&[Runner]>,
         page: PageRequest,
     ) -> Result<(Vec<Runner>, PageInfo), ApiError> {
         listed.sort_unstable();
         listed.dedup();
         let per_bucket = counts.per_bucket(types);
         let plan = plan_page(&listed, &per_bucket, page);
-        let indexed: Vec<i64> = plan
-            .buckets
-            .iter()
-            .copied()
-            .filter(|b| per_bucket.contains_key(b))
-            .collect();
-        let mut ids = self.bucket_runner_ids(types, &indexed).await?;
-        ids.extend(
-            listed
-                .iter()
-                .filter(|id| plan.buckets.contains(&keys::runner_bucket(**id))),
-        );
+        let (mut ids, skip) = match first_of_types {
+            Some(first) => {
+                let offset = usize::try_from(page.offset()).unwrap_or(usize::MAX);
+                (first.iter().map(|r| r.id).collect(), offset)
+            }
+            None => {
+                let indexed: Vec<i64> = plan
+                    .buckets
+                    .iter()
+                    .copied()
+                    .filter(|b| per_bucket.contains_key(b))
+                    .collect();
+                let ids = self.bucket_runner_ids(types, &indexed).await?;
+                let planned = |id: &i64| plan.buckets.contains(&keys::runner_bucket(*id));
+                listed.retain(planned);
+                (ids, plan.skip)
+            }
+        };
+        ids.extend(listed);
         ids.sort_unstable();
         ids.dedup();
-        let runners = self.get_runners(&plan.cut(ids, page)).await?;
-        let info = plan.info(page);
-        Ok((runners, info))
+        let per_page = usize::try_from(page.per_page).unwrap_or(usize::MAX);
+        let page_ids: Vec<i64> = ids.into_iter().skip(skip).take(per_page).collect();
+        let runners = self
+            .runners_with(&page_ids, first_of_types.unwrap_or_default())
+            .await?;
+        Ok((runners, plan.info(page)))
+    }
+
+    /// Adds to a transaction every listing write (counts, subtree entries) of a runner going
+    /// from `before` to `after`: a few actions, as many as its groups' levels at most.
+    pub(crate) fn extend_with_listing(
+        &self,
+        actions: &mut Vec<TransactWriteItem>,
+        before: Option<&Runner>,
+        after: Option<&Runner>,
+    ) -> Result<(), ApiError> {
+        let (counts, subtree) = self.listing_actions(&listing_changes(before, after))?;
+        actions.extend(counts.into_iter().chain(subtree));
+        Ok(())
     }
 
     /// The actions that apply `changes`, for the caller's transaction: the counts first (they
@@ -275,8 +298,8 @@ impl Store {
             let runner_type = RunnerType::parse(runner_type)
                 .ok_or_else(|| ApiError::internal(format!("runner count key {sk}")))?;
             let value = reader.n("value")?;
-            *counts.entry((runner_type.as_str(), bucket)).or_insert(0u64) +=
-                u64::try_from(value).unwrap_or(0);
+            let count: &mut u64 = counts.entry((runner_type, bucket)).or_default();
+            *count = count.saturating_add(u64::try_from(value).unwrap_or(0));
             Ok(false)
         })
         .await?;
@@ -374,7 +397,7 @@ impl Store {
         pk: String,
         limit: usize,
     ) -> Result<(Vec<i64>, bool), ApiError> {
-        self.prefix_ids(pk, "RUNNER#", limit).await
+        self.prefix_ids(pk, keys::RUNNER_LINK_PREFIX, limit).await
     }
 
     async fn prefix_ids(
@@ -397,7 +420,7 @@ impl Store {
     /// Runs a query whose items end their `key_attribute` with a padded runner id, up to
     /// `limit` items (the Query's own `Limit`, so that no more is read), and says whether
     /// there were more.
-    async fn ids_from_keys(
+    pub(crate) async fn ids_from_keys(
         &self,
         query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
         key_attribute: &str,
@@ -583,14 +606,14 @@ mod tests {
     #[test]
     fn id_ranges_hold_at_most_a_query_page_of_runners_whatever_the_gaps() {
         let counts = RunnerCounts(BTreeMap::from([
-            (("instance_type", 0), 900),
-            (("project_type", 0), 99),
+            ((RunnerType::Instance, 0), 900),
+            ((RunnerType::Project, 0), 99),
             // Ids far apart: joined while the counts allow.
-            (("project_type", 7), 1_000),
-            (("group_type", 1_000_000_000), 1),
+            ((RunnerType::Project, 7), 1_000),
+            ((RunnerType::Group, 1_000_000_000), 1),
         ]));
         assert_eq!(counts.id_ranges(), [(0, i64::MAX)]);
-        let crowded = RunnerCounts((0..40).map(|b| (("project_type", b), 1_000)).collect());
+        let crowded = RunnerCounts((0..40).map(|b| ((RunnerType::Project, b), 1_000)).collect());
         assert_eq!(
             crowded.id_ranges(),
             [(0, 15_999), (16_000, 31_999), (32_000, i64::MAX)]
@@ -601,10 +624,10 @@ mod tests {
     #[test]
     fn counts_per_bucket_add_up_the_asked_types() {
         let counts = RunnerCounts(BTreeMap::from([
-            (("instance_type", 0), 3),
-            (("project_type", 0), 4),
-            (("project_type", 2), 5),
-            (("group_type", 2), 0),
+            ((RunnerType::Instance, 0), 3),
+            ((RunnerType::Project, 0), 4),
+            ((RunnerType::Project, 2), 5),
+            ((RunnerType::Group, 2), 0),
         ]));
         assert_eq!(
             counts.per_bucket(&[RunnerType::Instance, RunnerType::Project]),

@@ -206,7 +206,11 @@ impl Store {
     }
 
     /// The runners with these ids, taking those in hand and reading the rest; in id order.
-    async fn runners_with(&self, ids: &[i64], in_hand: &[Runner]) -> Result<Vec<Runner>, ApiError> {
+    pub(crate) async fn runners_with(
+        &self,
+        ids: &[i64],
+        in_hand: &[Runner],
+    ) -> Result<Vec<Runner>, ApiError> {
         let wanted: HashSet<i64> = ids.iter().copied().collect();
         let mut runners: Vec<Runner> = in_hand
             .iter()
@@ -260,30 +264,6 @@ impl Store {
         Ok(collector.finish(exhausted))
     }
 
-    /// All items under a partition key whose sort key starts with `prefix`.
-    async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>, ApiError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .expression_attribute_values(":pk", AttributeValue::S(pk));
-        // DynamoDB refuses empty strings as values: no prefix means the whole partition.
-        let query = if prefix.is_empty() {
-            query.key_condition_expression("pk = :pk")
-        } else {
-            query
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
-        };
-        let mut items = Vec::new();
-        self.query_pages(query, |item| {
-            items.push(item.clone());
-            Ok(false)
-        })
-        .await?;
-        Ok(items)
-    }
-
     /// Ids of the runners linked to these projects and groups, all queried together.
     pub async fn linked_runner_ids(&self, sources: &[MemberOf]) -> Result<Vec<i64>, ApiError> {
         let queries = sources.iter().map(|source| {
@@ -291,14 +271,13 @@ impl Store {
                 MemberOf::Project(id) => keys::project(*id).0,
                 MemberOf::Group(id) => keys::group(*id).0,
             };
-            self.query_prefix(pk, "RUNNER#")
+            self.linked_ids_upto(pk, usize::MAX)
         });
-        let mut ids = Vec::new();
-        for items in try_join_all(queries).await? {
-            for item in &items {
-                ids.push(ItemReader::new(item, "runner link").n("runner_id")?);
-            }
-        }
+        let mut ids: Vec<i64> = try_join_all(queries)
+            .await?
+            .into_iter()
+            .flat_map(|(ids, _)| ids)
+            .collect();
         ids.sort_unstable();
         ids.dedup();
         Ok(ids)
@@ -340,28 +319,6 @@ impl Store {
         })
         .await?;
         Ok(memberships)
-    }
-
-    /// The groups and projects below these groups, at any depth (the descendant index).
-    pub async fn descendants(&self, group_ids: &[i64]) -> Result<Vec<MemberOf>, ApiError> {
-        let queries = group_ids
-            .iter()
-            .map(|g| self.query_prefix(format!("TREE#{g}"), ""));
-        let mut below = Vec::new();
-        for items in try_join_all(queries).await? {
-            for item in &items {
-                let sk = ItemReader::new(item, "descendant").s(keys::SK)?;
-                let parsed = match sk.split_once('#') {
-                    Some(("GROUP", id)) => id.parse().ok().map(MemberOf::Group),
-                    Some(("PROJECT", id)) => id.parse().ok().map(MemberOf::Project),
-                    _ => None,
-                };
-                below.push(
-                    parsed.ok_or_else(|| ApiError::internal(format!("descendant key {sk}")))?,
-                );
-            }
-        }
-        Ok(below)
     }
 
     pub async fn get_user(&self, id: i64) -> Result<Option<User>, ApiError> {
@@ -437,13 +394,14 @@ impl Store {
         Ok(counts)
     }
 
-    /// One page of a runner's jobs (any status), found from its counts: the job ids of the
-    /// buckets the page overlaps (gsi3, keys only, a key range each, read together), then the
-    /// page's jobs. The total is exact.
+    /// One page of a runner's jobs (any status), found from its counts, with the exact total:
+    /// `head` when [`Store::runner_jobs_head`] read it, else the job ids of the buckets the page
+    /// overlaps (gsi3, keys only, a key range each, read together), then the page's jobs.
     pub async fn counted_runner_jobs(
         &self,
         runner_id: i64,
         counts: &BTreeMap<i64, u64>,
+        head: Option<Vec<Job>>,
         descending: bool,
         page: PageRequest,
     ) -> Result<(Vec<Job>, PageInfo), ApiError> {
@@ -453,6 +411,9 @@ impl Store {
             counts.iter().map(|(b, c)| (*b, *c)).collect()
         };
         let plan = plan_walk(walk, page);
+        if let Some(jobs) = head {
+            return Ok((jobs, plan.info(page)));
+        }
         let queries = plan.buckets.iter().map(|bucket| {
             let first = bucket.saturating_mul(keys::JOB_BUCKET_SIZE);
             let query = self
@@ -474,21 +435,13 @@ impl Store {
                         first.saturating_add(keys::JOB_BUCKET_SIZE - 1),
                     )),
                 );
-            let mut ids = Vec::new();
-            async move {
-                self.query_pages(query, |item| {
-                    let key = ItemReader::new(item, "runner job key").s(keys::GSI3_SK)?;
-                    ids.push(
-                        key.parse::<i64>()
-                            .map_err(|_| ApiError::internal(format!("job key {key}")))?,
-                    );
-                    Ok(false)
-                })
-                .await?;
-                Ok::<_, ApiError>(ids)
-            }
+            self.ids_from_keys(query, keys::GSI3_SK, usize::MAX)
         });
-        let mut ids: Vec<i64> = try_join_all(queries).await?.into_iter().flatten().collect();
+        let mut ids: Vec<i64> = try_join_all(queries)
+            .await?
+            .into_iter()
+            .flat_map(|(ids, _)| ids)
+            .collect();
         ids.sort_unstable();
         if descending {
             ids.reverse();

@@ -183,25 +183,11 @@ impl Store {
             TransactWriteItem::builder().put(put).build(),
             self.token_queues_update(&enabled)?,
         ];
-        self.extend_with_listing(&mut actions, runner, &enabled)?;
+        self.extend_with_listing(&mut actions, Some(runner), Some(&enabled))?;
         Ok(match self.transact(actions).await? {
             Transaction::Committed => LinkChange::Done,
             Transaction::ConditionFailed(_) => LinkChange::Refused,
         })
-    }
-
-    /// Adds the listing writes (counts, subtree entries) of a runner going from `before` to
-    /// `after`: a few actions, as many as the project's group levels at most.
-    fn extend_with_listing(
-        &self,
-        actions: &mut Vec<TransactWriteItem>,
-        before: &Runner,
-        after: &Runner,
-    ) -> Result<(), ApiError> {
-        let changes = super::listing::listing_changes(Some(before), Some(after));
-        let (counts, subtree) = self.listing_actions(&changes)?;
-        actions.extend(counts.into_iter().chain(subtree));
-        Ok(())
     }
 
     /// Sets the runner's token item's copy of its job queues to what `runner` (as it will be
@@ -269,7 +255,7 @@ impl Store {
             TransactWriteItem::builder().delete(delete).build(),
             self.token_queues_update(&disabled)?,
         ];
-        self.extend_with_listing(&mut actions, runner, &disabled)?;
+        self.extend_with_listing(&mut actions, Some(runner), Some(&disabled))?;
         Ok(match self.transact(actions).await? {
             Transaction::Committed => LinkChange::Done,
             Transaction::ConditionFailed(_) => LinkChange::Refused,

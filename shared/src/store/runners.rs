@@ -310,9 +310,7 @@ impl Store {
         for key in runner.link_keys() {
             actions.push(self.put(link_item(key, runner.id, now), "attribute_not_exists(pk)")?);
         }
-        let (counts, subtree) =
-            self.listing_actions(&super::listing::listing_changes(None, Some(runner)))?;
-        actions.extend(counts.into_iter().chain(subtree));
+        self.extend_with_listing(&mut actions, None, Some(runner))?;
         let registration_check = actions.len();
         if let Some(registration_token) = registration_token {
             let check = ConditionCheck::builder()
