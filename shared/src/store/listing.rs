@@ -72,6 +72,15 @@ pub(crate) fn listing_changes(before: Option<&Runner>, after: Option<&Runner>) -
     }
 }
 
+/// The ids several key reads found (each as [`Store::ids_from_keys`] answers), in id order,
+/// each once.
+pub(crate) fn merged_ids(reads: Vec<(Vec<i64>, bool)>) -> Vec<i64> {
+    let mut ids: Vec<i64> = reads.into_iter().flat_map(|(ids, _)| ids).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// A subtree set's entry: its keys only (the sort key ends with the runner id), about 40
 /// bytes, so that a set of 16,000 runners is one Query page.
 pub(crate) fn subtree_item(key: (String, String)) -> Item {
@@ -329,14 +338,7 @@ impl Store {
                 self.ids_from_keys(query, keys::GSI3_SK, usize::MAX)
             })
         });
-        let mut ids: Vec<i64> = try_join_all(queries)
-            .await?
-            .into_iter()
-            .flat_map(|(ids, _)| ids)
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        Ok(ids)
+        Ok(merged_ids(try_join_all(queries).await?))
     }
 
     /// The first `limit` runners of a group's subtree set, in id order, and whether there are

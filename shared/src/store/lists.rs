@@ -3,7 +3,7 @@
 
 use super::directory::{Job, MemberOf, Membership, User};
 use super::item::{Item, ItemReader, key_of};
-use super::listing::plan_walk;
+use super::listing::{merged_ids, plan_walk};
 use super::{Store, keys, storage_error};
 use crate::error::ApiError;
 use crate::metrics;
@@ -273,14 +273,7 @@ impl Store {
             };
             self.linked_ids_upto(pk, usize::MAX)
         });
-        let mut ids: Vec<i64> = try_join_all(queries)
-            .await?
-            .into_iter()
-            .flat_map(|(ids, _)| ids)
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        Ok(ids)
+        Ok(merged_ids(try_join_all(queries).await?))
     }
 
     /// A user's memberships in these groups and projects (one batched read).
@@ -437,12 +430,7 @@ impl Store {
                 );
             self.ids_from_keys(query, keys::GSI3_SK, usize::MAX)
         });
-        let mut ids: Vec<i64> = try_join_all(queries)
-            .await?
-            .into_iter()
-            .flat_map(|(ids, _)| ids)
-            .collect();
-        ids.sort_unstable();
+        let mut ids = merged_ids(try_join_all(queries).await?);
         if descending {
             ids.reverse();
         }
