@@ -292,3 +292,101 @@ async fn cancel_while_the_runner_is_appending_keeps_a_consistent_log() {
     );
     assert_eq!(job.log_length as usize, accepted.len());
 }
+
+#[tokio::test]
+async fn a_runners_jobs_by_status_follow_every_change_racing_ones_too() {
+    let app = app().await;
+    let mut taken = Vec::new();
+    for i in 0..8 {
+        enqueue(&app, &format!("job {i}"), "dev").await;
+        taken.push(take(&app, "runner").await);
+    }
+    let pause = |ms: u64| tokio::time::sleep(std::time::Duration::from_millis(ms));
+    let report = |i: usize, state: &'static str, after_ms: u64| {
+        let (id, token) = taken[i].clone();
+        let app = &app;
+        async move {
+            pause(after_ms).await;
+            app.put(&format!("/api/v4/jobs/{id}"))
+                .json(json!({"token": token, "state": state}))
+                .send()
+                .await
+                .status
+        }
+    };
+    let cancel = |i: usize, after_ms: u64| {
+        let id = taken[i].0;
+        let app = &app;
+        async move {
+            pause(after_ms).await;
+            user_post(app, DEV, &format!("/api/v4/projects/100/jobs/{id}/cancel"))
+                .await
+                .status
+        }
+    };
+    // Jobs 0-3: a user cancels while the runner reports, at once or one a little after the
+    // other (whichever lands first wins); 4 succeeds, 5 fails, 7 is canceled, 6 keeps running.
+    let races = [(0, 0), (0, 0), (60, 0), (0, 60)]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (report_after, cancel_after))| {
+            let state = if i % 2 == 0 { "success" } else { "failed" };
+            futures_util::future::join(report(i, state, report_after), cancel(i, cancel_after))
+        });
+    let (raced, alone) = tokio::join!(
+        join_all(races),
+        futures_util::future::join3(
+            report(4, "success", 0),
+            report(5, "failed", 0),
+            cancel(7, 0)
+        )
+    );
+    // The runner's report lands (200) or finds the job canceled (403).
+    for (put, cancel) in &raced {
+        assert!([200, 403].contains(put) && *cancel == 201, "{raced:?}");
+    }
+    assert_eq!(alone, (200, 200, 201));
+
+    let mut by_status: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+    for (id, _) in &taken {
+        let job = app.store.get_job(*id).await.unwrap().unwrap();
+        by_status.entry(job.status).or_default().push(*id);
+    }
+    assert_eq!(by_status["running"], [taken[6].0]);
+    for (i, (put, _)) in raced.iter().enumerate() {
+        let canceled = by_status
+            .get("canceled")
+            .is_some_and(|ids| ids.contains(&taken[i].0));
+        assert_eq!(canceled, *put == 403, "job {i}: {raced:?}");
+    }
+    for status in ["running", "success", "failed", "canceled", "pending"] {
+        let expected = by_status.get(status).cloned().unwrap_or_default();
+        let listed = app
+            .get(&format!(
+                "/api/v4/runners/1/jobs?status={status}&per_page=2"
+            ))
+            .header("PRIVATE-TOKEN", common::ADMIN)
+            .send()
+            .await
+            .expect(200);
+        let total = expected.len().to_string();
+        assert_eq!(listed.header("x-total"), Some(total.as_str()), "{status}");
+        assert_eq!(
+            ids(&listed),
+            expected.iter().copied().take(2).collect::<Vec<_>>(),
+            "{status}"
+        );
+        assert!(
+            listed.usage.round_trips <= 4,
+            "{status}: {:?}",
+            listed.usage
+        );
+    }
+    let all = app
+        .get("/api/v4/runners/1/jobs?per_page=100")
+        .header("PRIVATE-TOKEN", common::ADMIN)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(all.header("x-total"), Some("8"));
+}

@@ -59,6 +59,16 @@ async fn stuck_jobs_fail_and_progressing_ones_are_left_alone() {
         .await
         .expect(403);
     assert_eq!(put.header("job-status"), Some("failed"));
+    // The runner's job lists by status moved it from running to failed.
+    for (status, total) in [("running", "0"), ("failed", "1")] {
+        let listed = app
+            .get(&format!("/api/v4/runners/1/jobs?status={status}"))
+            .header("PRIVATE-TOKEN", common::ADMIN)
+            .send()
+            .await
+            .expect(200);
+        assert_eq!(listed.header("x-total"), Some(total), "{status}");
+    }
 
     // A day on: the pending job fails and leaves the queue.
     let report = sweeper::sweep(&app.store, later(25 * HOUR_MS))

@@ -21,8 +21,7 @@ use runners_shared::entities::{
 };
 use runners_shared::error::json_response;
 use runners_shared::http::{
-    PathParams, base_url, if_unmodified_since, job_entities_response, job_page_response, paginated,
-    path_id,
+    PathParams, base_url, if_unmodified_since, job_entities_response, paginated, path_id,
 };
 use runners_shared::pagination::PageRequest;
 use runners_shared::params::Params;
@@ -402,40 +401,23 @@ async fn jobs(
     // Without `order_by` the order is id ascending whatever `sort` says (GitLab's behaviour);
     // with it, `sort` defaults to descending.
     let descending = order_by.is_some() && sort.as_deref() != Some("asc");
-    if let Some(status) = status {
-        // A status filter walks the runner's jobs, counting matches.
-        let (runner, listed) = futures_util::future::join(
-            state.store.get_runner(id),
-            state.store.runner_jobs(id, Some(&status), descending, page),
-        )
-        .await;
-        let runner = runner?.ok_or(ApiError::NotFound("Runner"))?;
-        let memberships = memberships_for(&state, caller, &runner).await?;
-        access::check_read_jobs(caller, &runner, &memberships)?;
-        let (jobs, scanned) = listed?;
-        return Ok(job_page_response(
-            &jobs,
-            scanned,
-            page,
-            &headers,
-            &state.settings,
-            &uri,
-        ));
-    }
-    // Without one the page is found from the runner's job counts: a first page is read directly
-    // beside the counts; one further in reads its bucket's keys beside the permission check.
+    // The page is found from the runner's job counts (per status too): a first page of any
+    // status is read directly beside the counts; otherwise the keys of the buckets the page
+    // overlaps are read beside the permission check.
     let store = &state.store;
-    let (runner, counts, head) = futures_util::future::join3(
-        store.get_runner(id),
-        store.runner_job_counts(id),
-        store.runner_jobs_head(id, descending, page),
-    )
-    .await;
+    let (runner, counts, head) =
+        futures_util::future::join3(store.get_runner(id), store.runner_job_counts(id), async {
+            match status {
+                None => store.runner_jobs_head(id, descending, page).await,
+                Some(_) => Ok(None),
+            }
+        })
+        .await;
     let runner = runner?.ok_or(ApiError::NotFound("Runner"))?;
     let (counts, head) = (counts?, head?);
     let (memberships, (jobs, info)) = futures_util::future::try_join(
         memberships_for(&state, caller, &runner),
-        store.counted_runner_jobs(id, &counts, head, descending, page),
+        store.counted_runner_jobs(id, &counts, status.as_deref(), head, descending, page),
     )
     .await?;
     access::check_read_jobs(caller, &runner, &memberships)?;

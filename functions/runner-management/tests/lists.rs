@@ -477,6 +477,7 @@ async fn rebuilding_the_lists_of_a_table_written_before_them() {
             2,
             &app.store.runner_job_counts(2).await.unwrap(),
             None,
+            None,
             false,
             runners_shared::pagination::PageRequest {
                 page: 2,
@@ -486,4 +487,16 @@ async fn rebuilding_the_lists_of_a_table_written_before_them() {
         .await
         .unwrap();
     assert_eq!(deep.0.iter().map(|j| j.id).collect::<Vec<_>>(), [1005]);
+    // And the counts and keys of each status.
+    for (status, id) in [("running", 1004), ("failed", 1005)] {
+        let one = get(
+            &app,
+            ADMIN,
+            &format!("/api/v4/runners/2/jobs?status={status}"),
+        )
+        .await
+        .expect(200);
+        assert_eq!(ids(&one), [id], "{status}");
+        assert_eq!(one.header("x-total"), Some("1"), "{status}");
+    }
 }

@@ -48,43 +48,73 @@ fn counter_item((key, value): ((String, String), i64)) -> Item {
     ItemBuilder::keyed(key).n("value", value).build()
 }
 
-/// Recomputes the job counts of the given runners from their keys in the runner job index.
+/// Runner job counts being recomputed: per count item (a runner and job id bucket), all its
+/// jobs and those of each status.
+#[derive(Default)]
+struct JobTally(BTreeMap<(String, String), (i64, BTreeMap<String, i64>)>);
+
+impl JobTally {
+    fn add(&mut self, runner_id: i64, job_id: i64, status: String) {
+        let (total, by_status) = self
+            .0
+            .entry(keys::runner_job_count(runner_id, job_id))
+            .or_default();
+        *total += 1;
+        *by_status.entry(status).or_default() += 1;
+    }
+
+    fn into_items(self) -> Vec<Item> {
+        self.0
+            .into_iter()
+            .map(|(key, (total, by_status))| {
+                let mut item = counter_item((key, total));
+                for (status, count) in by_status {
+                    item.insert(
+                        keys::job_status_count(&status),
+                        AttributeValue::N(count.to_string()),
+                    );
+                }
+                item
+            })
+            .collect()
+    }
+}
+
+/// Recomputes the job counts of the given runners from their jobs (a runner's jobs index,
+/// id and status only).
 async fn recount_jobs_of(store: &Store, runners: &[i64]) -> Result<usize, String> {
-    let mut items = Vec::new();
+    let mut tally = JobTally::default();
     for runner_id in runners {
         let query = store
             .client()
             .query()
             .table_name(store.table())
-            .index_name(keys::GSI3)
+            .index_name(keys::GSI2)
             .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", keys::GSI3_PK)
-            .expression_attribute_values(
-                ":pk",
-                AttributeValue::S(keys::runner_job_ids(*runner_id)),
-            );
-        let (ids, _) = store
-            .ids_from_keys(query, keys::GSI3_SK, usize::MAX)
+            .expression_attribute_names("#pk", keys::GSI2_PK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::runner_jobs(*runner_id)))
+            .projection_expression("id, #status");
+        store
+            .query_pages(query, |item| {
+                let reader = ItemReader::new(item, "job");
+                tally.add(*runner_id, reader.n("id")?, reader.s("status")?);
+                Ok(false)
+            })
             .await
             .map_err(err)?;
-        let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
-        for id in ids {
-            *counts
-                .entry(keys::runner_job_count(*runner_id, id))
-                .or_default() += 1;
-        }
-        items.extend(counts.into_iter().map(counter_item));
     }
+    let items = tally.into_items();
     let written = items.len();
     put_all(store, items).await?;
     Ok(written)
 }
 
 /// Recomputes every runner's job counts from the jobs (one Scan: operator-side only) and
-/// gives assigned jobs written before the runner job index their index keys. Returns the
-/// count items written and the jobs given keys.
+/// gives assigned jobs without their runner job index key for their status (written before
+/// the index) that key. Returns the count items written and the jobs given keys.
 async fn rebuild_job_counts(store: &Store) -> Result<(usize, usize), String> {
-    let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut tally = JobTally::default();
     let mut unindexed = Vec::new();
     let mut start = None;
     loop {
@@ -94,36 +124,33 @@ async fn rebuild_job_counts(store: &Store) -> Result<(usize, usize), String> {
             .table_name(store.table())
             .filter_expression("#entity = :job AND attribute_exists(runner_id)")
             .expression_attribute_names("#entity", "entity")
+            .expression_attribute_names("#status", "status")
             .expression_attribute_values(":job", AttributeValue::S("job".to_owned()))
-            .projection_expression("id, runner_id, gsi3pk")
+            .projection_expression("id, runner_id, #status, gsi3pk")
             .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(|e| err(crate::store::storage_error(e)))?;
         for item in output.items() {
             let reader = ItemReader::new(item, "job");
-            let (id, runner_id) = (
+            let (id, runner_id, status) = (
                 reader.n("id").map_err(err)?,
                 reader.n("runner_id").map_err(err)?,
+                reader.s("status").map_err(err)?,
             );
-            *counts
-                .entry(keys::runner_job_count(runner_id, id))
-                .or_default() += 1;
-            if reader.opt_s(keys::GSI3_PK).is_none() {
-                unindexed.push((
-                    keys::job(id),
-                    keys::runner_job_ids(runner_id),
-                    keys::padded(id),
-                ));
+            let expected = keys::runner_job_ids(runner_id, &status);
+            if reader.opt_s(keys::GSI3_PK).as_deref() != Some(expected.as_str()) {
+                unindexed.push((keys::job(id), expected, keys::padded(id)));
             }
+            tally.add(runner_id, id, status);
         }
         start = output.last_evaluated_key.filter(|k| !k.is_empty());
         if start.is_none() {
             break;
         }
     }
-    let written = (counts.len(), unindexed.len());
-    let items = counts.into_iter().map(counter_item).collect();
+    let items = tally.into_items();
+    let written = (items.len(), unindexed.len());
     put_all(store, items).await?;
     set_index_keys(store, unindexed).await?;
     Ok(written)

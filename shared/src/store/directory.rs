@@ -445,7 +445,7 @@ impl Job {
             builder = builder
                 .s(keys::GSI2_PK, keys::runner_jobs(runner_id))
                 .s(keys::GSI2_SK, padded.clone())
-                .s(keys::GSI3_PK, keys::runner_job_ids(runner_id))
+                .s(keys::GSI3_PK, keys::runner_job_ids(runner_id, &self.status))
                 .s(keys::GSI3_SK, padded);
         }
         let work = self

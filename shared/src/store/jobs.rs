@@ -171,6 +171,58 @@ impl Store {
         Ok(actions)
     }
 
+    /// A job's status update from `from` to `to` (`builder` with its condition, which must
+    /// hold `from`, and its update expression, `SET` last) as an action, with what a status
+    /// change of a job a runner took adds to it: its runner job index key for the new status,
+    /// and its count moved between the statuses of its bucket. The condition makes the count
+    /// move exactly once.
+    fn status_change(
+        &self,
+        job: &Job,
+        (from, to): (&str, &str),
+        builder: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+        set: &str,
+    ) -> Result<Vec<TransactWriteItem>, ApiError> {
+        let Some(runner_id) = job.runner_id else {
+            return Ok(vec![update(builder.update_expression(set))?]);
+        };
+        let builder = builder
+            .update_expression(format!("{set}, gsi3pk = :status_ids"))
+            .expression_attribute_values(
+                ":status_ids",
+                AttributeValue::S(keys::runner_job_ids(runner_id, to)),
+            );
+        Ok(vec![
+            update(builder)?,
+            self.runner_job_count_change(runner_id, job.id, Some(from), to)?,
+        ])
+    }
+
+    /// Counts a job of the runner as `to` (and no longer as `from`, if it was counted).
+    fn runner_job_count_change(
+        &self,
+        runner_id: i64,
+        job_id: i64,
+        from: Option<&str>,
+        to: &str,
+    ) -> Result<TransactWriteItem, ApiError> {
+        let builder = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::runner_job_count(runner_id, job_id))))
+            .expression_attribute_names("#to", keys::job_status_count(to))
+            .expression_attribute_values(":one", n(1));
+        update(match from {
+            // A job never leaves the runner that took it: its total only ever goes up.
+            None => builder
+                .update_expression("ADD #value :one, #to :one")
+                .expression_attribute_names("#value", "value"),
+            Some(from) => builder
+                .update_expression("ADD #from :minus_one, #to :one")
+                .expression_attribute_names("#from", keys::job_status_count(from))
+                .expression_attribute_values(":minus_one", n(-1)),
+        })
+    }
+
     /// The deletes that take a job out of its queues and out of the sweeper's sight.
     fn retire(&self, job_id: i64, queues: &[String]) -> Result<Vec<TransactWriteItem>, ApiError> {
         let mut actions = vec![self.delete_action(keys::active_job(job_id))?];
@@ -317,7 +369,7 @@ impl Store {
             .expression_attribute_values(":padded", AttributeValue::S(keys::padded(entry.job_id)))
             .expression_attribute_values(
                 ":job_ids",
-                AttributeValue::S(keys::runner_job_ids(runner_id)),
+                AttributeValue::S(keys::runner_job_ids(runner_id, RUNNING)),
             )
             .expression_attribute_values(":instance", AttributeValue::Bool(instance_runner));
         let mut actions = vec![
@@ -330,18 +382,7 @@ impl Store {
         if instance_runner {
             actions.push(self.instance_running_change(entry.project_id, 1)?);
         }
-        // A job never leaves the runner that took it: its count only ever goes up.
-        actions.push(update(
-            aws_sdk_dynamodb::types::Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key_of(keys::runner_job_count(
-                    runner_id,
-                    entry.job_id,
-                ))))
-                .update_expression("ADD #value :one")
-                .expression_attribute_names("#value", "value")
-                .expression_attribute_values(":one", n(1)),
-        )?);
+        actions.push(self.runner_job_count_change(runner_id, entry.job_id, None, RUNNING)?);
         for queue in &entry.queues {
             actions.push(self.delete_action(keys::queue_entry(queue, entry.job_id))?);
         }
@@ -357,13 +398,17 @@ impl Store {
         let cancel = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(keys::job(job.id))))
-            .update_expression("SET #status = :canceled, finished_at = :now REMOVE queues")
             .condition_expression("#status = :read")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":canceled", AttributeValue::S(jobs::CANCELED.into()))
             .expression_attribute_values(":read", AttributeValue::S(job.status.clone()))
             .expression_attribute_values(":now", n(now.millis()));
-        let mut actions = vec![update(cancel)?];
+        let mut actions = self.status_change(
+            job,
+            (&job.status, jobs::CANCELED),
+            cancel,
+            "REMOVE queues SET #status = :canceled, finished_at = :now",
+        )?;
         actions.extend(self.retire(job.id, &job.queues)?);
         actions.extend(self.leaving_running(job)?);
         Ok(matches!(
@@ -396,9 +441,6 @@ impl Store {
         let mut builder = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(keys::job(job.id))))
-            .update_expression(
-                "SET #status = :failed, failure_reason = :reason, finished_at = :now REMOVE queues",
-            )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":failed", AttributeValue::S(jobs::FAILED.into()))
             .expression_attribute_values(
@@ -415,7 +457,12 @@ impl Store {
                 builder.condition_expression("#status = :read AND attribute_not_exists(touched_at)")
             }
         };
-        let mut actions = vec![update(builder)?];
+        let mut actions = self.status_change(
+            job,
+            (&job.status, jobs::FAILED),
+            builder,
+            "REMOVE queues SET #status = :failed, failure_reason = :reason, finished_at = :now",
+        )?;
         actions.extend(self.retire(job.id, &job.queues)?);
         actions.extend(self.leaving_running(job)?);
         Ok(matches!(
@@ -475,7 +522,7 @@ impl Store {
             builder =
                 builder.expression_attribute_values(":reason", AttributeValue::S(reason.into()));
         }
-        let mut actions = vec![update(builder.update_expression(expression))?];
+        let mut actions = self.status_change(job, (RUNNING, status), builder, &expression)?;
         actions.extend(self.retire(job.id, &[])?);
         actions.extend(self.leaving_running(job)?);
         Ok(matches!(

@@ -203,11 +203,20 @@ pub fn runner_jobs(runner_id: i64) -> String {
 /// How many consecutive job ids share a bucket of a runner's job counts.
 pub const JOB_BUCKET_SIZE: i64 = 1_000;
 
-/// gsi3 partition of the ids of the jobs a runner took (keys only), so that a page deep in a
-/// runner's 100,000 jobs reads one bucket's keys rather than the jobs before it.
-pub fn runner_job_ids(runner_id: i64) -> String {
-    format!("RUNNER_JOB_IDS#{runner_id}")
+/// gsi3 partition of the ids of the jobs of one status a runner took (keys only), so that a
+/// page deep in a runner's 100,000 jobs, of any status or of one, reads one bucket's keys
+/// rather than the jobs before it. A job's key moves with its status.
+pub fn runner_job_ids(runner_id: i64, status: &str) -> String {
+    format!("RUNNER_JOB_IDS#{runner_id}#{status}")
 }
+
+/// The attribute of a runner job count item that counts the bucket's jobs of one status
+/// (`value` counts them all).
+pub fn job_status_count(status: &str) -> String {
+    format!("{JOB_STATUS_COUNT_PREFIX}{status}")
+}
+
+pub const JOB_STATUS_COUNT_PREFIX: &str = "status_";
 
 /// The partition of a runner's job counts, one item per job id bucket it took jobs from.
 pub fn runner_job_counts(runner_id: i64) -> String {

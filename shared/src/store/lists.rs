@@ -23,6 +23,45 @@ const BATCH_GET_LIMIT: usize = 100;
 /// counts.
 pub const HEAD_PAGE_END: u64 = 200;
 
+/// A runner's jobs in one job id bucket: all of them, and how many have each status (the
+/// statuses with none left out).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BucketJobCounts {
+    pub total: u64,
+    pub by_status: BTreeMap<String, u64>,
+}
+
+/// A runner's job counts per job id bucket, kept by the transactions that assign a job and
+/// change its status.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunnerJobCounts(pub BTreeMap<i64, BucketJobCounts>);
+
+impl RunnerJobCounts {
+    /// The jobs of `status` (of any status: `None`) per bucket, in bucket order, empty buckets
+    /// left out.
+    pub fn per_bucket(&self, status: Option<&str>) -> Vec<(i64, u64)> {
+        self.0
+            .iter()
+            .map(|(bucket, counts)| {
+                let count = match status {
+                    Some(status) => counts.by_status.get(status).copied().unwrap_or(0),
+                    None => counts.total,
+                };
+                (*bucket, count)
+            })
+            .filter(|(_, count)| *count > 0)
+            .collect()
+    }
+
+    /// The statuses a bucket has jobs of: the index partitions that hold its job ids.
+    pub fn statuses_in(&self, bucket: i64) -> Vec<&str> {
+        self.0
+            .get(&bucket)
+            .map(|counts| counts.by_status.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+}
+
 /// Matches found in order, and whether the reader saw all of them.
 pub struct Scanned<T> {
     pub matches: Vec<T>,
@@ -322,20 +361,6 @@ impl Store {
             .transpose()
     }
 
-    /// A runner's jobs in id order (descending if asked), optionally of one status, with the
-    /// page cut out and every match counted up to the page's scan limit.
-    pub async fn runner_jobs(
-        &self,
-        runner_id: i64,
-        status: Option<&str>,
-        descending: bool,
-        page: PageRequest,
-    ) -> Result<(Vec<Job>, Scanned<i64>), ApiError> {
-        let statuses: Vec<String> = status.map(str::to_owned).into_iter().collect();
-        self.job_page(JobIndex::Runner(runner_id), &statuses, descending, page)
-            .await
-    }
-
     /// The first page of a runner's jobs (any status) when it lies within the first
     /// [`HEAD_PAGE_END`] jobs: read directly, only as far as the page's end, because its total
     /// comes from the counts. `None` for a page further in.
@@ -361,8 +386,8 @@ impl Store {
         Ok(Some(collector.finish(false).0))
     }
 
-    /// How many jobs a runner took, per job id bucket (one Query of its counts).
-    pub async fn runner_job_counts(&self, runner_id: i64) -> Result<BTreeMap<i64, u64>, ApiError> {
+    /// How many jobs a runner took, per job id bucket and status (one Query of its counts).
+    pub async fn runner_job_counts(&self, runner_id: i64) -> Result<RunnerJobCounts, ApiError> {
         let query = self
             .client
             .query()
@@ -380,34 +405,53 @@ impl Store {
             let bucket: i64 = bucket
                 .parse()
                 .map_err(|_| ApiError::internal(format!("runner job count key {bucket}")))?;
-            counts.insert(bucket, u64::try_from(reader.n("value")?).unwrap_or(0));
+            let mut by_status = BTreeMap::new();
+            for attribute in item.keys() {
+                let Some(status) = attribute.strip_prefix(keys::JOB_STATUS_COUNT_PREFIX) else {
+                    continue;
+                };
+                let count = reader.n(attribute)?;
+                if count > 0 {
+                    by_status.insert(status.to_owned(), u64::try_from(count).unwrap_or(0));
+                }
+            }
+            let total = u64::try_from(reader.n("value")?).unwrap_or(0);
+            counts.insert(bucket, BucketJobCounts { total, by_status });
             Ok(false)
         })
         .await?;
-        Ok(counts)
+        Ok(RunnerJobCounts(counts))
     }
 
-    /// One page of a runner's jobs (any status), found from its counts, with the exact total:
-    /// `head` when [`Store::runner_jobs_head`] read it, else the job ids of the buckets the page
-    /// overlaps (gsi3, keys only, a key range each, read together), then the page's jobs.
+    /// One page of a runner's jobs, of any status or of one, found from its counts, with the
+    /// exact total: `head` when [`Store::runner_jobs_head`] read it, else the job ids of the
+    /// buckets the page overlaps (gsi3, keys only: a key range of each status partition with
+    /// jobs there, all read together), then the page's jobs.
     pub async fn counted_runner_jobs(
         &self,
         runner_id: i64,
-        counts: &BTreeMap<i64, u64>,
+        counts: &RunnerJobCounts,
+        status: Option<&str>,
         head: Option<Vec<Job>>,
         descending: bool,
         page: PageRequest,
     ) -> Result<(Vec<Job>, PageInfo), ApiError> {
-        let walk: Vec<(i64, u64)> = if descending {
-            counts.iter().rev().map(|(b, c)| (*b, *c)).collect()
-        } else {
-            counts.iter().map(|(b, c)| (*b, *c)).collect()
-        };
+        let mut walk = counts.per_bucket(status);
+        if descending {
+            walk.reverse();
+        }
         let plan = plan_walk(walk, page);
         if let Some(jobs) = head {
             return Ok((jobs, plan.info(page)));
         }
-        let queries = plan.buckets.iter().map(|bucket| {
+        let ranges = plan.buckets.iter().flat_map(|bucket| {
+            let statuses: Vec<&str> = match status {
+                Some(status) => vec![status],
+                None => counts.statuses_in(*bucket),
+            };
+            statuses.into_iter().map(move |status| (*bucket, status))
+        });
+        let queries = ranges.map(|(bucket, status)| {
             let first = bucket.saturating_mul(keys::JOB_BUCKET_SIZE);
             let query = self
                 .client
@@ -419,7 +463,7 @@ impl Store {
                 .expression_attribute_names("#sk", keys::GSI3_SK)
                 .expression_attribute_values(
                     ":pk",
-                    AttributeValue::S(keys::runner_job_ids(runner_id)),
+                    AttributeValue::S(keys::runner_job_ids(runner_id, status)),
                 )
                 .expression_attribute_values(":first", AttributeValue::S(keys::padded(first)))
                 .expression_attribute_values(
