@@ -52,6 +52,37 @@ pub struct RunnerFilter {
     version_prefix: Option<String>,
 }
 
+/// A runner attribute value that lists filter on and that only the runner's own writes change
+/// (registration, `PUT /runners/:id`): each of its tags, and whether it is paused. Each facet
+/// is counted and indexed beside the runner (`store::listing`), so that a list filtered on one
+/// is found from counts like an unfiltered one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Facet {
+    Tag(String),
+    Paused(bool),
+}
+
+impl Facet {
+    /// Every facet of a runner.
+    pub fn of(runner: &Runner) -> std::collections::BTreeSet<Facet> {
+        runner
+            .tag_list
+            .iter()
+            .map(|tag| Facet::Tag(tag.clone()))
+            .chain([Facet::Paused(!runner.active)])
+            .collect()
+    }
+
+    /// The facet's name in keys and counter attributes.
+    pub fn name(&self) -> String {
+        match self {
+            Facet::Tag(tag) => format!("tag:{tag}"),
+            Facet::Paused(true) => "paused".to_owned(),
+            Facet::Paused(false) => "active".to_owned(),
+        }
+    }
+}
+
 /// What a filter looks at; a list reads only these attributes for the runners it skips.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunnerFacts {
@@ -129,29 +160,50 @@ impl RunnerFilter {
     /// a type `scope`): such a list is counted per type and needs no runner's attributes.
     /// `None` when the filter looks at anything else.
     pub fn only_types(&self) -> Option<Vec<RunnerType>> {
-        let Self {
-            scope,
-            runner_type,
-            status: None,
-            tags: None,
-            paused: None,
-            version_prefix: None,
-        } = self
-        else {
+        let (types, facets) = self.counted_criteria()?;
+        facets.is_empty().then_some(types)
+    }
+
+    /// The runner types a match may have and the facets it must all have, when that is all the
+    /// filter asks (types, tags, active or paused): such a list can be counted. `None` when it
+    /// looks at contact times or versions. A filter that no runner passes (`status=active` with
+    /// `paused=true`) has no types.
+    pub fn counted_criteria(&self) -> Option<(Vec<RunnerType>, Vec<Facet>)> {
+        if self.version_prefix.is_some() {
             return None;
-        };
-        let by_scope: Vec<RunnerType> = match scope.as_deref() {
-            None => vec![RunnerType::Instance, RunnerType::Group, RunnerType::Project],
-            Some("specific") => vec![RunnerType::Group, RunnerType::Project],
-            Some("shared") => vec![RunnerType::Instance],
-            Some(other) => vec![RunnerType::parse(other)?],
-        };
-        Some(
-            by_scope
-                .into_iter()
-                .filter(|t| runner_type.is_none_or(|wanted| wanted == *t))
-                .collect(),
-        )
+        }
+        let mut types = vec![RunnerType::Instance, RunnerType::Group, RunnerType::Project];
+        let mut paused = std::collections::BTreeSet::new();
+        for word in [self.scope.as_deref(), self.status.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            match word {
+                "active" => _ = paused.insert(false),
+                "paused" => _ = paused.insert(true),
+                "specific" => types.retain(|t| *t != RunnerType::Instance),
+                "shared" => types.retain(|t| *t == RunnerType::Instance),
+                other => {
+                    let only = RunnerType::parse(other)?;
+                    types.retain(|t| *t == only);
+                }
+            }
+        }
+        if let Some(wanted) = self.runner_type {
+            types.retain(|t| *t == wanted);
+        }
+        paused.extend(self.paused);
+        if paused.len() > 1 {
+            types.clear();
+        }
+        let mut facets: Vec<Facet> = paused.into_iter().map(Facet::Paused).collect();
+        for tag in self.tags.iter().flatten() {
+            let tag = Facet::Tag(tag.clone());
+            if !facets.contains(&tag) {
+                facets.push(tag);
+            }
+        }
+        Some((types, facets))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -244,6 +296,52 @@ mod tests {
         assert_eq!(types("scope=online"), None);
         assert_eq!(types("type=group_type&tag_list=a"), None);
         assert_eq!(types("paused=false"), None);
+    }
+
+    #[test]
+    fn filters_on_types_tags_and_the_active_flag_are_counted_criteria() {
+        use RunnerType::{Group, Instance, Project};
+        let criteria = |query: &str| filter(query, RunnerList::All).unwrap().counted_criteria();
+        let tag = |t: &str| Facet::Tag(t.to_owned());
+        assert_eq!(
+            criteria("tag_list=docker,linux&scope=specific"),
+            Some((vec![Group, Project], vec![tag("docker"), tag("linux")]))
+        );
+        assert_eq!(
+            criteria("status=paused&type=instance_type"),
+            Some((vec![Instance], vec![Facet::Paused(true)]))
+        );
+        assert_eq!(
+            criteria("scope=active&paused=false&tag_list=docker,docker"),
+            Some((
+                vec![Instance, Group, Project],
+                vec![Facet::Paused(false), tag("docker")]
+            )),
+            "the same criterion twice is one"
+        );
+        assert_eq!(
+            criteria("status=active&paused=true"),
+            Some((vec![], vec![Facet::Paused(false), Facet::Paused(true)])),
+            "nothing passes"
+        );
+        for walked in [
+            "status=online",
+            "scope=stale",
+            "version_prefix=15",
+            "scope=offline&tag_list=a",
+        ] {
+            assert_eq!(criteria(walked), None, "{walked}");
+        }
+        let mut runner = Runner::new(
+            1,
+            Project,
+            crate::auth::TokenDigest::of("t"),
+            Timestamp::from_millis(0),
+        );
+        runner.tag_list = vec!["b".into(), "a".into()];
+        runner.active = false;
+        let names: Vec<String> = Facet::of(&runner).iter().map(Facet::name).collect();
+        assert_eq!(names, ["tag:a", "tag:b", "paused"]);
     }
 
     #[test]

@@ -141,7 +141,7 @@ impl Listed<'_> {
         let (memberships, linked, counts, instance_runners) = futures_util::future::join4(
             access::memberships_of(&state.store, caller),
             state.store.linked_runner_ids(&self.sources),
-            OptionFuture::from(counted.is_some().then(|| state.store.runner_counts())),
+            OptionFuture::from(counted.is_some().then(|| state.store.runner_counts(None))),
             OptionFuture::from(instance_limit.map(|limit| {
                 let limit = usize::try_from(limit).unwrap_or(usize::MAX);
                 state.store.runners_of_type(RunnerType::Instance, limit)
@@ -160,7 +160,7 @@ impl Listed<'_> {
                     .map(|(runners, _)| runners.as_slice());
                 state
                     .store
-                    .counted_page(listed, &types, &counts, first, page)
+                    .counted_page(listed, &types, None, &counts, first, page)
                     .await?
             }
             _ => {

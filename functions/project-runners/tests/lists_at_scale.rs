@@ -19,12 +19,14 @@ const PROJECTS: i64 = 200;
 const RUNNERS_PER_PROJECT: i64 = 12;
 const GROUP_RUNNERS: i64 = 100;
 
-/// The seed as a model: each group's parent, each project's group, each runner's type,
-/// projects and group.
+/// A runner of the seed: its id, type, projects and group.
+type ModelRunner = (i64, &'static str, Vec<i64>, Option<i64>);
+
+/// The seed as a model: each group's parent, each project's group, each runner.
 struct Model {
     parents: BTreeMap<i64, Option<i64>>,
     project_groups: BTreeMap<i64, i64>,
-    runners: Vec<(i64, &'static str, Vec<i64>, Option<i64>)>,
+    runners: Vec<ModelRunner>,
 }
 
 impl Model {
@@ -116,6 +118,9 @@ impl Model {
                 if id % 3 == 0 {
                     runner["tag_list"] = json!(["docker"]);
                 }
+                if id % 7 == 0 {
+                    runner["active"] = json!(false);
+                }
                 runner
             })
             .collect();
@@ -131,7 +136,7 @@ impl Model {
         })
     }
 
-    fn ids(&self, keep: impl Fn(&(i64, &'static str, Vec<i64>, Option<i64>)) -> bool) -> Vec<i64> {
+    fn ids(&self, keep: impl Fn(&ModelRunner) -> bool) -> Vec<i64> {
         self.runners
             .iter()
             .filter(|r| keep(r))
@@ -314,15 +319,62 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
     )
     .await;
 
-    // Filters on attributes still walk, and agree with the model.
+    // A filter on one facet (a tag, active or paused), with or without types, is counted
+    // like a list of types: its counts and the facet's index, whatever the page.
     let tagged = model.ids(|r| r.0 % 3 == 0);
+    for page in [1, 7, 14] {
+        let calls = check_page(
+            &app,
+            ADMIN,
+            "/api/v4/runners/all?tag_list=docker",
+            &tagged,
+            page,
+            100,
+            3,
+        )
+        .await;
+        assert!(
+            calls <= 9,
+            "three types of at most two buckets: {calls} calls"
+        );
+    }
+    type Keep = fn(&ModelRunner) -> bool;
+    let facets: [(&str, Keep); 5] = [
+        ("status=paused", |r| r.0 % 7 == 0),
+        ("scope=active", |r| r.0 % 7 != 0),
+        ("paused=true&type=project_type", |r| {
+            r.0 % 7 == 0 && r.1 == "project_type"
+        }),
+        ("tag_list=docker&scope=specific", |r| {
+            r.0 % 3 == 0 && r.1 != "instance_type"
+        }),
+        ("status=active&paused=true", |_| false),
+    ];
+    for (query, keep) in facets {
+        let expected = model.ids(keep);
+        let last = expected.len().div_ceil(100).max(1);
+        for page in [1, last.div_ceil(2), last] {
+            check_page(
+                &app,
+                ADMIN,
+                &format!("/api/v4/runners/all?{query}"),
+                &expected,
+                page,
+                100,
+                3,
+            )
+            .await;
+        }
+    }
+
+    // Filters on two facets, or on contact times, walk the runners, and agree with the model.
     let calls = check_page(
         &app,
         ADMIN,
-        "/api/v4/runners/all?tag_list=docker",
-        &tagged,
-        7,
-        100,
+        "/api/v4/runners/all?tag_list=docker&paused=true",
+        &model.ids(|r| r.0 % 21 == 0),
+        2,
+        50,
         10,
     )
     .await;
@@ -332,6 +384,16 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         calls >= 3,
         "token and at least two Query pages: {calls} calls"
     );
+    check_page(
+        &app,
+        ADMIN,
+        "/api/v4/runners/all?status=offline",
+        &all,
+        40,
+        100,
+        10,
+    )
+    .await;
     let owned_tagged: Vec<i64> = specific.iter().copied().filter(|id| id % 3 == 0).collect();
     check_page(
         &app,
@@ -345,14 +407,23 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
     .await;
 }
 
-async fn register(app: &TestApp, token: &str) -> i64 {
+async fn register(app: &TestApp, token: &str, tags: &[&str], active: bool) -> i64 {
     let response = app
         .post("/api/v4/runners")
-        .json(json!({"token": token, "description": "new"}))
+        .json(json!({"token": token, "description": "new", "tag_list": tags, "active": active}))
         .send()
         .await
         .expect(201);
     response.body["id"].as_i64().expect("an id")
+}
+
+async fn update(app: &TestApp, id: i64, body: Value) -> u16 {
+    app.put(&format!("/api/v4/runners/{id}"))
+        .header("PRIVATE-TOKEN", ADMIN)
+        .json(body)
+        .send()
+        .await
+        .status
 }
 
 fn total(response: &TestResponse) -> usize {
@@ -362,8 +433,9 @@ fn total(response: &TestResponse) -> usize {
         .expect("a total")
 }
 
-/// The counted list and the walked one (a filter that keeps every runner walks them all)
-/// must agree on every type's total and on the runners.
+/// The counted lists and the walked one (a filter that keeps every runner walks them all)
+/// must agree on every type's total and on the runners, and the lists counted per facet with
+/// what the walked list shows of each runner (its tags, whether it is active).
 async fn assert_counts_agree_with_the_runners(app: &TestApp) {
     for query in [
         "",
@@ -378,21 +450,69 @@ async fn assert_counts_agree_with_the_runners(app: &TestApp) {
         )
         .await
         .expect(200);
-        // Every runner here is active: `paused=false` keeps them all, but walks them.
+        // No runner here has contacted us: `status=offline` keeps them all, but walks them.
         let walked = list(
             app,
             ADMIN,
-            &format!("/api/v4/runners/all?{query}paused=false&per_page=100"),
+            &format!("/api/v4/runners/all?{query}status=offline&per_page=100"),
         )
         .await
         .expect(200);
         assert_eq!(total(&counted), total(&walked), "{query}");
         assert_eq!(ids(&counted), ids(&walked), "{query}");
+        let runners = walked.body.as_array().expect("runners");
+        for (facet, keep) in facet_filters(app, runners).await {
+            let counted = list(
+                app,
+                ADMIN,
+                &format!("/api/v4/runners/all?{query}{facet}&per_page=100"),
+            )
+            .await
+            .expect(200);
+            assert_eq!(ids(&counted), keep, "{query}{facet}");
+            assert_eq!(total(&counted), keep.len(), "{query}{facet}");
+        }
     }
 }
 
+/// For each facet filter, the ids of the runners it keeps, from each runner's details.
+async fn facet_filters(app: &TestApp, runners: &[Value]) -> Vec<(String, Vec<i64>)> {
+    let mut details = Vec::new();
+    let mut tags: BTreeSet<String> = BTreeSet::new();
+    for runner in runners {
+        let runner = list(app, ADMIN, &format!("/api/v4/runners/{}", runner["id"]))
+            .await
+            .expect(200)
+            .body;
+        for tag in runner["tag_list"].as_array().expect("tags") {
+            tags.insert(tag.as_str().expect("a tag").to_owned());
+        }
+        details.push(runner);
+    }
+    let keep = |test: &dyn Fn(&Value) -> bool| -> Vec<i64> {
+        details
+            .iter()
+            .filter(|d| test(d))
+            .filter_map(|d| d["id"].as_i64())
+            .collect()
+    };
+    let mut filters = vec![
+        ("paused=true".to_owned(), keep(&|d| d["active"] == false)),
+        ("status=active".to_owned(), keep(&|d| d["active"] == true)),
+    ];
+    for tag in &tags {
+        let has = |d: &Value| {
+            d["tag_list"]
+                .as_array()
+                .is_some_and(|t| t.contains(&json!(tag)))
+        };
+        filters.push((format!("tag_list={tag}"), keep(&has)));
+    }
+    filters
+}
+
 #[tokio::test]
-async fn counts_and_subtree_sets_stay_exact_through_parallel_writes() {
+async fn counts_subtree_sets_and_facets_stay_exact_through_parallel_writes() {
     let app = TestApp::new(|state| {
         project_runners::router(state.clone())
             .merge(runner_management::router(state.clone()))
@@ -425,8 +545,11 @@ async fn counts_and_subtree_sets_stay_exact_through_parallel_writes() {
         "group-registration",
         "project-registration",
     ];
-    let registered: Vec<i64> =
-        futures_util::future::join_all((0..24).map(|i| register(&app, tokens[i % 3]))).await;
+    let tag_sets: [&[&str]; 4] = [&["docker"], &["docker", "arm"], &[], &["gpu"]];
+    let registered: Vec<i64> = futures_util::future::join_all(
+        (0..24).map(|i| register(&app, tokens[i % 3], tag_sets[i % 4], i % 5 != 0)),
+    )
+    .await;
     assert_eq!(registered.iter().collect::<BTreeSet<_>>().len(), 24);
     assert_counts_agree_with_the_runners(&app).await;
     let owned = list(&app, OWNER, "/api/v4/runners?per_page=100")
@@ -438,16 +561,38 @@ async fn counts_and_subtree_sets_stay_exact_through_parallel_writes() {
         "the project runner and every group or project runner registered below the root"
     );
 
-    // Enabling instance runners makes them project runners: their counts move.
+    // Enabling instance runners makes them project runners: their counts move. Meanwhile
+    // runners are retagged and paused, some of them while being enabled, some by two
+    // updates at once: every update lands, and every facet count follows.
     let instance_ids: Vec<i64> = registered.iter().copied().step_by(3).collect();
-    let enabled = futures_util::future::join_all(instance_ids.iter().map(|id| {
+    let enables = futures_util::future::join_all(instance_ids.iter().map(|id| {
         app.post("/api/v4/projects/11/runners")
             .header("PRIVATE-TOKEN", ADMIN)
             .json(json!({"runner_id": id}))
             .send()
-    }))
-    .await;
+    }));
+    let changes = [
+        json!({"tag_list": ["arm"]}),
+        json!({"paused": true}),
+        json!({"tag_list": ["docker", "gpu"], "active": true}),
+        json!({"tag_list": []}),
+    ];
+    let updates = futures_util::future::join_all(
+        registered[..12]
+            .iter()
+            .enumerate()
+            .flat_map(|(i, id)| {
+                [
+                    (*id, changes[i % 4].clone()),
+                    (*id, changes[(i + 1) % 4].clone()),
+                ]
+            })
+            .chain((0..5).map(|i| (registered[12], json!({"tag_list": [format!("t{i}")]}))))
+            .map(|(id, body)| update(&app, id, body)),
+    );
+    let (enabled, updated) = futures_util::future::join(enables, updates).await;
     assert!(enabled.iter().all(|r| r.status == 201));
+    assert!(updated.iter().all(|status| *status == 200), "{updated:?}");
     assert_counts_agree_with_the_runners(&app).await;
     let owned = list(&app, OWNER, "/api/v4/runners?per_page=100")
         .await

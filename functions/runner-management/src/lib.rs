@@ -37,8 +37,9 @@ use runners_shared::user_runners::{CreateRunnerRequest, create_runner};
 use runners_shared::{ApiError, AppState};
 use serde_json::json;
 
-/// How often a write re-reads a runner that changed under it.
-const WRITE_ATTEMPTS: u32 = 3;
+/// How often a write re-reads a runner that changed under it: enough for half a dozen updates
+/// of a runner's tags at once (each waits a random moment, longer every attempt).
+const WRITE_ATTEMPTS: u32 = 6;
 
 /// This function's routes; its `main` and `runnerctl serve` both mount exactly this.
 pub fn router(state: AppState) -> Router {
@@ -99,14 +100,18 @@ async fn list_all(
     let mut reader = params.reader();
     let filter = RunnerFilter::read(&mut reader, RunnerList::All);
     let page = PageRequest::read(&mut reader);
-    let counted = filter.only_types();
+    // Counted: a filter on types and at most one facet (a tag, active or paused).
+    let counted = filter
+        .counted_criteria()
+        .filter(|(_, facets)| facets.len() <= 1);
+    let facet = counted.as_ref().and_then(|(_, facets)| facets.first());
     // The counts (a small partition) are read beside the caller's token, so that a counted
     // page costs three round trips; they are shown to admins only.
     let (caller, counts) = futures_util::future::try_join(
         authenticate(&state.store, &headers, &params, Access::Read),
         async {
             match counted {
-                Some(_) => state.store.runner_counts().await.map(Some),
+                Some(_) => state.store.runner_counts(facet).await.map(Some),
                 None => Ok(None),
             }
         },
@@ -116,11 +121,11 @@ async fn list_all(
     if !caller.admin {
         return Err(ApiError::Forbidden);
     }
-    let (runners, info) = if let (Some(types), Some(counts)) = (counted, counts) {
+    let (runners, info) = if let (Some((types, _)), Some(counts)) = (&counted, counts) {
         // Counted: the page is found from the counts, whatever its position.
         state
             .store
-            .counted_page(Vec::new(), &types, &counts, None, page)
+            .counted_page(Vec::new(), types, facet, &counts, None, page)
             .await?
     } else {
         // A filter on the runners' attributes walks them in id order.
@@ -323,13 +328,15 @@ async fn update(
             None => memberships_for(&state, caller, &runner).await?,
         };
         access::check_update(caller, &runner, &granted)?;
-        let mut merged = runner;
+        let mut merged = runner.clone();
         merged.apply(changes.clone());
         merged.validate()?;
         // Only a concurrent change that makes this update invalid comes back here, to be
         // validated against what is stored now.
         let (updated, busy) = futures_util::future::join(
-            state.store.update_runner(id, &changes, Timestamp::now()),
+            state
+                .store
+                .update_runner(&runner, &changes, Timestamp::now()),
             state.store.runner_is_busy(id),
         )
         .await;

@@ -33,7 +33,7 @@ async fn owned_ids(
     let (memberships, ranges) =
         futures_util::future::try_join(store.memberships_of(caller.user_id), async {
             if deep {
-                Ok(Some(store.runner_counts().await?.id_ranges()))
+                Ok(Some(store.runner_counts(None).await?.id_ranges()))
             } else {
                 Ok(None)
             }

@@ -376,11 +376,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             report(
                 json_mode,
                 format!(
-                    "{} runners: {} counters written ({} stale removed), {} subtree entries, {} runners given index keys; {} runner job counters, {} jobs given index keys",
+                    "{} runners: {} counters written ({} stale removed), {} index entries (subtree sets, facets), {} runners given index keys; {} runner job counters, {} jobs given index keys",
                     summary.runners,
                     summary.counters,
                     summary.stale_counters_removed,
-                    summary.subtree_entries,
+                    summary.index_entries,
                     summary.indexed,
                     summary.job_counters,
                     summary.jobs_indexed
@@ -389,7 +389,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     "runners": summary.runners,
                     "counters": summary.counters,
                     "stale_counters_removed": summary.stale_counters_removed,
-                    "subtree_entries": summary.subtree_entries,
+                    "index_entries": summary.index_entries,
                     "indexed": summary.indexed,
                     "job_counters": summary.job_counters,
                     "jobs_indexed": summary.jobs_indexed,

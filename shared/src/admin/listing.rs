@@ -9,7 +9,7 @@ use crate::runner::Runner;
 use crate::store::Store;
 use crate::store::item::{Item, ItemBuilder, ItemReader, key_of};
 use crate::store::keys;
-use crate::store::listing::{listing_changes, subtree_item};
+use crate::store::listing::{key_item, listing_changes};
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::{StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
@@ -22,7 +22,8 @@ pub struct RebuildSummary {
     pub indexed: usize,
     pub counters: usize,
     pub stale_counters_removed: usize,
-    pub subtree_entries: usize,
+    /// Subtree set and facet index entries written.
+    pub index_entries: usize,
     /// Runner job count items written, and assigned jobs given their index keys.
     pub job_counters: usize,
     pub jobs_indexed: usize,
@@ -43,40 +44,34 @@ pub enum JobCounts {
     All,
 }
 
-/// A counter item holding an absolute count.
-fn counter_item((key, value): ((String, String), i64)) -> Item {
-    ItemBuilder::keyed(key).n("value", value).build()
+/// A counter item holding absolute counts (`value`, and any others).
+fn counter_item((key, counts): ((String, String), BTreeMap<String, i64>)) -> Item {
+    counts
+        .into_iter()
+        .fold(ItemBuilder::keyed(key), |item, (attribute, count)| {
+            item.n(&attribute, count)
+        })
+        .build()
 }
 
 /// Runner job counts being recomputed: per count item (a runner and job id bucket), all its
-/// jobs and those of each status.
+/// jobs (`value`) and those of each status.
 #[derive(Default)]
-struct JobTally(BTreeMap<(String, String), (i64, BTreeMap<String, i64>)>);
+struct JobTally(BTreeMap<(String, String), BTreeMap<String, i64>>);
 
 impl JobTally {
-    fn add(&mut self, runner_id: i64, job_id: i64, status: String) {
-        let (total, by_status) = self
+    fn add(&mut self, runner_id: i64, job_id: i64, status: &str) {
+        let counts = self
             .0
             .entry(keys::runner_job_count(runner_id, job_id))
             .or_default();
-        *total += 1;
-        *by_status.entry(status).or_default() += 1;
+        for attribute in ["value".to_owned(), keys::job_status_count(status)] {
+            *counts.entry(attribute).or_default() += 1;
+        }
     }
 
     fn into_items(self) -> Vec<Item> {
-        self.0
-            .into_iter()
-            .map(|(key, (total, by_status))| {
-                let mut item = counter_item((key, total));
-                for (status, count) in by_status {
-                    item.insert(
-                        keys::job_status_count(&status),
-                        AttributeValue::N(count.to_string()),
-                    );
-                }
-                item
-            })
-            .collect()
+        self.0.into_iter().map(counter_item).collect()
     }
 }
 
@@ -98,7 +93,7 @@ async fn recount_jobs_of(store: &Store, runners: &[i64]) -> Result<usize, String
         store
             .query_pages(query, |item| {
                 let reader = ItemReader::new(item, "job");
-                tally.add(*runner_id, reader.n("id")?, reader.s("status")?);
+                tally.add(*runner_id, reader.n("id")?, &reader.s("status")?);
                 Ok(false)
             })
             .await
@@ -142,7 +137,7 @@ async fn rebuild_job_counts(store: &Store) -> Result<(usize, usize), String> {
             if reader.opt_s(keys::GSI3_PK).as_deref() != Some(expected.as_str()) {
                 unindexed.push((keys::job(id), expected, keys::padded(id)));
             }
-            tally.add(runner_id, id, status);
+            tally.add(runner_id, id, &status);
         }
         start = output.last_evaluated_key.filter(|k| !k.is_empty());
         if start.is_none() {
@@ -193,22 +188,32 @@ async fn set_index_keys(
         .await
 }
 
-/// Recomputes the counts and subtree sets of every runner. Counts are written as absolute
-/// values, so run it while nothing registers or deletes runners (a count changed between the
-/// read and the write would be overwritten); subtree entries are only added, never removed.
+/// Recomputes the counts, subtree sets and facet indexes of every runner. Counts are written
+/// as absolute values, so run it while nothing registers, changes or deletes runners (a count
+/// changed between the read and the write would be overwritten); index entries are only
+/// added, never removed.
 /// `jobs` says which runners' job counts to recompute too.
 pub async fn rebuild_listing(store: &Store, jobs: JobCounts) -> Result<RebuildSummary, String> {
     let runner_items = all_runner_items(store).await?;
-    let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
-    let mut subtree = Vec::new();
+    let mut counts: BTreeMap<(String, String), BTreeMap<String, i64>> = BTreeMap::new();
+    let mut entries = Vec::new();
     let mut unindexed = Vec::new();
     for item in &runner_items {
         let runner = Runner::from_item(item).map_err(err)?;
         let changes = listing_changes(None, Some(&runner));
-        for (key, delta) in changes.counts {
-            *counts.entry(key).or_default() += delta;
+        for (key, deltas) in changes.counts {
+            let item_counts = counts.entry(key).or_default();
+            for (attribute, delta) in deltas {
+                *item_counts.entry(attribute).or_default() += delta;
+            }
         }
-        subtree.extend(changes.subtree_puts.into_iter().map(subtree_item));
+        entries.extend(
+            changes
+                .subtree_puts
+                .into_iter()
+                .chain(changes.facet_puts)
+                .map(key_item),
+        );
         let expected =
             keys::runner_ids(runner.runner_type.as_str(), keys::runner_bucket(runner.id));
         let reader = ItemReader::new(item, "runner");
@@ -227,14 +232,14 @@ pub async fn rebuild_listing(store: &Store, jobs: JobCounts) -> Result<RebuildSu
         indexed: unindexed.len(),
         counters: counts.len(),
         stale_counters_removed: stale.len(),
-        subtree_entries: subtree.len(),
+        index_entries: entries.len(),
         job_counters: 0,
         jobs_indexed: 0,
     };
     let counter_items = counts.into_iter().map(counter_item).collect();
     put_all(store, counter_items).await?;
     delete_all(store, stale).await?;
-    put_all(store, subtree).await?;
+    put_all(store, entries).await?;
     set_index_keys(
         store,
         unindexed

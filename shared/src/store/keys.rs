@@ -67,6 +67,27 @@ pub fn runner_ids(runner_type: &str, bucket: i64) -> String {
     format!("RUNNER_IDS#{runner_type}#{bucket}")
 }
 
+/// The facet index entry of a runner with this facet (a tag, or its active flag): keys only,
+/// one partition per facet, type and id bucket, like the runner id index, so that a list
+/// filtered on the facet reads only the runners it shows. The facet goes last because a tag
+/// may hold any character.
+pub fn runner_facet(facet: &str, runner_type: &str, runner_id: i64) -> (String, String) {
+    (
+        runner_facet_partition(facet, runner_type, runner_bucket(runner_id)),
+        padded(runner_id),
+    )
+}
+
+pub fn runner_facet_partition(facet: &str, runner_type: &str, bucket: i64) -> String {
+    format!("RUNNER_FACET#{runner_type}#{bucket}#{facet}")
+}
+
+/// The attribute of a runner count item that counts its runners with this facet (`value`
+/// counts them all).
+pub fn facet_count(facet: &str) -> String {
+    format!("facet:{facet}")
+}
+
 /// The partition of every runner count, one item per type, bucket and slot.
 pub const RUNNER_COUNTS: &str = "RUNNER_COUNTS";
 

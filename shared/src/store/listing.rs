@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::metrics;
 use crate::pagination::{PageInfo, PageRequest};
 use crate::runner::{Runner, RunnerType};
+use crate::runner_filter::Facet;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use futures_util::future::try_join_all;
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,27 +39,49 @@ fn subtree_groups(runner: &Runner) -> BTreeSet<i64> {
 /// `after` (`None`: it does not exist).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct ListingChanges {
-    /// Counter items and what to add to them (never zero).
-    pub counts: Vec<((String, String), i64)>,
+    /// Counter items and what to add to their attributes: `value` counts every runner, a
+    /// [`keys::facet_count`] those with a facet (no zero, no item without a change).
+    pub counts: Vec<((String, String), BTreeMap<String, i64>)>,
     pub subtree_puts: Vec<(String, String)>,
     pub subtree_deletes: Vec<(String, String)>,
+    pub facet_puts: Vec<(String, String)>,
+    pub facet_deletes: Vec<(String, String)>,
+}
+
+/// The facet index entries of a runner.
+fn facet_entries(runner: &Runner) -> BTreeSet<(String, String)> {
+    Facet::of(runner)
+        .iter()
+        .map(|facet| keys::runner_facet(&facet.name(), runner.runner_type.as_str(), runner.id))
+        .collect()
 }
 
 pub(crate) fn listing_changes(before: Option<&Runner>, after: Option<&Runner>) -> ListingChanges {
-    let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut counts: BTreeMap<(String, String), BTreeMap<String, i64>> = BTreeMap::new();
     for (runner, delta) in [(before, -1), (after, 1)] {
         if let Some(runner) = runner {
-            *counts
+            let attributes = counts
                 .entry(keys::runner_count(runner.runner_type.as_str(), runner.id))
-                .or_default() += delta;
+                .or_default();
+            let facets = Facet::of(runner)
+                .into_iter()
+                .map(|f| keys::facet_count(&f.name()));
+            for attribute in std::iter::once("value".to_owned()).chain(facets) {
+                *attributes.entry(attribute).or_default() += delta;
+            }
         }
     }
-    counts.retain(|_, delta| *delta != 0);
+    for attributes in counts.values_mut() {
+        attributes.retain(|_, delta| *delta != 0);
+    }
+    counts.retain(|_, attributes| !attributes.is_empty());
     let old = before.map(subtree_groups).unwrap_or_default();
     let new = after.map(subtree_groups).unwrap_or_default();
     let Some(id) = after.or(before).map(|r| r.id) else {
         return ListingChanges::default();
     };
+    let old_facets = before.map(facet_entries).unwrap_or_default();
+    let new_facets = after.map(facet_entries).unwrap_or_default();
     ListingChanges {
         counts: counts.into_iter().collect(),
         subtree_puts: new
@@ -69,6 +92,8 @@ pub(crate) fn listing_changes(before: Option<&Runner>, after: Option<&Runner>) -
             .difference(&new)
             .map(|g| keys::subtree_runner(*g, id))
             .collect(),
+        facet_puts: new_facets.difference(&old_facets).cloned().collect(),
+        facet_deletes: old_facets.difference(&new_facets).cloned().collect(),
     }
 }
 
@@ -81,9 +106,9 @@ pub(crate) fn merged_ids(reads: Vec<(Vec<i64>, bool)>) -> Vec<i64> {
     ids
 }
 
-/// A subtree set's entry: its keys only (the sort key ends with the runner id), about 40
-/// bytes, so that a set of 16,000 runners is one Query page.
-pub(crate) fn subtree_item(key: (String, String)) -> Item {
+/// An entry of a subtree set or a facet index: its keys only (the sort key ends with the
+/// runner id), about 40 bytes, so that 16,000 of them are one Query page.
+pub(crate) fn key_item(key: (String, String)) -> Item {
     super::item::ItemBuilder::keyed(key).build()
 }
 
@@ -194,8 +219,8 @@ impl PagePlan {
 
 impl Store {
     /// One page of `listed` runners (group and project runners, by id) together with every
-    /// runner of `types`, in id order, with the exact total from `counts` (read beside whatever
-    /// else the caller needed). `first_of_types`, when the caller read them, are the first
+    /// runner of `types` (with `facet`, if given), in id order, with the exact total from
+    /// `counts` (of the same facet, read beside whatever else the caller needed). `first_of_types`, when the caller read them, are the first
     /// runners of `types` up to the page's end: the page is then among them and the links.
     /// Otherwise the buckets the page overlaps are read from the runner id index (all at
     /// once). Then the page's runners not in hand.
@@ -203,6 +228,7 @@ impl Store {
         &self,
         mut listed: Vec<i64>,
         types: &[RunnerType],
+        facet: Option<&Facet>,
         counts: &RunnerCounts,
         first_of_types: Option<&[Runner]>,
         page: PageRequest,
@@ -223,7 +249,7 @@ impl Store {
                     .copied()
                     .filter(|b| per_bucket.contains_key(b))
                     .collect();
-                let ids = self.bucket_runner_ids(types, &indexed).await?;
+                let ids = self.bucket_runner_ids(types, facet, &indexed).await?;
                 let planned = |id: &i64| plan.buckets.contains(&keys::runner_bucket(*id));
                 listed.retain(planned);
                 (ids, plan.skip)
@@ -240,21 +266,9 @@ impl Store {
         Ok((runners, plan.info(page)))
     }
 
-    /// Adds to a transaction every listing write (counts, subtree entries) of a runner going
-    /// from `before` to `after`: a few actions, as many as its groups' levels at most.
-    pub(crate) fn extend_with_listing(
-        &self,
-        actions: &mut Vec<TransactWriteItem>,
-        before: Option<&Runner>,
-        after: Option<&Runner>,
-    ) -> Result<(), ApiError> {
-        let (counts, subtree) = self.listing_actions(&listing_changes(before, after))?;
-        actions.extend(counts.into_iter().chain(subtree));
-        Ok(())
-    }
-
-    /// The actions that apply `changes`, for the caller's transaction: the counts first (they
-    /// must be in the transaction), then the subtree entries.
+    /// The actions that apply `changes`, for the caller's transaction: the counts (they must
+    /// be in the transaction), and the index entries (subtree sets, facets), which may follow
+    /// right after it when they do not all fit ([`Store::transact_spilling`]).
     pub(crate) fn listing_actions(
         &self,
         changes: &ListingChanges,
@@ -262,41 +276,57 @@ impl Store {
         let counts = changes
             .counts
             .iter()
-            .map(|(key, delta)| {
-                let update = Update::builder()
+            .map(|(key, deltas)| {
+                let mut update = Update::builder()
                     .table_name(&self.table)
-                    .set_key(Some(key_of(key.clone())))
-                    .update_expression("ADD #value :delta")
-                    .expression_attribute_names("#value", "value")
-                    .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
+                    .set_key(Some(key_of(key.clone())));
+                let mut adds = Vec::new();
+                for (i, (attribute, delta)) in deltas.iter().enumerate() {
+                    adds.push(format!("#a{i} :d{i}"));
+                    update = update
+                        .expression_attribute_names(format!("#a{i}"), attribute)
+                        .expression_attribute_values(
+                            format!(":d{i}"),
+                            AttributeValue::N(delta.to_string()),
+                        );
+                }
+                let update = update
+                    .update_expression(format!("ADD {}", adds.join(", ")))
                     .build()
                     .map_err(build_error)?;
                 Ok(TransactWriteItem::builder().update(update).build())
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
-        let mut subtree = Vec::new();
-        for key in &changes.subtree_puts {
+        let mut entries = Vec::new();
+        for key in changes.subtree_puts.iter().chain(&changes.facet_puts) {
             let put = Put::builder()
                 .table_name(&self.table)
-                .set_item(Some(subtree_item(key.clone())))
+                .set_item(Some(key_item(key.clone())))
                 .build()
                 .map_err(build_error)?;
-            subtree.push(TransactWriteItem::builder().put(put).build());
+            entries.push(TransactWriteItem::builder().put(put).build());
         }
-        for key in &changes.subtree_deletes {
-            subtree.push(self.delete_action(key.clone())?);
+        for key in changes.subtree_deletes.iter().chain(&changes.facet_deletes) {
+            entries.push(self.delete_action(key.clone())?);
         }
-        Ok((counts, subtree))
+        Ok((counts, entries))
     }
 
-    /// Every runner count (one Query: a few items per 1,000 runners).
-    pub async fn runner_counts(&self) -> Result<RunnerCounts, ApiError> {
+    /// Every runner count, or every count of the runners with a facet (one Query: a few items
+    /// per 1,000 runners, only the asked count read out of each).
+    pub async fn runner_counts(&self, facet: Option<&Facet>) -> Result<RunnerCounts, ApiError> {
+        let attribute = match facet {
+            Some(facet) => keys::facet_count(&facet.name()),
+            None => "value".to_owned(),
+        };
         let query = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", AttributeValue::S(keys::RUNNER_COUNTS.to_owned()))
+            .projection_expression("sk, #count")
+            .expression_attribute_names("#count", &attribute)
             .consistent_read(true);
         let mut counts = BTreeMap::new();
         self.query_pages(query, |item| {
@@ -306,7 +336,8 @@ impl Store {
                 .ok_or_else(|| ApiError::internal(format!("runner count key {sk}")))?;
             let runner_type = RunnerType::parse(runner_type)
                 .ok_or_else(|| ApiError::internal(format!("runner count key {sk}")))?;
-            let value = reader.n("value")?;
+            // An item that never counted a runner with the facet has no such attribute.
+            let value = reader.opt_n(&attribute)?.unwrap_or(0);
             let count: &mut u64 = counts.entry((runner_type, bucket)).or_default();
             *count = count.saturating_add(u64::try_from(value).unwrap_or(0));
             Ok(false)
@@ -315,27 +346,46 @@ impl Store {
         Ok(RunnerCounts(counts))
     }
 
-    /// The ids of the runners of these types in these buckets (GSI3, all queried together), in
-    /// id order.
+    /// The ids of the runners of these types in these buckets, all of them (GSI3) or those with
+    /// a facet (its index), all queried together, in id order.
     pub async fn bucket_runner_ids(
         &self,
         types: &[RunnerType],
+        facet: Option<&Facet>,
         buckets: &[i64],
     ) -> Result<Vec<i64>, ApiError> {
+        let facet = facet.map(Facet::name);
+        let facet = facet.as_deref();
         let queries = buckets.iter().flat_map(|bucket| {
             types.iter().map(move |runner_type| {
-                let query = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(keys::GSI3)
-                    .key_condition_expression("#k = :k")
-                    .expression_attribute_names("#k", keys::GSI3_PK)
-                    .expression_attribute_values(
-                        ":k",
-                        AttributeValue::S(keys::runner_ids(runner_type.as_str(), *bucket)),
-                    );
-                self.ids_from_keys(query, keys::GSI3_SK, usize::MAX)
+                let query = self.client.query().table_name(&self.table);
+                let (query, key_attribute) = match facet {
+                    None => (
+                        query
+                            .index_name(keys::GSI3)
+                            .key_condition_expression("#k = :k")
+                            .expression_attribute_names("#k", keys::GSI3_PK)
+                            .expression_attribute_values(
+                                ":k",
+                                AttributeValue::S(keys::runner_ids(runner_type.as_str(), *bucket)),
+                            ),
+                        keys::GSI3_SK,
+                    ),
+                    Some(facet) => (
+                        query
+                            .key_condition_expression("pk = :k")
+                            .expression_attribute_values(
+                                ":k",
+                                AttributeValue::S(keys::runner_facet_partition(
+                                    facet,
+                                    runner_type.as_str(),
+                                    *bucket,
+                                )),
+                            ),
+                        keys::SK,
+                    ),
+                };
+                self.ids_from_keys(query, key_attribute, usize::MAX)
             })
         });
         Ok(merged_ids(try_join_all(queries).await?))
@@ -479,15 +529,53 @@ mod tests {
         )
     }
 
+    /// The change of each counter item's runner count (`value`).
+    fn totals(changes: &ListingChanges) -> Vec<((String, String), i64)> {
+        changes
+            .counts
+            .iter()
+            .filter_map(|(key, deltas)| Some((key.clone(), *deltas.get("value")?)))
+            .collect()
+    }
+
     #[test]
     fn enabling_an_instance_runner_moves_its_count_and_fills_the_subtrees_above_the_project() {
-        let before = runner(1_234, RunnerType::Instance);
+        let mut before = runner(1_234, RunnerType::Instance);
+        before.tag_list = vec!["docker".into()];
         let mut after = before.clone();
         after.runner_type = RunnerType::Project;
         after.projects.push(project(7, &[1, 2]));
         let changes = listing_changes(Some(&before), Some(&after));
+        let facets = |delta: i64| {
+            BTreeMap::from([
+                ("facet:active".to_owned(), delta),
+                ("facet:tag:docker".to_owned(), delta),
+                ("value".to_owned(), delta),
+            ])
+        };
         assert_eq!(
             changes.counts,
+            [
+                (keys::runner_count("instance_type", 1_234), facets(-1)),
+                (keys::runner_count("project_type", 1_234), facets(1)),
+            ]
+        );
+        assert_eq!(
+            changes.facet_puts,
+            [
+                keys::runner_facet("active", "project_type", 1_234),
+                keys::runner_facet("tag:docker", "project_type", 1_234),
+            ]
+        );
+        assert_eq!(
+            changes.facet_deletes,
+            [
+                keys::runner_facet("active", "instance_type", 1_234),
+                keys::runner_facet("tag:docker", "instance_type", 1_234),
+            ]
+        );
+        assert_eq!(
+            totals(&changes),
             [
                 (keys::runner_count("instance_type", 1_234), -1),
                 (keys::runner_count("project_type", 1_234), 1),
@@ -510,7 +598,11 @@ mod tests {
         let mut after = before.clone();
         after.projects.retain(|p| p.id != 8);
         let changes = listing_changes(Some(&before), Some(&after));
-        assert!(changes.counts.is_empty(), "same type, same bucket");
+        assert!(
+            changes.counts.is_empty(),
+            "same type, same bucket, same facets"
+        );
+        assert!(changes.facet_puts.is_empty() && changes.facet_deletes.is_empty());
         assert!(changes.subtree_puts.is_empty());
         assert_eq!(changes.subtree_deletes, [keys::subtree_runner(3, 5)]);
     }
@@ -525,7 +617,7 @@ mod tests {
             ancestor_ids: vec![10, 20],
         });
         let created = listing_changes(None, Some(&group_runner));
-        assert_eq!(created.counts, [(keys::runner_count("group_type", 9), 1)]);
+        assert_eq!(totals(&created), [(keys::runner_count("group_type", 9), 1)]);
         let groups: Vec<i64> = created
             .subtree_puts
             .iter()
@@ -533,9 +625,42 @@ mod tests {
             .collect();
         assert_eq!(groups, [10, 20, 30]);
         let deleted = listing_changes(Some(&group_runner), None);
-        assert_eq!(deleted.counts, [(keys::runner_count("group_type", 9), -1)]);
+        assert_eq!(
+            totals(&deleted),
+            [(keys::runner_count("group_type", 9), -1)]
+        );
+        assert_eq!(deleted.facet_deletes, created.facet_puts);
         assert_eq!(deleted.subtree_deletes, created.subtree_puts);
         assert_eq!(listing_changes(None, None), ListingChanges::default());
+    }
+
+    #[test]
+    fn pausing_and_retagging_move_only_the_facets_that_change() {
+        let mut before = runner(77, RunnerType::Project);
+        before.tag_list = vec!["docker".into(), "linux".into()];
+        let mut after = before.clone();
+        after.active = false;
+        after.tag_list = vec!["linux".into(), "arm".into()];
+        let changes = listing_changes(Some(&before), Some(&after));
+        assert_eq!(
+            changes.counts,
+            [(
+                keys::runner_count("project_type", 77),
+                BTreeMap::from([
+                    ("facet:active".to_owned(), -1),
+                    ("facet:paused".to_owned(), 1),
+                    ("facet:tag:arm".to_owned(), 1),
+                    ("facet:tag:docker".to_owned(), -1),
+                ])
+            )],
+            "one counter item; the runner count itself and `linux` stay"
+        );
+        let entry = |facet| keys::runner_facet(facet, "project_type", 77);
+        assert_eq!(changes.facet_puts, [entry("paused"), entry("tag:arm")]);
+        assert_eq!(
+            changes.facet_deletes,
+            [entry("active"), entry("tag:docker")]
+        );
     }
 
     fn page(page: u64, per_page: u64) -> PageRequest {

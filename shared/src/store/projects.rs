@@ -5,6 +5,7 @@
 
 use super::directory::{Group, PathOwner, Project, project_ref_item};
 use super::item::{Item, ItemBuilder, ItemReader, key_of};
+use super::listing::listing_changes;
 use super::runners::{Transaction, link_item};
 use super::{Store, build_error, keys};
 use crate::error::ApiError;
@@ -183,8 +184,10 @@ impl Store {
             TransactWriteItem::builder().put(put).build(),
             self.token_queues_update(&enabled)?,
         ];
-        self.extend_with_listing(&mut actions, Some(runner), Some(&enabled))?;
-        Ok(match self.transact(actions).await? {
+        let (counts, entries) =
+            self.listing_actions(&listing_changes(Some(runner), Some(&enabled)))?;
+        actions.extend(counts);
+        Ok(match self.transact_spilling(actions, entries).await? {
             Transaction::Committed => LinkChange::Done,
             Transaction::ConditionFailed(_) => LinkChange::Refused,
         })
@@ -255,8 +258,10 @@ impl Store {
             TransactWriteItem::builder().delete(delete).build(),
             self.token_queues_update(&disabled)?,
         ];
-        self.extend_with_listing(&mut actions, Some(runner), Some(&disabled))?;
-        Ok(match self.transact(actions).await? {
+        let (counts, entries) =
+            self.listing_actions(&listing_changes(Some(runner), Some(&disabled)))?;
+        actions.extend(counts);
+        Ok(match self.transact_spilling(actions, entries).await? {
             Transaction::Committed => LinkChange::Done,
             Transaction::ConditionFailed(_) => LinkChange::Refused,
         })

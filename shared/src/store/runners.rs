@@ -18,9 +18,9 @@ use aws_sdk_dynamodb::types::{
 /// its count in one transaction of at most 100 actions.
 pub const MAX_LINKS_PER_RUNNER: usize = 97;
 
-/// How many deletes of a runner's items that did not fit in its delete transaction (managers,
-/// subtree entries) go out at once.
-const MANAGER_DELETES_IN_FLIGHT: usize = 16;
+/// How many writes that did not fit in a runner's transaction (index entries, managers) go out
+/// at once right after it.
+const SPILLED_WRITES_IN_FLIGHT: usize = 16;
 
 /// DynamoDB's limit on the actions of one transaction.
 const MAX_TRANSACTION_ACTIONS: usize = 100;
@@ -273,6 +273,58 @@ impl Store {
         ))
     }
 
+    /// Runs a transaction of `actions` and as many of `spill` (index entries a list can do
+    /// without for a moment: puts and deletes without conditions) as fit in its 100 actions;
+    /// the rest of `spill` is written right after it commits. A list leaves out an id whose
+    /// runner it cannot read or that no longer matches, and `runnerctl table rebuild-lists`
+    /// repairs what a failure in between leaves.
+    pub(crate) async fn transact_spilling(
+        &self,
+        mut actions: Vec<TransactWriteItem>,
+        mut spill: Vec<TransactWriteItem>,
+    ) -> Result<Transaction, ApiError> {
+        let room = MAX_TRANSACTION_ACTIONS.saturating_sub(actions.len());
+        let after = spill.split_off(room.min(spill.len()));
+        actions.extend(spill);
+        let outcome = self.transact(actions).await?;
+        if !matches!(outcome, Transaction::Committed) {
+            return Ok(outcome);
+        }
+        use futures_util::{StreamExt, TryStreamExt};
+        futures_util::stream::iter(after)
+            .map(|action| async move {
+                if let Some(put) = action.put {
+                    metrics::track(
+                        self.client
+                            .put_item()
+                            .table_name(&self.table)
+                            .set_item(Some(put.item))
+                            .send(),
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(storage_error)
+                } else if let Some(delete) = action.delete {
+                    metrics::track(
+                        self.client
+                            .delete_item()
+                            .table_name(&self.table)
+                            .set_key(Some(delete.key))
+                            .send(),
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(storage_error)
+                } else {
+                    Err(ApiError::internal("only puts and deletes spill"))
+                }
+            })
+            .buffer_unordered(SPILLED_WRITES_IN_FLIGHT)
+            .try_for_each(|()| async { Ok(()) })
+            .await?;
+        Ok(Transaction::Committed)
+    }
+
     pub async fn get_runner(&self, id: i64) -> Result<Option<Runner>, ApiError> {
         match self.get(keys::runner(id)).await? {
             Some(item) => Runner::from_item(&item).map(Some),
@@ -310,7 +362,9 @@ impl Store {
         for key in runner.link_keys() {
             actions.push(self.put(link_item(key, runner.id, now), "attribute_not_exists(pk)")?);
         }
-        self.extend_with_listing(&mut actions, None, Some(runner))?;
+        let (counts, entries) =
+            self.listing_actions(&super::listing::listing_changes(None, Some(runner)))?;
+        actions.extend(counts);
         let registration_check = actions.len();
         if let Some(registration_token) = registration_token {
             let check = ConditionCheck::builder()
@@ -321,7 +375,7 @@ impl Store {
                 .map_err(build_error)?;
             actions.push(TransactWriteItem::builder().condition_check(check).build());
         }
-        match self.transact(actions).await? {
+        match self.transact_spilling(actions, entries).await? {
             Transaction::Committed => Ok(()),
             outcome if outcome.failed_at(registration_check) => {
                 Err(CreateRunnerError::RegistrationTokenGone)
@@ -463,19 +517,23 @@ impl Store {
         ))
     }
 
-    /// Writes only the attributes in `changes`, with `updated_at` and a bumped `lock_version`
-    /// (so that a delete that read the runner before re-reads it). No version condition: updates
-    /// that race all succeed and the last write of each attribute wins, as in GitLab, and a
-    /// concurrent heartbeat is neither lost nor a conflict. The one rule that spans attributes
-    /// (no untagged jobs without tags) is a condition on the attribute the update does not send.
-    /// Returns the runner as written; `None` when it is gone or that condition failed: read it
+    /// Writes only the attributes in `changes` to the runner read as `read`, with `updated_at`
+    /// and a bumped `lock_version` (so that a delete that read the runner before re-reads it).
+    /// Without tags or the active flag (its facets) no version condition: updates that race
+    /// all succeed and the last write of each attribute wins, as in GitLab, and a concurrent
+    /// heartbeat is neither lost nor a conflict. The one rule that spans attributes (no untagged
+    /// jobs without tags) is a condition on the attribute the update does not send. An update
+    /// of its facets moves their counts and index entries in the same transaction, on condition
+    /// that the runner is still as read (racing updates then retry, and still all land).
+    /// Returns the runner as written; `None` when it is gone or a condition failed: read it
     /// again, validate, and retry.
     pub async fn update_runner(
         &self,
-        id: i64,
+        read: &Runner,
         changes: &RunnerChanges,
         at: Timestamp,
     ) -> Result<Option<Runner>, ApiError> {
+        let id = read.id;
         let RunnerChanges {
             description,
             active,
@@ -525,6 +583,36 @@ impl Store {
                 sets.push(format!("{attribute} = :{attribute}"));
                 values.insert(format!(":{attribute}"), value);
             }
+        }
+        // An update that writes a facet attribute, even to the value read, is conditional: a
+        // concurrent one may have changed it, and the counts must follow what is written.
+        if tag_list.is_some() || active.is_some() {
+            let mut updated = read.clone();
+            updated.apply(changes.clone());
+            values.insert(
+                ":read_version".into(),
+                AttributeValue::N(read.lock_version.to_string()),
+            );
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_of(keys::runner(id))))
+                .update_expression(format!("SET {}", sets.join(", ")))
+                .condition_expression("attribute_exists(pk) AND lock_version = :read_version")
+                .set_expression_attribute_values(Some(values))
+                .build()
+                .map_err(build_error)?;
+            let (counts, entries) =
+                self.listing_actions(&super::listing::listing_changes(Some(read), Some(&updated)))?;
+            let mut actions = vec![TransactWriteItem::builder().update(update).build()];
+            actions.extend(counts);
+            return Ok(match self.transact_spilling(actions, entries).await? {
+                Transaction::Committed => {
+                    updated.updated_at = at;
+                    updated.lock_version += 1;
+                    Some(updated)
+                }
+                Transaction::ConditionFailed(_) => None,
+            });
         }
         let mut condition = "attribute_exists(pk)".to_owned();
         match (run_untagged, tag_list) {
@@ -598,7 +686,7 @@ impl Store {
                 .delete(builder.build().map_err(build_error)?)
                 .build())
         };
-        let (counts, subtree) =
+        let (counts, entries) =
             self.listing_actions(&super::listing::listing_changes(Some(runner), None))?;
         let mut actions = vec![
             delete(keys::runner(runner.id), Some("lock_version = :version"))?,
@@ -608,39 +696,20 @@ impl Store {
             actions.push(delete(key, None)?);
         }
         actions.extend(counts);
-        // The runner's subtree entries and managers fill the rest of the transaction; what does
+        // The runner's index entries and managers fill the rest of the transaction; what does
         // not fit goes right after it commits. Once the runner and its token are gone nothing
         // can bring them back, and a list leaves out ids whose runner it cannot read.
-        let mut extra = subtree;
+        let mut spill = entries;
         for system_id in system_ids {
-            extra.push(self.delete_action(keys::runner_manager(runner.id, system_id))?);
+            spill.push(self.delete_action(keys::runner_manager(runner.id, system_id))?);
         }
-        let room = MAX_TRANSACTION_ACTIONS.saturating_sub(actions.len());
-        let after = extra.split_off(room.min(extra.len()));
-        actions.extend(extra);
         // Only the runner's condition can fail: its version changed since it was read.
-        if !matches!(self.transact(actions).await?, Transaction::Committed) {
+        if !matches!(
+            self.transact_spilling(actions, spill).await?,
+            Transaction::Committed
+        ) {
             return Ok(false);
         }
-        use futures_util::{StreamExt, TryStreamExt};
-        let rest: Vec<Item> = after
-            .into_iter()
-            .filter_map(|action| action.delete.map(|d| d.key))
-            .collect();
-        futures_util::stream::iter(rest)
-            .map(|key| {
-                metrics::track(
-                    self.client
-                        .delete_item()
-                        .table_name(&self.table)
-                        .set_key(Some(key))
-                        .send(),
-                )
-            })
-            .buffer_unordered(MANAGER_DELETES_IN_FLIGHT)
-            .try_for_each(|_| async { Ok(()) })
-            .await
-            .map_err(storage_error)?;
         Ok(true)
     }
 }
