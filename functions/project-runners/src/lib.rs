@@ -23,7 +23,7 @@ use runners_shared::pagination::PageRequest;
 use runners_shared::params::Params;
 use runners_shared::registration_tokens::{self, ResetTarget};
 use runners_shared::runner::RunnerType;
-use runners_shared::runner_filter::{RunnerFilter, RunnerList};
+use runners_shared::runner_filter::{Facet, RunnerFilter, RunnerList};
 use runners_shared::runner_tokens::modified_since;
 use runners_shared::store::directory::MemberOf;
 use runners_shared::store::lists::HEAD_PAGE_END;
@@ -133,15 +133,18 @@ impl Listed<'_> {
         // counts, whatever its position).
         let instance_limit = match &counted {
             None => Some(page.scan_limit()),
-            Some((_, instance)) if !instance.is_empty() && page.end() <= HEAD_PAGE_END => {
-                Some(page.end())
-            }
+            Some(CountedList {
+                instance,
+                facet: None,
+                ..
+            }) if !instance.is_empty() && page.end() <= HEAD_PAGE_END => Some(page.end()),
             Some(_) => None,
         };
+        let facet = counted.as_ref().and_then(|c| c.facet.as_ref());
         let (memberships, linked, counts, instance_runners) = futures_util::future::join4(
             access::memberships_of(&state.store, caller),
             state.store.linked_runner_ids(&self.sources),
-            OptionFuture::from(counted.is_some().then(|| state.store.runner_counts(None))),
+            OptionFuture::from(counted.is_some().then(|| state.store.runner_counts(facet))),
             OptionFuture::from(instance_limit.map(|limit| {
                 let limit = usize::try_from(limit).unwrap_or(usize::MAX);
                 state.store.runners_of_type(RunnerType::Instance, limit)
@@ -153,15 +156,26 @@ impl Listed<'_> {
         (self.check)(&memberships)?;
         reader.finish()?;
         let (runners, info) = match (counted, counts) {
-            (Some((listed_too, types)), Some(counts)) => {
-                let listed = if listed_too { linked } else { Vec::new() };
-                let first = instance_runners
-                    .as_ref()
-                    .map(|(runners, _)| runners.as_slice());
-                state
-                    .store
-                    .counted_page(listed, &types, None, &counts, first, page)
-                    .await?
+            (Some(counted), Some(counts)) => {
+                let listed = if counted.linked { linked } else { Vec::new() };
+                let types = &counted.instance;
+                match &counted.facet {
+                    Some(facet) => {
+                        state
+                            .store
+                            .faceted_page(listed, types, facet, &counts, page)
+                            .await?
+                    }
+                    None => {
+                        let first = instance_runners
+                            .as_ref()
+                            .map(|(runners, _)| runners.as_slice());
+                        state
+                            .store
+                            .counted_page(listed, types, None, &counts, first, page)
+                            .await?
+                    }
+                }
             }
             _ => {
                 let (instance_runners, instance_exhausted) = instance_runners.unwrap_or_default();
@@ -197,21 +211,37 @@ impl Listed<'_> {
     }
 }
 
-/// Whether a project's or group's list can be counted rather than walked: when the filter
-/// asks only for types that take either all linked runners (group and project runners) or
-/// none. Returns whether the links are listed, and the instance type if it is.
-fn counted_parts(filter: &RunnerFilter) -> Option<(bool, Vec<RunnerType>)> {
-    let types = filter.only_types()?;
+/// How a project's or group's list is counted rather than walked: when the filter asks for
+/// types that take either all linked runners (group and project runners) or none, and for at
+/// most one facet.
+struct CountedList {
+    /// Whether the linked runners are listed.
+    linked: bool,
+    /// The instance type, if it is listed.
+    instance: Vec<RunnerType>,
+    facet: Option<Facet>,
+}
+
+fn counted_parts(filter: &RunnerFilter) -> Option<CountedList> {
+    let (types, mut facets) = filter.counted_criteria()?;
+    if facets.len() > 1 {
+        return None;
+    }
     let linked = [RunnerType::Group, RunnerType::Project].map(|t| types.contains(&t));
     let instance: Vec<RunnerType> = types
         .into_iter()
         .filter(|t| *t == RunnerType::Instance)
         .collect();
-    match linked {
-        [true, true] => Some((true, instance)),
-        [false, false] => Some((false, instance)),
-        _ => None,
-    }
+    let linked = match linked {
+        [true, true] => true,
+        [false, false] => false,
+        _ => return None,
+    };
+    Some(CountedList {
+        linked,
+        instance,
+        facet: facets.pop(),
+    })
 }
 
 /// `POST /projects/:id/runners/reset_registration_token` (Maintainer+) and

@@ -303,6 +303,42 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         )
         .await;
     }
+    // Filtered on one facet: its own runners read whole, the instance runners counted.
+    for (query, keep) in [
+        ("tag_list=docker", (|id| id % 3 == 0) as fn(i64) -> bool),
+        ("status=paused", |id| id % 7 == 0),
+        ("paused=false", |id| id % 7 != 0),
+    ] {
+        let filtered: Vec<i64> = expected.iter().copied().filter(|id| keep(*id)).collect();
+        let last = filtered.len().div_ceil(100);
+        for page in [1, last / 2, last, last + 1] {
+            check_page(
+                &app,
+                ADMIN,
+                &format!("/api/v4/projects/{deep}/runners?{query}"),
+                &filtered,
+                page.max(1),
+                100,
+                4,
+            )
+            .await;
+        }
+    }
+    let own_tagged: Vec<i64> = model
+        .ids(|r| r.0 % 3 == 0 && r.1 != "instance_type")
+        .into_iter()
+        .filter(|id| expected.contains(id))
+        .collect();
+    check_page(
+        &app,
+        ADMIN,
+        &format!("/api/v4/projects/{deep}/runners?scope=specific&tag_list=docker"),
+        &own_tagged,
+        1,
+        5,
+        4,
+    )
+    .await;
     // A group's list: its and its ancestors' group runners and every instance runner.
     let group = 13;
     let chain = model.chain(group);
@@ -314,6 +350,21 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         &format!("/api/v4/groups/{group}/runners"),
         &group_list,
         16,
+        100,
+        4,
+    )
+    .await;
+    let group_docker: Vec<i64> = group_list
+        .iter()
+        .copied()
+        .filter(|id| id % 3 == 0)
+        .collect();
+    check_page(
+        &app,
+        ADMIN,
+        &format!("/api/v4/groups/{group}/runners?tag_list=docker"),
+        &group_docker,
+        5,
         100,
         4,
     )
@@ -405,6 +456,36 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         4,
     )
     .await;
+
+    // Two of the first instance runners enabled in the project become its own: the same list,
+    // but now two of its own runners come before a deep page's instance runners.
+    let docker: Vec<i64> = model
+        .project_list(deep)
+        .iter()
+        .copied()
+        .filter(|id| id % 3 == 0)
+        .collect();
+    for id in [3, 6] {
+        app.post(&format!("/api/v4/projects/{deep}/runners"))
+            .header("PRIVATE-TOKEN", ADMIN)
+            .json(json!({"runner_id": id}))
+            .send()
+            .await
+            .expect(201);
+    }
+    let last = docker.len().div_ceil(50);
+    for page in [1, 2, last / 2, last] {
+        check_page(
+            &app,
+            ADMIN,
+            &format!("/api/v4/projects/{deep}/runners?tag_list=docker"),
+            &docker,
+            page,
+            50,
+            4,
+        )
+        .await;
+    }
 }
 
 async fn register(app: &TestApp, token: &str, tags: &[&str], active: bool) -> i64 {
@@ -471,6 +552,21 @@ async fn assert_counts_agree_with_the_runners(app: &TestApp) {
             .expect(200);
             assert_eq!(ids(&counted), keep, "{query}{facet}");
             assert_eq!(total(&counted), keep.len(), "{query}{facet}");
+        }
+    }
+}
+
+/// A project's list filtered on a facet, counted and read three runners a page, equals the
+/// walked one (`status=offline` keeps every runner here, and makes the list walk).
+async fn assert_project_lists_agree(app: &TestApp, project: i64, facets: &[&str]) {
+    for facet in facets {
+        let path = format!("/api/v4/projects/{project}/runners?{facet}");
+        let walked = list(app, ADMIN, &format!("{path}&status=offline&per_page=100"))
+            .await
+            .expect(200);
+        let expected = ids(&walked);
+        for page in 1..=expected.len().div_ceil(3).max(1) {
+            check_page(app, ADMIN, &path, &expected, page, 3, 4).await;
         }
     }
 }
@@ -594,6 +690,21 @@ async fn counts_subtree_sets_and_facets_stay_exact_through_parallel_writes() {
     assert!(enabled.iter().all(|r| r.status == 201));
     assert!(updated.iter().all(|status| *status == 200), "{updated:?}");
     assert_counts_agree_with_the_runners(&app).await;
+    // Project 11's own runners (enabled instance runners, ids among the instance runners left)
+    // interleave with the instance runners: some come before a page's instance runners.
+    for project in [10, 11] {
+        assert_project_lists_agree(
+            &app,
+            project,
+            &[
+                "tag_list=docker",
+                "tag_list=arm",
+                "paused=true",
+                "scope=active",
+            ],
+        )
+        .await;
+    }
     let owned = list(&app, OWNER, "/api/v4/runners?per_page=100")
         .await
         .expect(200);

@@ -175,11 +175,16 @@ pub fn plan_page(listed: &[i64], per_bucket: &BTreeMap<i64, u64>, page: PageRequ
 
 /// Finds the page in buckets walked in the given order (ascending ids, or descending).
 pub fn plan_walk(buckets: impl IntoIterator<Item = (i64, u64)>, page: PageRequest) -> PagePlan {
+    plan_range(buckets, page.offset(), page.end())
+}
+
+/// Finds the items ranked `offset` to `end` (excluded) in buckets walked in the given order.
+fn plan_range(buckets: impl IntoIterator<Item = (i64, u64)>, offset: u64, end: u64) -> PagePlan {
     let buckets: Vec<(i64, u64)> = buckets.into_iter().collect();
     let total = buckets
         .iter()
         .fold(0u64, |sum, (_, count)| sum.saturating_add(*count));
-    let (offset, end) = (page.offset(), page.end().min(total));
+    let end = end.min(total);
     let mut plan = PagePlan {
         buckets: Vec::new(),
         skip: 0,
@@ -264,6 +269,71 @@ impl Store {
             .runners_with(&page_ids, first_of_types.unwrap_or_default())
             .await?;
         Ok((runners, plan.info(page)))
+    }
+
+    /// One page of a project's or group's list filtered on one facet: the `listed` runners
+    /// (its own, by id) that have the facet, together with every runner of `types` that has it
+    /// (placed by `counts`, of that facet), in id order, with the exact total. The listed
+    /// runners are read whole (a list's own runners are few) while, beside them, the facet's
+    /// index is read for the buckets holding every type match the page may hold: ranked from
+    /// the page's offset less the listed runners, to its end. Then the page's other runners.
+    pub async fn faceted_page(
+        &self,
+        mut listed: Vec<i64>,
+        types: &[RunnerType],
+        facet: &Facet,
+        counts: &RunnerCounts,
+        page: PageRequest,
+    ) -> Result<(Vec<Runner>, PageInfo), ApiError> {
+        listed.sort_unstable();
+        listed.dedup();
+        let per_bucket = counts.per_bucket(types);
+        let listed_count = u64::try_from(listed.len()).unwrap_or(u64::MAX);
+        let lowest = page.offset().saturating_sub(listed_count);
+        let window = plan_range(per_bucket.clone(), lowest, page.end());
+        let (linked, window_ids) = futures_util::future::try_join(
+            self.get_runners(&listed),
+            self.bucket_runner_ids(types, Some(facet), &window.buckets),
+        )
+        .await?;
+        let matched: Vec<Runner> = linked
+            .into_iter()
+            .filter(|runner| Facet::of(runner).contains(facet))
+            .collect();
+        let total = window
+            .total
+            .saturating_add(u64::try_from(matched.len()).unwrap_or(u64::MAX));
+        let info = PagePlan {
+            total,
+            ..window.clone()
+        }
+        .info(page);
+        // Every match below the window comes before the page (the window starts at most
+        // `listed` matches before it): count them, and cut the page from the rest.
+        let (start, typed_before) = match window.buckets.first() {
+            Some(bucket) => (
+                bucket.saturating_mul(keys::RUNNER_BUCKET_SIZE),
+                per_bucket.range(..*bucket).map(|(_, count)| *count).sum(),
+            ),
+            // No runner of the types has the facet: the listed ones are the list.
+            None if window.total == 0 => (i64::MIN, 0u64),
+            // Every one of them comes before the offset: so does every listed one.
+            None => return Ok((Vec::new(), info)),
+        };
+        let listed_before = matched.iter().filter(|r| r.id < start).count();
+        let before = typed_before.saturating_add(u64::try_from(listed_before).unwrap_or(0));
+        let mut ids: Vec<i64> = matched
+            .iter()
+            .map(|r| r.id)
+            .filter(|id| *id >= start)
+            .chain(window_ids)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let skip = usize::try_from(page.offset().saturating_sub(before)).unwrap_or(usize::MAX);
+        let per_page = usize::try_from(page.per_page).unwrap_or(usize::MAX);
+        let page_ids: Vec<i64> = ids.into_iter().skip(skip).take(per_page).collect();
+        Ok((self.runners_with(&page_ids, &matched).await?, info))
     }
 
     /// The actions that apply `changes`, for the caller's transaction: the counts (they must
