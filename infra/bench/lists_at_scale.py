@@ -65,6 +65,8 @@ def world():
             entry["tag_list"] = ["docker"]
         if rid % 2 == 0:
             entry["contacted_at"] = now
+        if rid % 7 == 0:
+            entry["active"] = False
         runners.append(entry)
 
     rid = 0
@@ -194,9 +196,9 @@ def main():
         for what, page in [("page 1", 1), ("page 34, the last", 34)]:
             measure("GET /runners", "Maintainer of 200 projects (3,400 runners)", what,
                     f"/api/v4/runners?per_page=100&page={page}", MAINTAINER)
-        measure("GET /runners", "Owner", "tag_list=docker, page 1",
+        measure("GET /runners", "Owner", "walked: tag_list=docker, page 1",
                 "/api/v4/runners?per_page=100&tag_list=docker", OWNER, WALKED_REPEATS)
-        measure("GET /runners", "Maintainer of 200 projects", "status=online, page 1",
+        measure("GET /runners", "Maintainer of 200 projects", "walked: status=online, page 1",
                 "/api/v4/runners?per_page=100&status=online", MAINTAINER, WALKED_REPEATS)
         for what, page in [("page 1", 1), ("page 500", 500), ("page 1,000, the last", 1000)]:
             measure("GET /runners/all", "admin", what,
@@ -206,20 +208,35 @@ def main():
                             ("scope=specific, page 900, the last", "scope=specific&page=900")]:
             measure("GET /runners/all", "admin", what, f"/api/v4/runners/all?per_page=100&{query}",
                     ADMIN)
-        for what, query in [("tag_list=docker, page 1", "tag_list=docker"),
-                            ("status=online, page 1", "status=online"),
-                            ("tag_list=docker, page 100", "tag_list=docker&page=100")]:
+        for what, query in [
+                ("tag_list=docker (33,333), page 1", "tag_list=docker"),
+                ("tag_list=docker, page 167 (middle)", "tag_list=docker&page=167"),
+                ("tag_list=docker, page 334, the last", "tag_list=docker&page=334"),
+                ("tag_list=docker&type=project_type (28,333), page 284, the last",
+                 "tag_list=docker&type=project_type&page=284"),
+                ("status=paused (14,285), page 72 (middle)", "status=paused&page=72"),
+                ("paused=false&scope=specific (77,143), page 772, the last",
+                 "paused=false&scope=specific&page=772")]:
+            measure("GET /runners/all", "admin", what, f"/api/v4/runners/all?per_page=100&{query}",
+                    ADMIN)
+        for what, query in [("walked: status=online, page 1", "status=online"),
+                            ("walked: tag_list=docker&paused=false, page 1",
+                             "tag_list=docker&paused=false")]:
             measure("GET /runners/all", "admin", what, f"/api/v4/runners/all?per_page=100&{query}",
                     ADMIN, WALKED_REPEATS)
         deep = 2_500  # in a leaf, three groups deep: 17 + 15 group runners + 10,000 instance
         for what, page in [("page 1", 1), ("page 51 (middle)", 51), ("page 101, the last", 101)]:
             measure("GET /projects/:id/runners", "admin, project three groups deep", what,
                     f"/api/v4/projects/{deep}/runners?per_page=100&page={page}", ADMIN)
-        measure("GET /projects/:id/runners", "admin", "tag_list=docker, page 1",
-                f"/api/v4/projects/{deep}/runners?per_page=100&tag_list=docker", ADMIN,
-                WALKED_REPEATS)
+        for what, query in [("tag_list=docker (3,344), page 1", "tag_list=docker"),
+                            ("tag_list=docker, page 34, the last", "tag_list=docker&page=34"),
+                            ("status=paused (1,434), page 15, the last", "status=paused&page=15")]:
+            measure("GET /projects/:id/runners", "admin, project three groups deep", what,
+                    f"/api/v4/projects/{deep}/runners?per_page=100&{query}", ADMIN)
         measure("GET /groups/:id/runners", "admin, a leaf group", "page 101, the last",
                 "/api/v4/groups/500/runners?per_page=100&page=101", ADMIN)
+        measure("GET /groups/:id/runners", "admin, a leaf group", "tag_list=docker (3,338), page 34, the last",
+                "/api/v4/groups/500/runners?per_page=100&tag_list=docker&page=34", ADMIN)
         jobs = f"/api/v4/runners/{BUSY_RUNNER}/jobs?per_page=100"
         for what, query, token in [
                 ("page 1", "", ADMIN), ("page 500 (middle)", "&page=500", ADMIN),

@@ -377,7 +377,7 @@ async fn a_runners_jobs_by_status_follow_every_change_racing_ones_too() {
             "{status}"
         );
         assert!(
-            listed.usage.round_trips <= 4,
+            listed.usage.round_trips <= 3,
             "{status}: {:?}",
             listed.usage
         );

@@ -408,18 +408,16 @@ async fn jobs(
     // Without `order_by` the order is id ascending whatever `sort` says (GitLab's behaviour);
     // with it, `sort` defaults to descending.
     let descending = order_by.is_some() && sort.as_deref() != Some("asc");
-    // The page is found from the runner's job counts (per status too): a first page of any
-    // status is read directly beside the counts; otherwise the keys of the buckets the page
-    // overlaps are read beside the permission check.
+    // The page is found from the runner's job counts (per status too): a page near the start
+    // is read directly beside the counts (for one status, its ids); otherwise the keys of the
+    // buckets the page overlaps are read beside the permission check.
     let store = &state.store;
-    let (runner, counts, head) =
-        futures_util::future::join3(store.get_runner(id), store.runner_job_counts(id), async {
-            match status {
-                None => store.runner_jobs_head(id, descending, page).await,
-                Some(_) => Ok(None),
-            }
-        })
-        .await;
+    let (runner, counts, head) = futures_util::future::join3(
+        store.get_runner(id),
+        store.runner_job_counts(id),
+        store.runner_jobs_head(id, status.as_deref(), descending, page),
+    )
+    .await;
     let runner = runner?.ok_or(ApiError::NotFound("Runner"))?;
     let (counts, head) = (counts?, head?);
     let (memberships, (jobs, info)) = futures_util::future::try_join(

@@ -28,6 +28,32 @@ async fn busy_app() -> test_harness::TestApp {
     app_with(world).await
 }
 
+/// Checks one page of 100 against the expected jobs and total, within `budget` round trips.
+async fn check_page(
+    app: &test_harness::TestApp,
+    caller: &str,
+    url: &str,
+    expected: &[i64],
+    page: usize,
+    budget: u32,
+) {
+    let response = get(app, caller, url).await.expect(200);
+    let want: Vec<i64> = expected
+        .iter()
+        .copied()
+        .skip((page - 1) * 100)
+        .take(100)
+        .collect();
+    assert_eq!(ids(&response), want, "{url}");
+    let total = expected.len().to_string();
+    assert_eq!(response.header("x-total"), Some(total.as_str()), "{url}");
+    assert!(
+        response.usage.round_trips <= budget,
+        "{url}: {:?}",
+        response.usage
+    );
+}
+
 #[tokio::test]
 async fn every_page_of_a_busy_runners_jobs_in_four_round_trips() {
     let app = busy_app().await;
@@ -38,21 +64,8 @@ async fn every_page_of_a_busy_runners_jobs_in_four_round_trips() {
         for page in [1, 13, 25] {
             for caller in [ADMIN, USER] {
                 let url = format!("{base}{order}&page={page}");
-                let response = get(&app, caller, &url).await.expect(200);
-                let want: Vec<i64> = expected
-                    .iter()
-                    .copied()
-                    .skip((page - 1) * 100)
-                    .take(100)
-                    .collect();
-                assert_eq!(ids(&response), want, "{url}");
-                assert_eq!(response.header("x-total"), Some("2500"), "{url}");
                 let budget = if page == 1 { 3 } else { 4 };
-                assert!(
-                    response.usage.round_trips <= budget,
-                    "{url}: {:?}",
-                    response.usage
-                );
+                check_page(&app, caller, &url, expected, page, budget).await;
             }
         }
     }
@@ -71,24 +84,14 @@ async fn every_page_of_a_busy_runners_jobs_in_four_round_trips() {
         ("running", 3),
     ] {
         let matching: Vec<i64> = ascending.iter().copied().skip(skip).step_by(4).collect();
+        assert_eq!(matching.len(), 625);
         let reversed: Vec<i64> = matching.iter().rev().copied().collect();
         for (order, expected) in [("", &matching), ("&order_by=id&sort=desc", &reversed)] {
-            for page in [1, 4, 7] {
+            for page in [1, 2, 4, 7] {
                 let url = format!("{base}{order}&status={status}&page={page}");
-                let response = get(&app, USER, &url).await.expect(200);
-                let want: Vec<i64> = expected
-                    .iter()
-                    .copied()
-                    .skip((page - 1) * 100)
-                    .take(100)
-                    .collect();
-                assert_eq!(ids(&response), want, "{url}");
-                assert_eq!(response.header("x-total"), Some("625"), "{url}");
-                assert!(
-                    response.usage.round_trips <= 4,
-                    "{url}: {:?}",
-                    response.usage
-                );
+                // A page within the first 200 of its status is read beside the counts.
+                let budget = if page <= 2 { 3 } else { 4 };
+                check_page(&app, USER, &url, expected, page, budget).await;
             }
         }
     }

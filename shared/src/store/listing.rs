@@ -265,9 +265,13 @@ impl Store {
         ids.dedup();
         let per_page = usize::try_from(page.per_page).unwrap_or(usize::MAX);
         let page_ids: Vec<i64> = ids.into_iter().skip(skip).take(per_page).collect();
-        let runners = self
+        let mut runners = self
             .runners_with(&page_ids, first_of_types.unwrap_or_default())
             .await?;
+        if let Some(facet) = facet {
+            // An entry left by a write whose follow-up failed is not a match.
+            runners.retain(|runner| Facet::of(runner).contains(facet));
+        }
         Ok((runners, plan.info(page)))
     }
 
@@ -333,7 +337,9 @@ impl Store {
         let skip = usize::try_from(page.offset().saturating_sub(before)).unwrap_or(usize::MAX);
         let per_page = usize::try_from(page.per_page).unwrap_or(usize::MAX);
         let page_ids: Vec<i64> = ids.into_iter().skip(skip).take(per_page).collect();
-        Ok((self.runners_with(&page_ids, &matched).await?, info))
+        let mut runners = self.runners_with(&page_ids, &matched).await?;
+        runners.retain(|runner| Facet::of(runner).contains(facet));
+        Ok((runners, info))
     }
 
     /// The actions that apply `changes`, for the caller's transaction: the counts (they must

@@ -3,7 +3,7 @@
 
 use super::directory::{Job, MemberOf, Membership, User};
 use super::item::{Item, ItemReader, key_of};
-use super::listing::{merged_ids, plan_walk};
+use super::listing::{PagePlan, merged_ids, plan_walk};
 use super::{Store, keys, storage_error};
 use crate::error::ApiError;
 use crate::metrics;
@@ -60,6 +60,14 @@ impl RunnerJobCounts {
             .map(|counts| counts.by_status.keys().map(String::as_str).collect())
             .unwrap_or_default()
     }
+}
+
+/// What was read of a runner's first jobs beside its counts, when a page lies among them.
+pub enum JobsHead {
+    /// The page's jobs (any status: read from the runner's jobs index).
+    Jobs(Vec<Job>),
+    /// The ids of the jobs of one status up to the page's end (from that status's keys).
+    Ids(Vec<i64>),
 }
 
 /// Matches found in order, and whether the reader saw all of them.
@@ -361,21 +369,41 @@ impl Store {
             .transpose()
     }
 
-    /// The first page of a runner's jobs (any status) when it lies within the first
-    /// [`HEAD_PAGE_END`] jobs: read directly, only as far as the page's end, because its total
-    /// comes from the counts. `None` for a page further in.
+    /// A page of a runner's jobs that lies within its first [`HEAD_PAGE_END`] (of any status, or
+    /// of one), read directly, only as far as the page's end, because its total comes from the
+    /// counts: the jobs themselves, or for one status their ids (that status's keys-only
+    /// index). `None` for a page further in.
     pub async fn runner_jobs_head(
         &self,
         runner_id: i64,
+        status: Option<&str>,
         descending: bool,
         page: PageRequest,
-    ) -> Result<Option<Vec<Job>>, ApiError> {
+    ) -> Result<Option<JobsHead>, ApiError> {
         if page.end() > HEAD_PAGE_END {
             return Ok(None);
         }
+        let limit = i32::try_from(page.end()).unwrap_or(i32::MAX);
+        if let Some(status) = status {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI3)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", keys::GSI3_PK)
+                .expression_attribute_values(
+                    ":pk",
+                    AttributeValue::S(keys::runner_job_ids(runner_id, status)),
+                )
+                .scan_index_forward(!descending);
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            let (ids, _) = self.ids_from_keys(query, keys::GSI3_SK, limit).await?;
+            return Ok(Some(JobsHead::Ids(ids)));
+        }
         let query = self
             .job_query(JobIndex::Runner(runner_id), &[], descending)
-            .limit(i32::try_from(page.end()).unwrap_or(i32::MAX));
+            .limit(limit);
         let mut collector = PageCollector::new(page);
         collector.want = page.end();
         self.query_pages(query, |item| {
@@ -383,7 +411,7 @@ impl Store {
             collector.offer(id, || Job::from_item(item))
         })
         .await?;
-        Ok(Some(collector.finish(false).0))
+        Ok(Some(JobsHead::Jobs(collector.finish(false).0)))
     }
 
     /// How many jobs a runner took, per job id bucket and status (one Query of its counts).
@@ -424,15 +452,14 @@ impl Store {
     }
 
     /// One page of a runner's jobs, of any status or of one, found from its counts, with the
-    /// exact total: `head` when [`Store::runner_jobs_head`] read it, else the job ids of the
-    /// buckets the page overlaps (gsi3, keys only: a key range of each status partition with
-    /// jobs there, all read together), then the page's jobs.
+    /// exact total: from `head` when [`Store::runner_jobs_head`] read it, else from the job ids
+    /// of the buckets the page overlaps; then the page's jobs.
     pub async fn counted_runner_jobs(
         &self,
         runner_id: i64,
         counts: &RunnerJobCounts,
         status: Option<&str>,
-        head: Option<Vec<Job>>,
+        head: Option<JobsHead>,
         descending: bool,
         page: PageRequest,
     ) -> Result<(Vec<Job>, PageInfo), ApiError> {
@@ -441,9 +468,43 @@ impl Store {
             walk.reverse();
         }
         let plan = plan_walk(walk, page);
-        if let Some(jobs) = head {
-            return Ok((jobs, plan.info(page)));
+        let ids = match head {
+            Some(JobsHead::Jobs(jobs)) => return Ok((jobs, plan.info(page))),
+            Some(JobsHead::Ids(ids)) => {
+                let offset = usize::try_from(page.offset()).unwrap_or(usize::MAX);
+                let per_page = usize::try_from(page.per_page).unwrap_or(usize::MAX);
+                ids.into_iter().skip(offset).take(per_page).collect()
+            }
+            None => {
+                self.bucket_job_ids(runner_id, counts, status, &plan, descending, page)
+                    .await?
+            }
+        };
+        let mut jobs = self
+            .batch_get(ids.iter().map(|id| keys::job(*id)).collect())
+            .await?
+            .iter()
+            .map(Job::from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        jobs.sort_by_key(|job| job.id);
+        if descending {
+            jobs.reverse();
         }
+        Ok((jobs, plan.info(page)))
+    }
+
+    /// The ids of a page of a runner's jobs placed by `plan`: the keys of the buckets it
+    /// overlaps, a key range of each status partition with jobs there (or of the one asked),
+    /// all read together.
+    async fn bucket_job_ids(
+        &self,
+        runner_id: i64,
+        counts: &RunnerJobCounts,
+        status: Option<&str>,
+        plan: &PagePlan,
+        descending: bool,
+        page: PageRequest,
+    ) -> Result<Vec<i64>, ApiError> {
         let ranges = plan.buckets.iter().flat_map(|bucket| {
             let statuses: Vec<&str> = match status {
                 Some(status) => vec![status],
@@ -478,18 +539,7 @@ impl Store {
         if descending {
             ids.reverse();
         }
-        let page_ids = plan.cut(ids, page);
-        let mut jobs = self
-            .batch_get(page_ids.iter().map(|id| keys::job(*id)).collect())
-            .await?
-            .iter()
-            .map(Job::from_item)
-            .collect::<Result<Vec<_>, _>>()?;
-        jobs.sort_by_key(|job| job.id);
-        if descending {
-            jobs.reverse();
-        }
-        Ok((jobs, plan.info(page)))
+        Ok(plan.cut(ids, page))
     }
 
     fn job_query(
