@@ -62,11 +62,12 @@ class Server:
                     self.lines.append(match.groups())
                     self.seen.notify_all()
 
-    def call(self, method, path, token=None, **kwargs):
+    def call(self, method, path, token=None, timeout=30, **kwargs):
         """One request; returns (status, ddb_calls, round_trips) from its log line."""
         headers = {**({"PRIVATE-TOKEN": token} if token else {}), **kwargs.pop("headers", {})}
         count = len(self.lines)
-        response = requests.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+        response = requests.request(method, self.url + path, headers=headers, timeout=timeout,
+                                    **kwargs)
         with self.seen:
             if not self.seen.wait_for(lambda: len(self.lines) > count, timeout=10):
                 sys.exit(f"no request log line for {method} {path} within 10 s")

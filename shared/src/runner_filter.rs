@@ -60,6 +60,8 @@ pub struct RunnerFilter {
 pub enum Facet {
     Tag(String),
     Paused(bool),
+    /// Never contacted: the runner's first heartbeat takes it out.
+    NeverContacted,
 }
 
 impl Facet {
@@ -70,6 +72,12 @@ impl Facet {
             .iter()
             .map(|tag| Facet::Tag(tag.clone()))
             .chain([Facet::Paused(!runner.active)])
+            .chain(
+                runner
+                    .contacted_at
+                    .is_none()
+                    .then_some(Facet::NeverContacted),
+            )
             .collect()
     }
 
@@ -79,6 +87,7 @@ impl Facet {
             Facet::Tag(tag) => format!("tag:{tag}"),
             Facet::Paused(true) => "paused".to_owned(),
             Facet::Paused(false) => "active".to_owned(),
+            Facet::NeverContacted => "never_contacted".to_owned(),
         }
     }
 }
@@ -174,6 +183,7 @@ impl RunnerFilter {
         }
         let mut types = vec![RunnerType::Instance, RunnerType::Group, RunnerType::Project];
         let mut paused = std::collections::BTreeSet::new();
+        let mut never_contacted = false;
         for word in [self.scope.as_deref(), self.status.as_deref()]
             .into_iter()
             .flatten()
@@ -181,6 +191,7 @@ impl RunnerFilter {
             match word {
                 "active" => _ = paused.insert(false),
                 "paused" => _ = paused.insert(true),
+                "never_contacted" => never_contacted = true,
                 "specific" => types.retain(|t| *t != RunnerType::Instance),
                 "shared" => types.retain(|t| *t == RunnerType::Instance),
                 other => {
@@ -197,6 +208,9 @@ impl RunnerFilter {
             types.clear();
         }
         let mut facets: Vec<Facet> = paused.into_iter().map(Facet::Paused).collect();
+        if never_contacted {
+            facets.push(Facet::NeverContacted);
+        }
         for tag in self.tags.iter().flatten() {
             let tag = Facet::Tag(tag.clone());
             if !facets.contains(&tag) {
@@ -324,6 +338,10 @@ mod tests {
             Some((vec![], vec![Facet::Paused(false), Facet::Paused(true)])),
             "nothing passes"
         );
+        assert_eq!(
+            criteria("scope=never_contacted&type=group_type"),
+            Some((vec![Group], vec![Facet::NeverContacted]))
+        );
         for walked in [
             "status=online",
             "scope=stale",
@@ -341,7 +359,9 @@ mod tests {
         runner.tag_list = vec!["b".into(), "a".into()];
         runner.active = false;
         let names: Vec<String> = Facet::of(&runner).iter().map(Facet::name).collect();
-        assert_eq!(names, ["tag:a", "tag:b", "paused"]);
+        assert_eq!(names, ["tag:a", "tag:b", "paused", "never_contacted"]);
+        runner.contacted_at = Some(Timestamp::from_millis(1));
+        assert!(!Facet::of(&runner).contains(&Facet::NeverContacted));
     }
 
     #[test]

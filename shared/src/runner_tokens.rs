@@ -12,7 +12,8 @@ use crate::runner::{
     AccessLevel, MAX_SYSTEM_ID_CHARS, Runner, RunnerChanges, RunnerInfo, RunnerType,
 };
 use crate::store::{
-    CreateRunnerError, Heartbeat, IdSequence, RegistrationScope, Store, TokenRecord, back_off,
+    ContactState, CreateRunnerError, Heartbeat, IdSequence, RegistrationScope, Store, TokenRecord,
+    back_off,
 };
 use crate::time::Timestamp;
 use crate::token_expiry::{TokenExpiry, unexpired};
@@ -229,6 +230,8 @@ pub struct RunnerToken {
     pub expires_at: Option<Timestamp>,
     /// When each manager's heartbeat was last written (see `TokenRecord::Runner`).
     pub managers: Option<BTreeMap<String, Timestamp>>,
+    /// The runner's type (see `TokenRecord::Runner`).
+    pub runner_type: Option<crate::runner::RunnerType>,
 }
 
 impl RunnerToken {
@@ -243,6 +246,7 @@ impl RunnerToken {
                 queues,
                 managers,
                 expires_at,
+                runner_type,
             }) if unexpired(expires_at, Timestamp::now()) => Ok(Self {
                 runner_id,
                 digest,
@@ -250,8 +254,19 @@ impl RunnerToken {
                 queues,
                 managers,
                 expires_at,
+                runner_type,
             }),
             _ => Err(ApiError::Forbidden),
+        }
+    }
+
+    /// What the token says of the runner's contacts: whether it was ever contacted, and if not,
+    /// its type (when the token knows it).
+    fn contact_state(&self) -> ContactState {
+        match (self.heartbeat_at, self.runner_type) {
+            (Some(_), _) => ContactState::Contacted,
+            (None, Some(runner_type)) => ContactState::Never(runner_type),
+            (None, None) => ContactState::Unknown,
         }
     }
 
@@ -285,6 +300,7 @@ impl RunnerToken {
                     &self.digest,
                     heartbeat,
                     self.managers.is_some(),
+                    self.contact_state(),
                     now,
                 )
                 .await?

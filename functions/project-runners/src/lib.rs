@@ -25,15 +25,13 @@ use runners_shared::registration_tokens::{self, ResetTarget};
 use runners_shared::runner::RunnerType;
 use runners_shared::runner_filter::{Facet, RunnerFilter, RunnerList};
 use runners_shared::runner_tokens::modified_since;
+use runners_shared::store::RUNNER_WRITE_ATTEMPTS;
 use runners_shared::store::directory::MemberOf;
 use runners_shared::store::lists::HEAD_PAGE_END;
 use runners_shared::store::projects::LinkChange;
 use runners_shared::store::{MAX_LINKS_PER_RUNNER, back_off};
 use runners_shared::time::Timestamp;
 use runners_shared::{ApiError, AppState};
-
-/// How often enable/disable re-read a runner that changed under them.
-const WRITE_ATTEMPTS: u32 = 4;
 
 /// This function's routes; its `main` and `runnerctl serve` both mount exactly this.
 pub fn router(state: AppState) -> Router {
@@ -321,7 +319,7 @@ async fn enable(
         .flatten()
         .ok_or(ApiError::NotFound("Runner"))?;
     let target = project.reference();
-    for attempt in 0..WRITE_ATTEMPTS {
+    for attempt in 0..RUNNER_WRITE_ATTEMPTS {
         if runner.runner_type == RunnerType::Group {
             return Err(ApiError::forbidden_because("Runner is a group runner"));
         }
@@ -393,7 +391,7 @@ async fn disable(
     }
     let mut runner = runner.transpose()?.flatten();
     let linked_at = linked_at.transpose()?.flatten();
-    for attempt in 0..WRITE_ATTEMPTS {
+    for attempt in 0..RUNNER_WRITE_ATTEMPTS {
         let current = runner
             .filter(|r| r.project_ids().any(|id| id == project.id))
             .ok_or(ApiError::NotFound("Runner"))?;

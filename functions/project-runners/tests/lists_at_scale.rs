@@ -488,14 +488,26 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
     }
 }
 
-async fn register(app: &TestApp, token: &str, tags: &[&str], active: bool) -> i64 {
+/// Registers a runner: its id and token.
+async fn register(app: &TestApp, token: &str, tags: &[&str], active: bool) -> (i64, String) {
     let response = app
         .post("/api/v4/runners")
         .json(json!({"token": token, "description": "new", "tag_list": tags, "active": active}))
         .send()
         .await
         .expect(201);
-    response.body["id"].as_i64().expect("an id")
+    (
+        response.body["id"].as_i64().expect("an id"),
+        response.body["token"].as_str().expect("a token").to_owned(),
+    )
+}
+
+async fn verify(app: &TestApp, token: &str) -> u16 {
+    app.post("/api/v4/runners/verify")
+        .json(json!({"token": token}))
+        .send()
+        .await
+        .status
 }
 
 async fn update(app: &TestApp, id: i64, body: Value) -> u16 {
@@ -531,17 +543,23 @@ async fn assert_counts_agree_with_the_runners(app: &TestApp) {
         )
         .await
         .expect(200);
-        // No runner here has contacted us: `status=offline` keeps them all, but walks them.
-        let walked = list(
-            app,
-            ADMIN,
-            &format!("/api/v4/runners/all?{query}status=offline&per_page=100"),
-        )
-        .await
-        .expect(200);
-        assert_eq!(total(&counted), total(&walked), "{query}");
-        assert_eq!(ids(&counted), ids(&walked), "{query}");
-        let runners = walked.body.as_array().expect("runners");
+        // Online and offline runners, each list walked, are every runner.
+        let mut walked = Vec::new();
+        for status in ["online", "offline"] {
+            let found = list(
+                app,
+                ADMIN,
+                &format!("/api/v4/runners/all?{query}status={status}&per_page=100"),
+            )
+            .await
+            .expect(200);
+            walked.extend(found.body.as_array().expect("runners").clone());
+        }
+        walked.sort_by_key(|r| r["id"].as_i64());
+        let walked_ids: Vec<i64> = walked.iter().filter_map(|r| r["id"].as_i64()).collect();
+        assert_eq!(total(&counted), walked_ids.len(), "{query}");
+        assert_eq!(ids(&counted), walked_ids, "{query}");
+        let runners = walked.as_slice();
         for (facet, keep) in facet_filters(app, runners).await {
             let counted = list(
                 app,
@@ -557,14 +575,18 @@ async fn assert_counts_agree_with_the_runners(app: &TestApp) {
 }
 
 /// A project's list filtered on a facet, counted and read three runners a page, equals the
-/// walked one (`status=offline` keeps every runner here, and makes the list walk).
+/// walked one (with `status=online`, then `status=offline`: together every runner).
 async fn assert_project_lists_agree(app: &TestApp, project: i64, facets: &[&str]) {
     for facet in facets {
         let path = format!("/api/v4/projects/{project}/runners?{facet}");
-        let walked = list(app, ADMIN, &format!("{path}&status=offline&per_page=100"))
-            .await
-            .expect(200);
-        let expected = ids(&walked);
+        let mut expected = Vec::new();
+        for status in ["online", "offline"] {
+            let walked = list(app, ADMIN, &format!("{path}&status={status}&per_page=100"))
+                .await
+                .expect(200);
+            expected.extend(ids(&walked));
+        }
+        expected.sort_unstable();
         for page in 1..=expected.len().div_ceil(3).max(1) {
             check_page(app, ADMIN, &path, &expected, page, 3, 4).await;
         }
@@ -595,6 +617,10 @@ async fn facet_filters(app: &TestApp, runners: &[Value]) -> Vec<(String, Vec<i64
     let mut filters = vec![
         ("paused=true".to_owned(), keep(&|d| d["active"] == false)),
         ("status=active".to_owned(), keep(&|d| d["active"] == true)),
+        (
+            "status=never_contacted".to_owned(),
+            keep(&|d| d["contacted_at"].is_null()),
+        ),
     ];
     for tag in &tags {
         let has = |d: &Value| {
@@ -642,10 +668,12 @@ async fn counts_subtree_sets_and_facets_stay_exact_through_parallel_writes() {
         "project-registration",
     ];
     let tag_sets: [&[&str]; 4] = [&["docker"], &["docker", "arm"], &[], &["gpu"]];
-    let registered: Vec<i64> = futures_util::future::join_all(
+    let (registered, runner_tokens): (Vec<i64>, Vec<String>) = futures_util::future::join_all(
         (0..24).map(|i| register(&app, tokens[i % 3], tag_sets[i % 4], i % 5 != 0)),
     )
-    .await;
+    .await
+    .into_iter()
+    .unzip();
     assert_eq!(registered.iter().collect::<BTreeSet<_>>().len(), 24);
     assert_counts_agree_with_the_runners(&app).await;
     let owned = list(&app, OWNER, "/api/v4/runners?per_page=100")
@@ -686,9 +714,41 @@ async fn counts_subtree_sets_and_facets_stay_exact_through_parallel_writes() {
             .chain((0..5).map(|i| (registered[12], json!({"tag_list": [format!("t{i}")]}))))
             .map(|(id, body)| update(&app, id, body)),
     );
-    let (enabled, updated) = futures_util::future::join(enables, updates).await;
-    assert!(enabled.iter().all(|r| r.status == 201));
+    // And half the runners make their first contact, twice at once each.
+    let contacts = futures_util::future::join_all(
+        runner_tokens
+            .iter()
+            .step_by(2)
+            .flat_map(|token| [verify(&app, token), verify(&app, token)]),
+    );
+    let (enabled, updated, contacted) =
+        futures_util::future::join3(enables, updates, contacts).await;
+    assert!(
+        enabled.iter().all(|r| r.status == 201),
+        "{:?}",
+        enabled
+            .iter()
+            .map(|r| (r.status, r.body.clone()))
+            .collect::<Vec<_>>()
+    );
     assert!(updated.iter().all(|status| *status == 200), "{updated:?}");
+    assert!(
+        contacted.iter().all(|status| *status == 200),
+        "{contacted:?}"
+    );
+    let never = list(
+        &app,
+        ADMIN,
+        "/api/v4/runners/all?status=never_contacted&per_page=100",
+    )
+    .await
+    .expect(200);
+    assert!(
+        ids(&never)
+            .iter()
+            .all(|id| !registered.iter().step_by(2).any(|r| r == id)),
+        "no runner that made contact is listed as never contacted"
+    );
     assert_counts_agree_with_the_runners(&app).await;
     // Project 11's own runners (enabled instance runners, ids among the instance runners left)
     // interleave with the instance runners: some come before a page's instance runners.

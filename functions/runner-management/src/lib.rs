@@ -29,6 +29,7 @@ use runners_shared::registration_tokens::{self, ResetTarget};
 use runners_shared::runner::{AccessLevel, Runner, RunnerChanges, RunnerType};
 use runners_shared::runner_filter::{RunnerFilter, RunnerList};
 use runners_shared::runner_tokens::modified_since;
+use runners_shared::store::RUNNER_WRITE_ATTEMPTS;
 use runners_shared::store::back_off;
 use runners_shared::store::directory::JOB_STATUSES;
 use runners_shared::store::lists::RunnerIndex;
@@ -36,10 +37,6 @@ use runners_shared::time::Timestamp;
 use runners_shared::user_runners::{CreateRunnerRequest, create_runner};
 use runners_shared::{ApiError, AppState};
 use serde_json::json;
-
-/// How often a write re-reads a runner that changed under it: enough for half a dozen updates
-/// of a runner's tags at once (each waits a random moment, longer every attempt).
-const WRITE_ATTEMPTS: u32 = 6;
 
 /// This function's routes; its `main` and `runnerctl serve` both mount exactly this.
 pub fn router(state: AppState) -> Router {
@@ -313,7 +310,7 @@ async fn update(
     let caller = authenticate(&state.store, &headers, &params, Access::ManageRunner).await?;
     let (id, changes) = read_changes(&params, &path)?;
     let mut memberships = None;
-    for attempt in 0..WRITE_ATTEMPTS {
+    for attempt in 0..RUNNER_WRITE_ATTEMPTS {
         if attempt > 0 {
             back_off(attempt).await;
         }
@@ -359,7 +356,7 @@ async fn remove(
     let caller = authenticate(&state.store, &headers, &params, Access::ManageRunner).await?;
     let id = runner_id(&path)?;
     let mut memberships = None;
-    for attempt in 0..WRITE_ATTEMPTS {
+    for attempt in 0..RUNNER_WRITE_ATTEMPTS {
         if attempt > 0 {
             back_off(attempt).await;
         }
@@ -513,7 +510,7 @@ async fn reset_token(
     access::check_update(caller, &runner, &memberships?)?;
     let expiry = settings?.token_expiry;
     // Two resets at once both succeed, the later one's token standing.
-    for attempt in 0..WRITE_ATTEMPTS {
+    for attempt in 0..RUNNER_WRITE_ATTEMPTS {
         if attempt > 0 {
             back_off(attempt).await;
             runner = state

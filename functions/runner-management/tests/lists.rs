@@ -500,3 +500,67 @@ async fn rebuilding_the_lists_of_a_table_written_before_them() {
         assert_eq!(one.header("x-total"), Some("1"), "{status}");
     }
 }
+
+async fn never_contacted(app: &test_harness::TestApp) -> (Vec<i64>, Option<String>) {
+    let listed = get(
+        app,
+        ADMIN,
+        "/api/v4/runners/all?status=never_contacted&per_page=100",
+    )
+    .await
+    .expect(200);
+    (ids(&listed), listed.header("x-total").map(str::to_owned))
+}
+
+#[tokio::test]
+async fn a_first_contact_leaves_the_never_contacted_list_even_through_an_older_token_item() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use runners_shared::auth::TokenDigest;
+    use runners_shared::store::keys;
+    let app = app().await;
+    let (before, _) = never_contacted(&app).await;
+    assert!(
+        before.contains(&SHARED) && before.contains(&GROUP_RUNNER),
+        "{before:?}"
+    );
+    // The group runner's token item as written before it kept the runner's type.
+    app.store
+        .client()
+        .update_item()
+        .table_name(app.store.table())
+        .set_key(Some(
+            [
+                (
+                    "pk".to_owned(),
+                    AttributeValue::S(keys::token(TokenDigest::of("t4").as_str()).0),
+                ),
+                ("sk".to_owned(), AttributeValue::S("TOKEN".to_owned())),
+            ]
+            .into(),
+        ))
+        .update_expression("REMOVE runner_type")
+        .send()
+        .await
+        .unwrap();
+    for token in ["t1", "t4"] {
+        let verified = app
+            .post("/api/v4/runners/verify")
+            .json(serde_json::json!({"token": token}))
+            .send()
+            .await
+            .expect(200);
+        assert!(
+            verified.usage.round_trips <= 3,
+            "{token}: {:?}",
+            verified.usage
+        );
+    }
+    let (after, total) = never_contacted(&app).await;
+    let expected: Vec<i64> = before
+        .iter()
+        .copied()
+        .filter(|id| ![SHARED, GROUP_RUNNER].contains(id))
+        .collect();
+    assert_eq!(after, expected);
+    assert_eq!(total, Some(expected.len().to_string()));
+}

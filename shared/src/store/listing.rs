@@ -97,6 +97,29 @@ pub(crate) fn listing_changes(before: Option<&Runner>, after: Option<&Runner>) -
     }
 }
 
+/// The condition that the runner's contact state is as `read`: a write that moves its
+/// listing (enable, delete) computed the `never_contacted` facet from it, and a first
+/// heartbeat (which bumps no version) may have changed it meanwhile.
+pub(crate) fn contact_as_read(read: &Runner) -> &'static str {
+    match read.contacted_at {
+        Some(_) => "attribute_exists(contacted_at)",
+        None => "attribute_not_exists(contacted_at)",
+    }
+}
+
+/// A never-contacted runner's first contact: it leaves its `never_contacted` count and entry.
+pub(crate) fn first_contact_changes(runner_type: RunnerType, id: i64) -> ListingChanges {
+    let facet = Facet::NeverContacted.name();
+    ListingChanges {
+        counts: vec![(
+            keys::runner_count(runner_type.as_str(), id),
+            BTreeMap::from([(keys::facet_count(&facet), -1)]),
+        )],
+        facet_deletes: vec![keys::runner_facet(&facet, runner_type.as_str(), id)],
+        ..ListingChanges::default()
+    }
+}
+
 /// The ids several key reads found (each as [`Store::ids_from_keys`] answers), in id order,
 /// each once.
 pub(crate) fn merged_ids(reads: Vec<(Vec<i64>, bool)>) -> Vec<i64> {
@@ -625,6 +648,7 @@ mod tests {
         let facets = |delta: i64| {
             BTreeMap::from([
                 ("facet:active".to_owned(), delta),
+                ("facet:never_contacted".to_owned(), delta),
                 ("facet:tag:docker".to_owned(), delta),
                 ("value".to_owned(), delta),
             ])
@@ -640,6 +664,7 @@ mod tests {
             changes.facet_puts,
             [
                 keys::runner_facet("active", "project_type", 1_234),
+                keys::runner_facet("never_contacted", "project_type", 1_234),
                 keys::runner_facet("tag:docker", "project_type", 1_234),
             ]
         );
@@ -647,6 +672,7 @@ mod tests {
             changes.facet_deletes,
             [
                 keys::runner_facet("active", "instance_type", 1_234),
+                keys::runner_facet("never_contacted", "instance_type", 1_234),
                 keys::runner_facet("tag:docker", "instance_type", 1_234),
             ]
         );

@@ -19,7 +19,7 @@ mod tokens;
 pub(crate) use jobs::running_job_item;
 #[cfg(feature = "admin")]
 pub(crate) use runners::link_item;
-pub use runners::{CreateRunnerError, Heartbeat, MAX_LINKS_PER_RUNNER};
+pub use runners::{ContactState, CreateRunnerError, Heartbeat, MAX_LINKS_PER_RUNNER};
 pub use tokens::{RegistrationScope, TokenRecord};
 
 use crate::config::StorageTimeouts;
@@ -147,6 +147,11 @@ pub fn sdk_timeouts(timeouts: StorageTimeouts) -> TimeoutConfig {
         .operation_timeout(timeouts.operation)
         .build()
 }
+
+/// How often a write re-reads a runner that changed under it (an update, enable, disable or
+/// delete that lost a race to another write of the same runner): enough for half a dozen
+/// writes of one runner at once, each waiting a random moment, longer every attempt.
+pub const RUNNER_WRITE_ATTEMPTS: u32 = 6;
 
 /// Waits before retrying a write that lost a race: "full jitter" exponential backoff (a random
 /// time up to 10 ms doubled per attempt, at most 320 ms), so that writers that collided once

@@ -5,7 +5,7 @@
 
 use super::directory::{Group, PathOwner, Project, project_ref_item};
 use super::item::{Item, ItemBuilder, ItemReader, key_of};
-use super::listing::listing_changes;
+use super::listing::{contact_as_read, listing_changes};
 use super::runners::{Transaction, link_item};
 use super::{Store, build_error, keys};
 use crate::error::ApiError;
@@ -131,7 +131,7 @@ impl Store {
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(keys::runner(runner.id))))
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(projects.#project) AND runner_type = :read_type AND lock_version = :read_version")
+            .condition_expression(format!("attribute_exists(pk) AND attribute_not_exists(projects.#project) AND runner_type = :read_type AND lock_version = :read_version AND {}", contact_as_read(runner)))
             .expression_attribute_values(":read_version", n(runner.lock_version))
             .expression_attribute_names("#project", project.id.to_string())
             .expression_attribute_values(":project", AttributeValue::M(project_ref_item(project)))
@@ -204,9 +204,13 @@ impl Store {
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(keys::token(runner.token_digest.as_str()))))
-            .update_expression("SET queues = :queues")
+            .update_expression("SET queues = :queues, runner_type = :type")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":queues", AttributeValue::L(queues))
+            .expression_attribute_values(
+                ":type",
+                AttributeValue::S(runner.runner_type.as_str().to_owned()),
+            )
             .build()
             .map_err(build_error)?;
         Ok(TransactWriteItem::builder().update(update).build())

@@ -25,6 +25,17 @@ const SPILLED_WRITES_IN_FLIGHT: usize = 16;
 /// DynamoDB's limit on the actions of one transaction.
 const MAX_TRANSACTION_ACTIONS: usize = 100;
 
+/// What a runner's token says of its contacts, for its heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactState {
+    Contacted,
+    /// Never contacted, and of this type.
+    Never(RunnerType),
+    /// Never contacted as far as the token knows, of a type it does not know (a token item
+    /// written before it kept the type): the heartbeat reads the runner.
+    Unknown,
+}
+
 /// What a heartbeat (`POST /runners/verify`) records: the address and the `info` fields other
 /// than `name`, which only registration takes (as in GitLab).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -388,16 +399,64 @@ impl Store {
     /// manager (created on first contact) in one transaction, so that the token never remembers
     /// a heartbeat that was not written (a skipped write would then leave the runner or the
     /// manager never-contacted). `known_managers` says whether the token item has its map of
-    /// manager heartbeats yet. Returns `false` when the runner no longer exists or no longer has
-    /// this token.
+    /// manager heartbeats yet; `contact` what the token says of the runner's contacts. A first
+    /// contact also takes the runner out of its `never_contacted` count and index, on condition
+    /// that it was never contacted and has the type the token said (else the runner is read,
+    /// and the heartbeat tried again as it is). Returns `false` when the runner no longer exists
+    /// or no longer has this token.
     pub async fn record_heartbeat(
         &self,
         runner_id: i64,
         token: &TokenDigest,
         heartbeat: &Heartbeat,
         known_managers: bool,
+        mut contact: ContactState,
         at: Timestamp,
     ) -> Result<bool, ApiError> {
+        const ATTEMPTS: usize = 3;
+        for _ in 0..ATTEMPTS {
+            let first_contact = match contact {
+                ContactState::Contacted => None,
+                ContactState::Never(runner_type) => Some(runner_type),
+                ContactState::Unknown => match self.get_runner(runner_id).await? {
+                    Some(runner) if runner.token_digest == *token => {
+                        runner.contacted_at.is_none().then_some(runner.runner_type)
+                    }
+                    _ => return Ok(false),
+                },
+            };
+            let actions = self.heartbeat_actions(
+                runner_id,
+                token,
+                heartbeat,
+                known_managers,
+                first_contact,
+                at,
+            )?;
+            match self.transact(actions).await? {
+                Transaction::Committed => return Ok(true),
+                // The runner is not as the token said (or is gone): read it.
+                outcome if outcome.failed_at(0) => contact = ContactState::Unknown,
+                Transaction::ConditionFailed(_) => return Ok(false),
+            }
+        }
+        Err(ApiError::Unavailable(format!(
+            "runner {runner_id} kept changing during a heartbeat"
+        )))
+    }
+
+    /// The heartbeat transaction's actions: the runner first (its condition says whether it is
+    /// the runner the caller thinks), the manager, the token; and on a first contact the
+    /// runner's `never_contacted` count and entry.
+    fn heartbeat_actions(
+        &self,
+        runner_id: i64,
+        token: &TokenDigest,
+        heartbeat: &Heartbeat,
+        known_managers: bool,
+        first_contact: Option<RunnerType>,
+        at: Timestamp,
+    ) -> Result<Vec<TransactWriteItem>, ApiError> {
         let at_value = AttributeValue::N(at.millis().to_string());
         let info = &heartbeat.info;
         let reported = [
@@ -410,8 +469,21 @@ impl Store {
         let mut runner_update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(keys::runner(runner_id))))
-            .condition_expression("attribute_exists(pk) AND token_digest = :digest")
             .expression_attribute_values(":digest", AttributeValue::S(token.as_str().to_owned()));
+        runner_update = match first_contact {
+            None => runner_update.condition_expression(
+                "attribute_exists(pk) AND token_digest = :digest AND attribute_exists(contacted_at)",
+            ),
+            Some(runner_type) => runner_update
+                .condition_expression(
+                    "attribute_exists(pk) AND token_digest = :digest \
+                     AND attribute_not_exists(contacted_at) AND runner_type = :type",
+                )
+                .expression_attribute_values(
+                    ":type",
+                    AttributeValue::S(runner_type.as_str().to_owned()),
+                ),
+        };
         let mut sets = vec!["contacted_at = :at".to_owned()];
         for (attribute, value) in reported {
             if let Some(value) = value {
@@ -457,10 +529,13 @@ impl Store {
         }
         let token_update = token_update.build().map_err(build_error)?;
         actions.push(TransactWriteItem::builder().update(token_update).build());
-        Ok(matches!(
-            self.transact(actions).await?,
-            Transaction::Committed
-        ))
+        if let Some(runner_type) = first_contact {
+            let (counts, entries) = self.listing_actions(
+                &super::listing::first_contact_changes(runner_type, runner_id),
+            )?;
+            actions.extend(counts.into_iter().chain(entries));
+        }
+        Ok(actions)
     }
 
     /// Gives the runner a new token in one transaction: the old token item goes (on condition
@@ -676,7 +751,10 @@ impl Store {
                 .set_key(Some(key_of(key)));
             if let Some(condition) = condition {
                 builder = builder
-                    .condition_expression(condition)
+                    .condition_expression(format!(
+                        "{condition} AND {}",
+                        super::listing::contact_as_read(runner)
+                    ))
                     .expression_attribute_values(
                         ":version",
                         AttributeValue::N(runner.lock_version.to_string()),

@@ -9,6 +9,7 @@ use super::runners::Transaction;
 use super::{Store, build_error, keys};
 use crate::auth::{PersonalAccessToken, TokenDigest};
 use crate::error::ApiError;
+use crate::runner::RunnerType;
 use crate::runner::{GroupRef, ProjectRef};
 use crate::time::Timestamp;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
@@ -40,6 +41,9 @@ pub enum TokenRecord {
         managers: Option<BTreeMap<String, Timestamp>>,
         /// When the token stops working (`None`: never).
         expires_at: Option<Timestamp>,
+        /// The runner's type, kept in step with it, so that its first heartbeat knows its
+        /// listing keys without reading it. `None` on items written before.
+        runner_type: Option<RunnerType>,
     },
     Registration(RegistrationScope),
     PersonalAccess(PersonalAccessToken),
@@ -61,12 +65,14 @@ impl TokenRecord {
                 queues,
                 managers,
                 expires_at,
+                runner_type,
             } => {
                 let mut base = base
                     .s("kind", KIND_RUNNER)
                     .n("runner_id", *runner_id)
                     .opt_time("heartbeat_at", *heartbeat_at)
-                    .opt_time("expires_at", *expires_at);
+                    .opt_time("expires_at", *expires_at)
+                    .opt_s("runner_type", runner_type.map(|t| t.as_str().to_owned()));
                 if let Some(queues) = queues {
                     base = base.strings("queues", queues);
                 }
@@ -114,6 +120,10 @@ impl TokenRecord {
                     .map(manager_heartbeats_from)
                     .transpose()?,
                 expires_at: r.opt_time("expires_at")?,
+                runner_type: r
+                    .opt_s("runner_type")
+                    .as_deref()
+                    .and_then(RunnerType::parse),
             }),
             KIND_REGISTRATION => {
                 let missing =
@@ -157,6 +167,7 @@ impl TokenRecord {
             queues: Some(crate::jobs::runner_queues(runner)),
             managers: Some(BTreeMap::new()),
             expires_at: runner.token_expires_at,
+            runner_type: Some(runner.runner_type),
         }
     }
 }
