@@ -386,16 +386,8 @@ impl Store {
         let limit = i32::try_from(page.end()).unwrap_or(i32::MAX);
         if let Some(status) = status {
             let query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(keys::GSI3)
+                .status_job_ids(runner_id, status)
                 .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", keys::GSI3_PK)
-                .expression_attribute_values(
-                    ":pk",
-                    AttributeValue::S(keys::runner_job_ids(runner_id, status)),
-                )
                 .scan_index_forward(!descending);
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
             let (ids, _) = self.ids_from_keys(query, keys::GSI3_SK, limit).await?;
@@ -514,25 +506,13 @@ impl Store {
         });
         let queries = ranges.map(|(bucket, status)| {
             let first = bucket.saturating_mul(keys::JOB_BUCKET_SIZE);
+            let last = first.saturating_add(keys::JOB_BUCKET_SIZE - 1);
             let query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(keys::GSI3)
+                .status_job_ids(runner_id, status)
                 .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :last")
-                .expression_attribute_names("#pk", keys::GSI3_PK)
                 .expression_attribute_names("#sk", keys::GSI3_SK)
-                .expression_attribute_values(
-                    ":pk",
-                    AttributeValue::S(keys::runner_job_ids(runner_id, status)),
-                )
                 .expression_attribute_values(":first", AttributeValue::S(keys::padded(first)))
-                .expression_attribute_values(
-                    ":last",
-                    AttributeValue::S(keys::padded(
-                        first.saturating_add(keys::JOB_BUCKET_SIZE - 1),
-                    )),
-                );
+                .expression_attribute_values(":last", AttributeValue::S(keys::padded(last)));
             self.ids_from_keys(query, keys::GSI3_SK, usize::MAX)
         });
         let mut ids = merged_ids(try_join_all(queries).await?);
@@ -540,6 +520,20 @@ impl Store {
             ids.reverse();
         }
         Ok(plan.cut(ids, page))
+    }
+
+    /// A Query of the ids of a runner's jobs of one status (gsi3, keys only, `#pk = :pk` bound):
+    /// the caller adds its key condition.
+    fn status_job_ids(&self, runner_id: i64, status: &str) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI3)
+            .expression_attribute_names("#pk", keys::GSI3_PK)
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(keys::runner_job_ids(runner_id, status)),
+            )
     }
 
     fn job_query(
