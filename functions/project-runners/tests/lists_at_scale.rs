@@ -808,3 +808,80 @@ async fn counts_subtree_sets_and_facets_stay_exact_through_parallel_writes() {
     );
     assert_eq!(total(&owned), 25 - 12);
 }
+
+#[tokio::test]
+async fn a_runner_with_fifty_tags_spills_its_index_entries_past_the_transaction_and_stays_listed() {
+    let app = TestApp::new(|state| {
+        project_runners::router(state.clone())
+            .merge(runner_management::router(state.clone()))
+            .merge(runner_token::router(state))
+    })
+    .await;
+    app.seed(json!({
+        "settings": {"runners_registration_token": "instance-registration"},
+        "users": [{"id": 1, "username": "admin", "admin": true, "tokens": [{"token": ADMIN}]}],
+        "groups": [{"id": 1, "name": "Root", "path": "root"}],
+        "projects": [{"id": 10, "name": "A", "path": "a", "namespace_id": 1}]
+    }))
+    .await;
+    let tags = |prefix: &str| -> Vec<String> { (0..50).map(|i| format!("{prefix}{i}")).collect() };
+    let old_tags = tags("old-");
+    let old_refs: Vec<&str> = old_tags.iter().map(String::as_str).collect();
+    let (id, _) = register(&app, "instance-registration", &old_refs, true).await;
+    let listed = |query: String| {
+        let app = &app;
+        async move {
+            let found = list(app, ADMIN, &format!("/api/v4/runners/all?{query}"))
+                .await
+                .expect(200);
+            (ids(&found), total(&found))
+        }
+    };
+    assert_eq!(listed("tag_list=old-49".into()).await, (vec![id], 1));
+    // Enabling moves 52 facet entries to the project type: more than a transaction holds.
+    app.post("/api/v4/projects/10/runners")
+        .header("PRIVATE-TOKEN", ADMIN)
+        .json(json!({"runner_id": id}))
+        .send()
+        .await
+        .expect(201);
+    for tag in ["old-0", "old-49"] {
+        assert_eq!(
+            listed(format!("tag_list={tag}&type=project_type")).await,
+            (vec![id], 1)
+        );
+        assert_eq!(
+            listed(format!("tag_list={tag}&type=instance_type")).await,
+            (vec![], 0)
+        );
+    }
+    // Replacing all 50 tags: 100 entries change.
+    assert_eq!(
+        update(&app, id, json!({"tag_list": tags("new-")})).await,
+        200
+    );
+    assert_eq!(listed("tag_list=new-37".into()).await, (vec![id], 1));
+    assert_eq!(listed("tag_list=old-37".into()).await, (vec![], 0));
+    assert_counts_agree_with_the_runners(&app).await;
+    // Deleting it removes every entry, those past the transaction too.
+    app.delete(&format!("/api/v4/runners/{id}"))
+        .header("PRIVATE-TOKEN", ADMIN)
+        .send()
+        .await
+        .expect(204);
+    let leftovers = app
+        .store
+        .client()
+        .scan()
+        .table_name(app.store.table())
+        .filter_expression("begins_with(pk, :facet)")
+        .expression_attribute_values(
+            ":facet",
+            aws_sdk_dynamodb::types::AttributeValue::S("RUNNER_FACET#".into()),
+        )
+        .send()
+        .await
+        .expect("a scan of the test table");
+    assert_eq!(leftovers.count(), 0, "{:?}", leftovers.items());
+    assert_eq!(listed("tag_list=new-0".into()).await, (vec![], 0));
+}
