@@ -452,12 +452,37 @@ async fn rebuilding_the_lists_of_a_table_written_before_them() {
     let owned_empty = get(&app, OWNER, "/api/v4/runners").await.expect(200);
     assert_eq!(owned_empty.body, json!([]));
 
+    // Entries no runner has: a facet of a tag runner 2 never had, a group it is not below.
+    let orphans = [
+        keys::runner_facet("tag:gone", "project_type", 2),
+        keys::subtree_runner(41, 2),
+    ];
+    for orphan in &orphans {
+        client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(key(orphan.clone())))
+            .send()
+            .await
+            .unwrap();
+    }
     let summary = runners_shared::admin::listing::rebuild_listing(
         &app.store,
         runners_shared::admin::listing::JobCounts::All,
     )
     .await
     .unwrap();
+    assert_eq!(summary.orphan_entries_removed, 2);
+    for orphan in orphans {
+        let found = client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key(orphan)))
+            .send()
+            .await
+            .unwrap();
+        assert!(found.item.is_none());
+    }
     assert_eq!((summary.runners, summary.indexed), (7, 7));
     assert_eq!(summary.jobs_indexed, 4);
     let all_after = get(&app, ADMIN, "/api/v4/runners/all").await.expect(200);

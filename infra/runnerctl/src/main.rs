@@ -376,14 +376,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             report(
                 json_mode,
                 format!(
-                    "{} runners: {} counters written ({} stale removed), {} index entries (subtree sets, facets), {} runners given index keys; {} runner job counters, {} jobs given index keys",
+                    "{} runners: {} counters written ({} stale removed), {} index entries (subtree sets, facets), {} runners given index keys; {} runner job counters, {} jobs given index keys; {} orphan index entries removed",
                     summary.runners,
                     summary.counters,
                     summary.stale_counters_removed,
                     summary.index_entries,
                     summary.indexed,
                     summary.job_counters,
-                    summary.jobs_indexed
+                    summary.jobs_indexed,
+                    summary.orphan_entries_removed
                 ),
                 json!({
                     "runners": summary.runners,
@@ -393,6 +394,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     "indexed": summary.indexed,
                     "job_counters": summary.job_counters,
                     "jobs_indexed": summary.jobs_indexed,
+                    "orphan_entries_removed": summary.orphan_entries_removed,
                 }),
             );
         }

@@ -27,6 +27,8 @@ pub struct RebuildSummary {
     /// Runner job count items written, and assigned jobs given their index keys.
     pub job_counters: usize,
     pub jobs_indexed: usize,
+    /// Subtree and facet entries no runner has any more, deleted (only with a full rebuild).
+    pub orphan_entries_removed: usize,
 }
 
 const UPDATES_IN_FLIGHT: usize = 16;
@@ -40,7 +42,9 @@ pub enum JobCounts {
     /// index keys, as have jobs assigned since the index exists).
     Of(Vec<i64>),
     /// Every runner's, from a Scan of the table: jobs written before the index have no index
-    /// keys yet, and get them.
+    /// keys yet, and get them. The same Scan finds index entries (subtree sets, facets) that
+    /// no runner has any more (left by a write whose follow-up failed, or by a fixture
+    /// re-import), and they are deleted.
     All,
 }
 
@@ -221,6 +225,8 @@ pub async fn rebuild_listing(store: &Store, jobs: JobCounts) -> Result<RebuildSu
             unindexed.push((runner.id, expected));
         }
     }
+    let expected_entries: std::collections::BTreeSet<(String, String)> =
+        entries.iter().filter_map(entry_key).collect();
     let stale: Vec<Item> = existing_counter_keys(store)
         .await?
         .into_iter()
@@ -235,6 +241,7 @@ pub async fn rebuild_listing(store: &Store, jobs: JobCounts) -> Result<RebuildSu
         index_entries: entries.len(),
         job_counters: 0,
         jobs_indexed: 0,
+        orphan_entries_removed: 0,
     };
     let counter_items = counts.into_iter().map(counter_item).collect();
     put_all(store, counter_items).await?;
@@ -255,9 +262,51 @@ pub async fn rebuild_listing(store: &Store, jobs: JobCounts) -> Result<RebuildSu
             let (job_counters, jobs_indexed) = rebuild_job_counts(store).await?;
             summary.job_counters = job_counters;
             summary.jobs_indexed = jobs_indexed;
+            let orphans = orphan_index_entries(store, &expected_entries).await?;
+            summary.orphan_entries_removed = orphans.len();
+            delete_all(store, orphans).await?;
         }
     }
     Ok(summary)
+}
+
+/// The key of an index entry as written.
+fn entry_key(item: &Item) -> Option<(String, String)> {
+    let reader = ItemReader::new(item, "index entry");
+    Some((reader.s(keys::PK).ok()?, reader.s(keys::SK).ok()?))
+}
+
+/// Every subtree and facet entry in the table (a Scan: operator-side only) that is not one of
+/// `expected`.
+async fn orphan_index_entries(
+    store: &Store,
+    expected: &std::collections::BTreeSet<(String, String)>,
+) -> Result<Vec<Item>, String> {
+    let mut orphans = Vec::new();
+    let mut start = None;
+    loop {
+        let output = store
+            .client()
+            .scan()
+            .table_name(store.table())
+            .filter_expression("begins_with(pk, :facet) OR begins_with(sk, :subtree)")
+            .expression_attribute_values(":facet", AttributeValue::S(keys::FACET_PREFIX.into()))
+            .expression_attribute_values(":subtree", AttributeValue::S(keys::SUBTREE_PREFIX.into()))
+            .projection_expression("pk, sk")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| err(crate::store::storage_error(e)))?;
+        for item in output.items() {
+            if entry_key(item).is_some_and(|key| !expected.contains(&key)) {
+                orphans.push(item.clone());
+            }
+        }
+        start = output.last_evaluated_key.filter(|k| !k.is_empty());
+        if start.is_none() {
+            return Ok(orphans);
+        }
+    }
 }
 
 /// Every runner item, through the all-runners index (a Query, page after page).

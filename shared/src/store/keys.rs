@@ -79,8 +79,10 @@ pub fn runner_facet(facet: &str, runner_type: &str, runner_id: i64) -> (String, 
 }
 
 pub fn runner_facet_partition(facet: &str, runner_type: &str, bucket: i64) -> String {
-    format!("RUNNER_FACET#{runner_type}#{bucket}#{facet}")
+    format!("{FACET_PREFIX}{runner_type}#{bucket}#{facet}")
 }
+
+pub const FACET_PREFIX: &str = "RUNNER_FACET#";
 
 /// The attribute of a runner count item that counts its runners with this facet (`value`
 /// counts them all).
