@@ -217,7 +217,11 @@ def main():
                  "tag_list=docker&type=project_type&page=284"),
                 ("status=paused (14,285), page 72 (middle)", "status=paused&page=72"),
                 ("paused=false&scope=specific (77,143), page 772, the last",
-                 "paused=false&scope=specific&page=772")]:
+                 "paused=false&scope=specific&page=772"),
+                ("status=never_contacted (50,000), page 250 (middle)",
+                 "status=never_contacted&page=250"),
+                ("status=never_contacted&type=group_type (2,500), page 25, the last",
+                 "status=never_contacted&type=group_type&page=25")]:
             measure("GET /runners/all", "admin", what, f"/api/v4/runners/all?per_page=100&{query}",
                     ADMIN)
         for what, query in [("walked: status=online, page 1", "status=online"),
