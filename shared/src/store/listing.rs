@@ -248,10 +248,11 @@ impl PagePlan {
 impl Store {
     /// One page of `listed` runners (group and project runners, by id) together with every
     /// runner of `types` (with `facet`, if given), in id order, with the exact total from
-    /// `counts` (of the same facet, read beside whatever else the caller needed). `first_of_types`, when the caller read them, are the first
-    /// runners of `types` up to the page's end: the page is then among them and the links.
-    /// Otherwise the buckets the page overlaps are read from the runner id index (all at
-    /// once). Then the page's runners not in hand.
+    /// `counts` (of the same facet, read beside whatever else the caller needed).
+    /// `first_of_types`, when the caller read them, are the first runners of `types` up to the
+    /// page's end: the page is then among them and the links. Otherwise the buckets the page
+    /// overlaps are read from the runner id index or the facet's (all at once). Then the
+    /// page's runners not in hand.
     pub async fn counted_page(
         &self,
         mut listed: Vec<i64>,

@@ -128,16 +128,26 @@ impl Store {
             "lock_version = lock_version + :one",
             "updated_at = :now",
         ];
+        // Not enabled there yet, and the runner as read (its type, version and contact state
+        // decide the listing writes below).
+        let condition = format!(
+            "attribute_exists(pk) AND attribute_not_exists(projects.#project) \
+             AND runner_type = :read_type AND lock_version = :read_version AND {}",
+            contact_as_read(runner)
+        );
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(keys::runner(runner.id))))
-            .condition_expression(format!("attribute_exists(pk) AND attribute_not_exists(projects.#project) AND runner_type = :read_type AND lock_version = :read_version AND {}", contact_as_read(runner)))
+            .condition_expression(condition)
             .expression_attribute_values(":read_version", n(runner.lock_version))
             .expression_attribute_names("#project", project.id.to_string())
             .expression_attribute_values(":project", AttributeValue::M(project_ref_item(project)))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", n(now.millis()))
-            .expression_attribute_values(":read_type", AttributeValue::S(runner.runner_type.as_str().to_owned()));
+            .expression_attribute_values(
+                ":read_type",
+                AttributeValue::S(runner.runner_type.as_str().to_owned()),
+            );
         if runner.runner_type == RunnerType::Instance {
             sets.extend([
                 "runner_type = :project_type",
