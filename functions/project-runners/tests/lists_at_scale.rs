@@ -155,15 +155,20 @@ impl Model {
     }
 }
 
-async fn app(model: &Model) -> TestApp {
+/// An app serving the runner lists, their writes and registration, seeded with `world`.
+async fn app_seeded(world: Value) -> TestApp {
     let app = TestApp::new(|state| {
         project_runners::router(state.clone())
             .merge(runner_management::router(state.clone()))
             .merge(runner_token::router(state))
     })
     .await;
-    app.seed(model.world()).await;
+    app.seed(world).await;
     app
+}
+
+async fn app(model: &Model) -> TestApp {
+    app_seeded(model.world()).await
 }
 
 async fn list(app: &TestApp, token: &str, path: &str) -> TestResponse {
@@ -635,13 +640,7 @@ async fn facet_filters(app: &TestApp, runners: &[Value]) -> Vec<(String, Vec<i64
 
 #[tokio::test]
 async fn counts_subtree_sets_and_facets_stay_exact_through_parallel_writes() {
-    let app = TestApp::new(|state| {
-        project_runners::router(state.clone())
-            .merge(runner_management::router(state.clone()))
-            .merge(runner_token::router(state))
-    })
-    .await;
-    app.seed(json!({
+    let app = app_seeded(json!({
         "settings": {"runners_registration_token": "instance-registration"},
         "users": [
             {"id": 1, "username": "admin", "admin": true, "tokens": [{"token": ADMIN}]},
@@ -811,13 +810,7 @@ async fn counts_subtree_sets_and_facets_stay_exact_through_parallel_writes() {
 
 #[tokio::test]
 async fn a_runner_with_fifty_tags_spills_its_index_entries_past_the_transaction_and_stays_listed() {
-    let app = TestApp::new(|state| {
-        project_runners::router(state.clone())
-            .merge(runner_management::router(state.clone()))
-            .merge(runner_token::router(state))
-    })
-    .await;
-    app.seed(json!({
+    let app = app_seeded(json!({
         "settings": {"runners_registration_token": "instance-registration"},
         "users": [{"id": 1, "username": "admin", "admin": true, "tokens": [{"token": ADMIN}]}],
         "groups": [{"id": 1, "name": "Root", "path": "root"}],

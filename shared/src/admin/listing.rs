@@ -109,45 +109,59 @@ async fn recount_jobs_of(store: &Store, runners: &[i64]) -> Result<usize, String
     Ok(written)
 }
 
+/// Runs a Scan page after page (operator-side only), giving each item to `each`.
+async fn scan_pages(
+    scan: aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder,
+    mut each: impl FnMut(&Item) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut start = None;
+    loop {
+        let output = scan
+            .clone()
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| err(crate::store::storage_error(e)))?;
+        for item in output.items() {
+            each(item)?;
+        }
+        start = output.last_evaluated_key.filter(|k| !k.is_empty());
+        if start.is_none() {
+            return Ok(());
+        }
+    }
+}
+
 /// Recomputes every runner's job counts from the jobs (one Scan: operator-side only) and
 /// gives assigned jobs without their runner job index key for their status (written before
 /// the index) that key. Returns the count items written and the jobs given keys.
 async fn rebuild_job_counts(store: &Store) -> Result<(usize, usize), String> {
     let mut tally = JobTally::default();
     let mut unindexed = Vec::new();
-    let mut start = None;
-    loop {
-        let output = store
-            .client()
-            .scan()
-            .table_name(store.table())
-            .filter_expression("#entity = :job AND attribute_exists(runner_id)")
-            .expression_attribute_names("#entity", "entity")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":job", AttributeValue::S("job".to_owned()))
-            .projection_expression("id, runner_id, #status, gsi3pk")
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| err(crate::store::storage_error(e)))?;
-        for item in output.items() {
-            let reader = ItemReader::new(item, "job");
-            let (id, runner_id, status) = (
-                reader.n("id").map_err(err)?,
-                reader.n("runner_id").map_err(err)?,
-                reader.s("status").map_err(err)?,
-            );
-            let expected = keys::runner_job_ids(runner_id, &status);
-            if reader.opt_s(keys::GSI3_PK).as_deref() != Some(expected.as_str()) {
-                unindexed.push((keys::job(id), expected, keys::padded(id)));
-            }
-            tally.add(runner_id, id, &status);
+    let scan = store
+        .client()
+        .scan()
+        .table_name(store.table())
+        .filter_expression("#entity = :job AND attribute_exists(runner_id)")
+        .expression_attribute_names("#entity", "entity")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":job", AttributeValue::S("job".to_owned()))
+        .projection_expression("id, runner_id, #status, gsi3pk");
+    scan_pages(scan, |item| {
+        let reader = ItemReader::new(item, "job");
+        let (id, runner_id, status) = (
+            reader.n("id").map_err(err)?,
+            reader.n("runner_id").map_err(err)?,
+            reader.s("status").map_err(err)?,
+        );
+        let expected = keys::runner_job_ids(runner_id, &status);
+        if reader.opt_s(keys::GSI3_PK).as_deref() != Some(expected.as_str()) {
+            unindexed.push((keys::job(id), expected, keys::padded(id)));
         }
-        start = output.last_evaluated_key.filter(|k| !k.is_empty());
-        if start.is_none() {
-            break;
-        }
-    }
+        tally.add(runner_id, id, &status);
+        Ok(())
+    })
+    .await?;
     let items = tally.into_items();
     let written = (items.len(), unindexed.len());
     put_all(store, items).await?;
@@ -283,30 +297,22 @@ async fn orphan_index_entries(
     expected: &std::collections::BTreeSet<(String, String)>,
 ) -> Result<Vec<Item>, String> {
     let mut orphans = Vec::new();
-    let mut start = None;
-    loop {
-        let output = store
-            .client()
-            .scan()
-            .table_name(store.table())
-            .filter_expression("begins_with(pk, :facet) OR begins_with(sk, :subtree)")
-            .expression_attribute_values(":facet", AttributeValue::S(keys::FACET_PREFIX.into()))
-            .expression_attribute_values(":subtree", AttributeValue::S(keys::SUBTREE_PREFIX.into()))
-            .projection_expression("pk, sk")
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| err(crate::store::storage_error(e)))?;
-        for item in output.items() {
-            if entry_key(item).is_some_and(|key| !expected.contains(&key)) {
-                orphans.push(item.clone());
-            }
+    let scan = store
+        .client()
+        .scan()
+        .table_name(store.table())
+        .filter_expression("begins_with(pk, :facet) OR begins_with(sk, :subtree)")
+        .expression_attribute_values(":facet", AttributeValue::S(keys::FACET_PREFIX.into()))
+        .expression_attribute_values(":subtree", AttributeValue::S(keys::SUBTREE_PREFIX.into()))
+        .projection_expression("pk, sk");
+    scan_pages(scan, |item| {
+        if entry_key(item).is_some_and(|key| !expected.contains(&key)) {
+            orphans.push(item.clone());
         }
-        start = output.last_evaluated_key.filter(|k| !k.is_empty());
-        if start.is_none() {
-            return Ok(orphans);
-        }
-    }
+        Ok(())
+    })
+    .await?;
+    Ok(orphans)
 }
 
 /// Every runner item, through the all-runners index (a Query, page after page).
