@@ -2,7 +2,7 @@
 //! the additive `paused`. Several combine with AND.
 
 use crate::params::ParamReader;
-use crate::runner::{Runner, RunnerType};
+use crate::runner::{MAX_TAG_CHARS, Runner, RunnerType};
 use crate::time::Timestamp;
 
 /// Which list is being filtered: owned runners take fewer scopes than `/runners/all` and a
@@ -207,16 +207,17 @@ impl RunnerFilter {
         if paused.len() > 1 {
             types.clear();
         }
+        let tags = self.tags.iter().flatten();
+        if tags.clone().any(|tag| tag.chars().count() > MAX_TAG_CHARS) {
+            // No runner carries a tag that long, and its key would not fit DynamoDB's limits.
+            return Some((Vec::new(), Vec::new()));
+        }
         let mut facets: Vec<Facet> = paused.into_iter().map(Facet::Paused).collect();
         if never_contacted {
             facets.push(Facet::NeverContacted);
         }
-        for tag in self.tags.iter().flatten() {
-            let tag = Facet::Tag(tag.clone());
-            if !facets.contains(&tag) {
-                facets.push(tag);
-            }
-        }
+        // The tags are already distinct (`ParamReader::tags`).
+        facets.extend(tags.map(|tag| Facet::Tag(tag.clone())));
         Some((types, facets))
     }
 
@@ -337,6 +338,11 @@ mod tests {
             criteria("status=active&paused=true"),
             Some((vec![], vec![Facet::Paused(false), Facet::Paused(true)])),
             "nothing passes"
+        );
+        assert_eq!(
+            criteria(&format!("tag_list={}", "x".repeat(MAX_TAG_CHARS + 1))),
+            Some((vec![], vec![])),
+            "a tag no runner can carry matches nothing, and is never looked up"
         );
         assert_eq!(
             criteria("scope=never_contacted&type=group_type"),
