@@ -16,19 +16,24 @@ const TOKEN_BYTES: usize = 24;
 /// manager-based workflow (verify instead of register, unregister one manager).
 pub const CREATED_RUNNER_TOKEN_PREFIX: &str = "glrt-";
 
+/// The SHA-256 of `text` as 64 lowercase hex characters.
+pub fn sha256_hex(text: &str) -> String {
+    let hash = Sha256::digest(text.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for byte in hash {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
+    }
+    hex
+}
+
 /// A token's SHA-256 as lowercase hex: how tokens are stored and looked up.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TokenDigest(String);
 
 impl TokenDigest {
     pub fn of(token: &str) -> Self {
-        let hash = Sha256::digest(token.as_bytes());
-        let mut hex = String::with_capacity(64);
-        for byte in hash {
-            hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-            hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
-        }
-        Self(hex)
+        Self(sha256_hex(token))
     }
 
     /// A digest as stored (64 lowercase hex characters).

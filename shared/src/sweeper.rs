@@ -2,8 +2,9 @@
 //! for an hour, and a job pending for a day, fail with `stuck_or_timeout_failure`. It reads only
 //! the `ACTIVE` partition (pending and running jobs) and each of those jobs; a job is failed by a
 //! write conditional on it being unchanged since it was read, so a job whose runner is still
-//! appending is never touched. On AWS it runs on a schedule (`template.yaml`, every 5 minutes);
-//! `runnerctl serve` runs the same code every minute.
+//! appending is never touched. It also applies runner count changes that a write left in an
+//! outbox and could not apply itself (`store::listing_outbox`). On AWS it runs on a schedule
+//! (`template.yaml`, every 5 minutes); `runnerctl serve` runs the same code every minute.
 
 use crate::error::ApiError;
 use crate::jobs::{PENDING, RUNNING};
@@ -27,6 +28,9 @@ pub struct SweepReport {
     pub failed_pending: usize,
     /// Stuck when read, but written to before the sweeper could fail them.
     pub left_alone: usize,
+    /// Runner count changes a write left in an outbox and did not apply (it stopped, or
+    /// DynamoDB failed, right after its commit), applied now.
+    pub listing_outboxes_applied: usize,
 }
 
 /// Whether `job` is stuck at `now`.
@@ -42,9 +46,13 @@ pub fn is_stuck(job: &Job, now: Timestamp) -> bool {
     }
 }
 
-/// One sweep over every pending and running job.
+/// One sweep over every pending and running job, and over the runner count changes left
+/// pending (`store::listing_outbox`).
 pub async fn sweep(store: &Store, now: Timestamp) -> Result<SweepReport, ApiError> {
-    let mut report = SweepReport::default();
+    let mut report = SweepReport {
+        listing_outboxes_applied: store.apply_abandoned_outboxes(now).await?,
+        ..SweepReport::default()
+    };
     let ids = store.active_job_ids().await?;
     for batch in ids.chunks(READ_BATCH) {
         let jobs = futures_util::future::join_all(batch.iter().map(|id| store.get_job(*id))).await;

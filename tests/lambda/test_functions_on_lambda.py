@@ -132,7 +132,7 @@ def test_sweeper_function_on_its_schedule_event(emulator, tmp_path):
     # A fresh pending job is active but not stuck: examined, left as it is.
     pending = body(call(emulator, "project-jobs", "enqueue.json", 201))
     report = emulator.invoke("sweeper", EVENTS.parent / "scheduled" / "sweeper.json")
-    assert set(report) == {"examined", "failed_running", "failed_pending", "left_alone"}
+    assert set(report) == {"examined", "failed_running", "failed_pending", "left_alone", "listing_outboxes_applied"}
     assert report["examined"] >= 1 and report["failed_running"] == report["failed_pending"] == 0
     get = with_job("get-job.json", pending["id"], folder="project-jobs")
     assert body(emulator.invoke_json("project-jobs", get, tmp_path))["status"] == "pending"

@@ -3,6 +3,8 @@
 //! number of round trips, with the runners a model of the seed says; and the counts behind
 //! the pages kept exact by parallel registrations, enables, disables and deletes.
 
+use aws_sdk_dynamodb::types::AttributeValue;
+use runners_shared::store::keys;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use test_harness::{TestApp, TestResponse};
@@ -855,6 +857,10 @@ async fn a_runner_with_fifty_tags_spills_its_index_entries_past_the_transaction_
     );
     assert_eq!(listed("tag_list=new-37".into()).await, (vec![id], 1));
     assert_eq!(listed("tag_list=old-37".into()).await, (vec![], 0));
+    assert!(
+        partition(&app, keys::LISTING_OUTBOX).await.is_empty(),
+        "the 100 count changes that did not fit were applied right after the commit"
+    );
     assert_counts_agree_with_the_runners(&app).await;
     // Deleting it removes every entry, those past the transaction too.
     app.delete(&format!("/api/v4/runners/{id}"))
@@ -877,4 +883,197 @@ async fn a_runner_with_fifty_tags_spills_its_index_entries_past_the_transaction_
         .expect("a scan of the test table");
     assert_eq!(leftovers.count(), 0, "{:?}", leftovers.items());
     assert_eq!(listed("tag_list=new-0".into()).await, (vec![], 0));
+}
+
+/// Every item of one partition of the test table.
+async fn partition(
+    app: &TestApp,
+    pk: &str,
+) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = app
+            .store
+            .client()
+            .query()
+            .table_name(app.store.table())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("a query of the test table");
+        items.extend(page.items().iter().cloned());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
+#[tokio::test]
+async fn count_items_stay_small_however_many_long_tags_come_and_go() {
+    let app = app_seeded(json!({
+        "settings": {"runners_registration_token": "instance-registration"},
+        "users": [{"id": 1, "username": "admin", "admin": true, "tokens": [{"token": ADMIN}]}]
+    }))
+    .await;
+    // 50 tags of 255 characters, new each time: 36 retags put 1,850 distinct tags (470 KB of
+    // names) through the counts of one id bucket and slot, more than one item could hold.
+    let tags = |round: usize| -> Vec<String> {
+        (0..50)
+            .map(|i| format!("{round:03}-{i:02}-{}", "x".repeat(248)))
+            .collect()
+    };
+    let first = tags(0);
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    let (id, _) = register(&app, "instance-registration", &first, true).await;
+    for round in 1..=36 {
+        assert_eq!(
+            update(&app, id, json!({"tag_list": tags(round)})).await,
+            200,
+            "retag {round}"
+        );
+    }
+    let listed = |tag: String| {
+        let app = &app;
+        async move {
+            let found = list(app, ADMIN, &format!("/api/v4/runners/all?tag_list={tag}"))
+                .await
+                .expect(200);
+            (ids(&found), total(&found))
+        }
+    };
+    assert_eq!(listed(tags(36)[17].clone()).await, (vec![id], 1));
+    assert_eq!(listed(tags(35)[17].clone()).await, (vec![], 0));
+    assert_eq!(listed(tags(0)[0].clone()).await, (vec![], 0));
+    let facet_counts = partition(&app, keys::RUNNER_FACET_COUNTS).await;
+    assert!(facet_counts.len() > 1_850, "one item per tag ever carried");
+    for item in facet_counts
+        .iter()
+        .chain(&partition(&app, keys::RUNNER_COUNTS).await)
+    {
+        // Keys and at most one count per runner type.
+        assert!(item.len() <= 5, "{item:?}");
+    }
+    assert!(partition(&app, keys::LISTING_OUTBOX).await.is_empty());
+}
+
+#[tokio::test]
+async fn count_changes_a_write_left_in_an_outbox_are_applied_once_by_the_sweeper() {
+    let app = app_seeded(json!({
+        "settings": {"runners_registration_token": "instance-registration"},
+        "users": [{"id": 1, "username": "admin", "admin": true, "tokens": [{"token": ADMIN}]}]
+    }))
+    .await;
+    let (id, _) = register(&app, "instance-registration", &["docker"], true).await;
+    assert_eq!(update(&app, id, json!({"tag_list": ["arm"]})).await, 200);
+    let totals = || {
+        let app = &app;
+        async move {
+            let mut totals = Vec::new();
+            for tag in ["docker", "arm"] {
+                let found = list(app, ADMIN, &format!("/api/v4/runners/all?tag_list={tag}"))
+                    .await
+                    .expect(200);
+                totals.push(total(&found));
+            }
+            totals
+        }
+    };
+    assert_eq!(totals().await, [0, 1]);
+    // As if the retag had committed with its count changes in an outbox and then stopped:
+    // the counts as before it, and the changes waiting.
+    let change = |tag: &str, delta: i64| {
+        let (pk, sk) = keys::runner_facet_count(&format!("tag:{tag}"), id);
+        AttributeValue::M(
+            [
+                ("pk".to_owned(), AttributeValue::S(pk)),
+                ("sk".to_owned(), AttributeValue::S(sk)),
+                (
+                    "add".to_owned(),
+                    AttributeValue::M(
+                        [(
+                            "instance_type".to_owned(),
+                            AttributeValue::N(delta.to_string()),
+                        )]
+                        .into(),
+                    ),
+                ),
+            ]
+            .into(),
+        )
+    };
+    for (tag, delta) in [("docker", 1), ("arm", -1)] {
+        app.store
+            .client()
+            .update_item()
+            .table_name(app.store.table())
+            .set_key(Some(
+                [
+                    (
+                        "pk".to_owned(),
+                        AttributeValue::S(keys::RUNNER_FACET_COUNTS.into()),
+                    ),
+                    (
+                        "sk".to_owned(),
+                        AttributeValue::S(keys::runner_facet_count(&format!("tag:{tag}"), id).1),
+                    ),
+                ]
+                .into(),
+            ))
+            .update_expression("ADD instance_type :d")
+            .expression_attribute_values(":d", AttributeValue::N(delta.to_string()))
+            .send()
+            .await
+            .expect("a count undone");
+    }
+    let now = runners_shared::time::Timestamp::now();
+    let outbox = |at: i64, changes: Vec<AttributeValue>| {
+        [
+            (
+                "pk".to_owned(),
+                AttributeValue::S(keys::LISTING_OUTBOX.into()),
+            ),
+            (
+                "sk".to_owned(),
+                AttributeValue::S(format!("{}#{:016x}", keys::padded(at), at)),
+            ),
+            ("counts".to_owned(), AttributeValue::L(changes)),
+        ]
+        .into()
+    };
+    let abandoned = outbox(
+        now.millis() - 120_000,
+        vec![change("docker", -1), change("arm", 1)],
+    );
+    // A write's own outbox, a moment old: that write applies it, not the sweeper.
+    let fresh = outbox(now.millis() - 1_000, vec![change("docker", 0)]);
+    for item in [abandoned, fresh] {
+        app.store
+            .client()
+            .put_item()
+            .table_name(app.store.table())
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("an outbox item");
+    }
+    assert_eq!(totals().await, [1, 0], "the counts as the write left them");
+    let report = runners_shared::sweeper::sweep(&app.store, now)
+        .await
+        .unwrap();
+    assert_eq!(report.listing_outboxes_applied, 1);
+    assert_eq!(totals().await, [0, 1]);
+    assert_eq!(
+        partition(&app, keys::LISTING_OUTBOX).await.len(),
+        1,
+        "the fresh one is left to its write"
+    );
+    let again = runners_shared::sweeper::sweep(&app.store, now)
+        .await
+        .unwrap();
+    assert_eq!(again.listing_outboxes_applied, 0, "applied once");
+    assert_eq!(totals().await, [0, 1]);
 }

@@ -412,6 +412,7 @@ async fn rebuilding_the_lists_of_a_table_written_before_them() {
     let mut doomed = Vec::new();
     for (pk, prefix) in [
         (keys::RUNNER_COUNTS.to_owned(), String::new()),
+        (keys::RUNNER_FACET_COUNTS.to_owned(), String::new()),
         (keys::runner_job_counts(1), String::new()),
         (keys::runner_job_counts(2), String::new()),
     ]
@@ -466,6 +467,26 @@ async fn rebuilding_the_lists_of_a_table_written_before_them() {
             .await
             .unwrap();
     }
+    // Counts no runner needs: a tag nobody carries, and changes left in an outbox (which the
+    // rebuilt counts include, so applying them later would count twice).
+    let stale_counts = [
+        keys::runner_facet_count("tag:gone", 2),
+        (
+            keys::LISTING_OUTBOX.to_owned(),
+            "00000000000000000001#1".to_owned(),
+        ),
+    ];
+    for stale in &stale_counts {
+        let mut item = key(stale.clone());
+        item.insert("project_type".into(), AttributeValue::N("1".into()));
+        client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
     let summary = runners_shared::admin::listing::rebuild_listing(
         &app.store,
         runners_shared::admin::listing::JobCounts::All,
@@ -473,7 +494,8 @@ async fn rebuilding_the_lists_of_a_table_written_before_them() {
     .await
     .unwrap();
     assert_eq!(summary.orphan_entries_removed, 2);
-    for orphan in orphans {
+    assert_eq!(summary.stale_counters_removed, 2);
+    for orphan in orphans.into_iter().chain(stale_counts) {
         let found = client
             .get_item()
             .table_name(table)

@@ -21,6 +21,8 @@ pub struct RebuildSummary {
     /// Runner items that lacked their runner id index keys (written before the index).
     pub indexed: usize,
     pub counters: usize,
+    /// Count items no runner needs any more (a tag nobody carries), and count changes still in
+    /// an outbox (the counts written include them), deleted.
     pub stale_counters_removed: usize,
     /// Subtree set and facet index entries written.
     pub index_entries: usize,
@@ -335,22 +337,31 @@ async fn all_runner_items(store: &Store) -> Result<Vec<Item>, String> {
     Ok(items)
 }
 
+/// Every runner count, facet count and pending outbox item (whose changes a rebuild's absolute
+/// counts supersede): a Query of each partition.
 async fn existing_counter_keys(store: &Store) -> Result<Vec<(String, String)>, String> {
-    let query = store
-        .client()
-        .query()
-        .table_name(store.table())
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", AttributeValue::S(keys::RUNNER_COUNTS.to_owned()))
-        .consistent_read(true);
     let mut found = Vec::new();
-    store
-        .query_pages(query, |item| {
-            let reader = ItemReader::new(item, "runner count");
-            found.push((reader.s(keys::PK)?, reader.s(keys::SK)?));
-            Ok(false)
-        })
-        .await
-        .map_err(err)?;
+    for partition in [
+        keys::RUNNER_COUNTS,
+        keys::RUNNER_FACET_COUNTS,
+        keys::LISTING_OUTBOX,
+    ] {
+        let query = store
+            .client()
+            .query()
+            .table_name(store.table())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
+            .projection_expression("pk, sk")
+            .consistent_read(true);
+        store
+            .query_pages(query, |item| {
+                let reader = ItemReader::new(item, "runner count");
+                found.push((reader.s(keys::PK)?, reader.s(keys::SK)?));
+                Ok(false)
+            })
+            .await
+            .map_err(err)?;
+    }
     Ok(found)
 }

@@ -84,10 +84,39 @@ pub fn runner_facet_partition(facet: &str, runner_type: &str, bucket: i64) -> St
 
 pub const FACET_PREFIX: &str = "RUNNER_FACET#";
 
-/// The attribute of a runner count item that counts its runners with this facet (`value`
-/// counts them all).
-pub fn facet_count(facet: &str) -> String {
-    format!("facet:{facet}")
+/// The partition of every facet count: one item per facet, id bucket and slot, with one
+/// attribute per runner type (named as the type) counting that bucket's runners of the type with
+/// the facet. Each item stays a few hundred bytes however many tags runners carry, and
+/// enabling an instance runner in a project moves each of its facets within one item.
+pub const RUNNER_FACET_COUNTS: &str = "RUNNER_FACET_COUNTS";
+
+/// The sort key prefix of one facet's count items: the first 128 bits of its SHA-256, so that a
+/// tag of 255 characters in any script keeps the key short, and no facet's prefix is another's.
+pub fn runner_facet_counts_prefix(facet: &str) -> String {
+    let digest = crate::auth::sha256_hex(facet);
+    format!("{}#", &digest[..32])
+}
+
+/// The facet count item that counts this runner (by its bucket and slot) if it has `facet`.
+pub fn runner_facet_count(facet: &str, runner_id: i64) -> (String, String) {
+    (
+        RUNNER_FACET_COUNTS.to_owned(),
+        format!(
+            "{}{}#{}",
+            runner_facet_counts_prefix(facet),
+            padded(runner_bucket(runner_id)),
+            runner_id.rem_euclid(RUNNER_COUNT_SLOTS)
+        ),
+    )
+}
+
+/// The partition of the count changes a runner write could not fit in its transaction
+/// (`store::listing_outbox`), by when they were written.
+pub const LISTING_OUTBOX: &str = "LISTING_OUTBOX";
+
+/// Reads a facet count's sort key back: the bucket it counts.
+pub fn parse_runner_facet_count(sk: &str) -> Option<i64> {
+    sk.split('#').nth(1)?.parse().ok()
 }
 
 /// The partition of every runner count, one item per type, bucket and slot.
@@ -338,6 +367,15 @@ mod tests {
         assert_eq!(sk, format!("group_type#{}#1", padded(12)));
         assert_eq!(parse_runner_count(&sk), Some(("group_type", 12)));
         assert_eq!(parse_runner_count("nonsense"), None);
+        let (pk, sk) = runner_facet_count(&format!("tag:{}", "\u{1F600}".repeat(255)), 12_345);
+        assert_eq!(pk, RUNNER_FACET_COUNTS);
+        assert_eq!(sk.len(), 32 + 1 + 20 + 2, "a long tag keeps the key short");
+        assert_eq!(parse_runner_facet_count(&sk), Some(12));
+        assert!(sk.ends_with("#1"));
+        assert_ne!(
+            runner_facet_counts_prefix("tag:a"),
+            runner_facet_counts_prefix("tag:a#")
+        );
         assert_eq!(trailing_id(&subtree_runner(4, 77).1), Some(77));
         assert_eq!(trailing_id(&project_runner_link(4, 78).1), Some(78));
     }

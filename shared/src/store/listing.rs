@@ -13,14 +13,14 @@
 //! project, in those writes' own transactions: [`listing_changes`] says what changes, from the
 //! runner before and after.
 
-use super::item::{Item, ItemReader, key_of};
+use super::item::{Item, ItemReader};
 use super::{Store, build_error, keys};
 use crate::error::ApiError;
 use crate::metrics;
 use crate::pagination::{PageInfo, PageRequest};
 use crate::runner::{Runner, RunnerType};
 use crate::runner_filter::Facet;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use futures_util::future::try_join_all;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,13 +35,17 @@ fn subtree_groups(runner: &Runner) -> BTreeSet<i64> {
     above_projects.chain(own_group).collect()
 }
 
+/// A count item and what to add to its attributes.
+pub(crate) type CountChange = ((String, String), BTreeMap<String, i64>);
+
 /// The writes that keep the listing structures exact when a runner goes from `before` to
 /// `after` (`None`: it does not exist).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct ListingChanges {
-    /// Counter items and what to add to their attributes: `value` counts every runner, a
-    /// [`keys::facet_count`] those with a facet (no zero, no item without a change).
-    pub counts: Vec<((String, String), BTreeMap<String, i64>)>,
+    /// Counter items and what to add to their attributes: a runner count's `value` counts every
+    /// runner, a facet count's attribute named after a type the runners of that type with the
+    /// facet (no zero, no item without a change).
+    pub counts: Vec<CountChange>,
     pub subtree_puts: Vec<(String, String)>,
     pub subtree_deletes: Vec<(String, String)>,
     pub facet_puts: Vec<(String, String)>,
@@ -60,14 +64,14 @@ pub(crate) fn listing_changes(before: Option<&Runner>, after: Option<&Runner>) -
     let mut counts: BTreeMap<(String, String), BTreeMap<String, i64>> = BTreeMap::new();
     for (runner, delta) in [(before, -1), (after, 1)] {
         if let Some(runner) = runner {
-            let attributes = counts
-                .entry(keys::runner_count(runner.runner_type.as_str(), runner.id))
-                .or_default();
+            let runner_type = runner.runner_type.as_str();
+            let total = (keys::runner_count(runner_type, runner.id), "value");
             let facets = Facet::of(runner)
                 .into_iter()
-                .map(|f| keys::facet_count(&f.name()));
-            for attribute in std::iter::once("value".to_owned()).chain(facets) {
-                *attributes.entry(attribute).or_default() += delta;
+                .map(|f| (keys::runner_facet_count(&f.name(), runner.id), runner_type));
+            for (item, attribute) in std::iter::once(total).chain(facets) {
+                let attributes = counts.entry(item).or_default();
+                *attributes.entry(attribute.to_owned()).or_default() += delta;
             }
         }
     }
@@ -112,8 +116,8 @@ pub(crate) fn first_contact_changes(runner_type: RunnerType, id: i64) -> Listing
     let facet = Facet::NeverContacted.name();
     ListingChanges {
         counts: vec![(
-            keys::runner_count(runner_type.as_str(), id),
-            BTreeMap::from([(keys::facet_count(&facet), -1)]),
+            keys::runner_facet_count(&facet, id),
+            BTreeMap::from([(runner_type.as_str().to_owned(), -1)]),
         )],
         facet_deletes: vec![keys::runner_facet(&facet, runner_type.as_str(), id)],
         ..ListingChanges::default()
@@ -366,37 +370,13 @@ impl Store {
         Ok((runners, info))
     }
 
-    /// The actions that apply `changes`, for the caller's transaction: the counts (they must
-    /// be in the transaction), and the index entries (subtree sets, facets), which may follow
-    /// right after it when they do not all fit ([`Store::transact_spilling`]).
-    pub(crate) fn listing_actions(
+    /// The writes of the index entries (subtree sets, facets) that `changes` moves: puts and
+    /// deletes without conditions, which may follow right after the transaction that moves the
+    /// counts when they do not all fit in it ([`Store::transact_spilling`]).
+    pub(crate) fn entry_actions(
         &self,
         changes: &ListingChanges,
-    ) -> Result<(Vec<TransactWriteItem>, Vec<TransactWriteItem>), ApiError> {
-        let counts = changes
-            .counts
-            .iter()
-            .map(|(key, deltas)| {
-                let mut update = Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key_of(key.clone())));
-                let mut adds = Vec::new();
-                for (i, (attribute, delta)) in deltas.iter().enumerate() {
-                    adds.push(format!("#a{i} :d{i}"));
-                    update = update
-                        .expression_attribute_names(format!("#a{i}"), attribute)
-                        .expression_attribute_values(
-                            format!(":d{i}"),
-                            AttributeValue::N(delta.to_string()),
-                        );
-                }
-                let update = update
-                    .update_expression(format!("ADD {}", adds.join(", ")))
-                    .build()
-                    .map_err(build_error)?;
-                Ok(TransactWriteItem::builder().update(update).build())
-            })
-            .collect::<Result<Vec<_>, ApiError>>()?;
+    ) -> Result<Vec<TransactWriteItem>, ApiError> {
         let mut entries = Vec::new();
         for key in changes.subtree_puts.iter().chain(&changes.facet_puts) {
             let put = Put::builder()
@@ -409,37 +389,58 @@ impl Store {
         for key in changes.subtree_deletes.iter().chain(&changes.facet_deletes) {
             entries.push(self.delete_action(key.clone())?);
         }
-        Ok((counts, entries))
+        Ok(entries)
     }
 
-    /// Every runner count, or every count of the runners with a facet (one Query: a few items
-    /// per 1,000 runners, only the asked count read out of each).
+    /// Every runner count, or every count of the runners with a facet (one Query: a few small
+    /// items per 1,000 runners).
     pub async fn runner_counts(&self, facet: Option<&Facet>) -> Result<RunnerCounts, ApiError> {
-        let attribute = match facet {
-            Some(facet) => keys::facet_count(&facet.name()),
-            None => "value".to_owned(),
-        };
         let query = self
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(keys::RUNNER_COUNTS.to_owned()))
-            .projection_expression("sk, #count")
-            .expression_attribute_names("#count", &attribute)
             .consistent_read(true);
+        let query = match facet {
+            None => query
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(
+                    ":pk",
+                    AttributeValue::S(keys::RUNNER_COUNTS.to_owned()),
+                )
+                .projection_expression("sk, #count")
+                .expression_attribute_names("#count", "value"),
+            Some(facet) => query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :facet)")
+                .expression_attribute_values(
+                    ":pk",
+                    AttributeValue::S(keys::RUNNER_FACET_COUNTS.to_owned()),
+                )
+                .expression_attribute_values(
+                    ":facet",
+                    AttributeValue::S(keys::runner_facet_counts_prefix(&facet.name())),
+                ),
+        };
         let mut counts = BTreeMap::new();
+        let mut add = |runner_type: RunnerType, bucket: i64, value: Option<i64>| {
+            let count: &mut u64 = counts.entry((runner_type, bucket)).or_default();
+            *count = count.saturating_add(u64::try_from(value.unwrap_or(0)).unwrap_or(0));
+        };
         self.query_pages(query, |item| {
             let reader = ItemReader::new(item, "runner count");
             let sk = reader.s(keys::SK)?;
-            let (runner_type, bucket) = keys::parse_runner_count(&sk)
-                .ok_or_else(|| ApiError::internal(format!("runner count key {sk}")))?;
-            let runner_type = RunnerType::parse(runner_type)
-                .ok_or_else(|| ApiError::internal(format!("runner count key {sk}")))?;
-            // An item that never counted a runner with the facet has no such attribute.
-            let value = reader.opt_n(&attribute)?.unwrap_or(0);
-            let count: &mut u64 = counts.entry((runner_type, bucket)).or_default();
-            *count = count.saturating_add(u64::try_from(value).unwrap_or(0));
+            let unreadable = || ApiError::internal(format!("runner count key {sk}"));
+            if facet.is_some() {
+                let bucket = keys::parse_runner_facet_count(&sk).ok_or_else(unreadable)?;
+                // An item counts only the types that ever had a runner with the facet there.
+                for name in RunnerType::NAMES {
+                    let runner_type = RunnerType::parse(name).ok_or_else(unreadable)?;
+                    add(runner_type, bucket, reader.opt_n(name)?);
+                }
+            } else {
+                let (runner_type, bucket) = keys::parse_runner_count(&sk).ok_or_else(unreadable)?;
+                let runner_type = RunnerType::parse(runner_type).ok_or_else(unreadable)?;
+                add(runner_type, bucket, reader.opt_n("value")?);
+            }
             Ok(false)
         })
         .await?;
@@ -646,21 +647,26 @@ mod tests {
         after.runner_type = RunnerType::Project;
         after.projects.push(project(7, &[1, 2]));
         let changes = listing_changes(Some(&before), Some(&after));
-        let facets = |delta: i64| {
-            BTreeMap::from([
-                ("facet:active".to_owned(), delta),
-                ("facet:never_contacted".to_owned(), delta),
-                ("facet:tag:docker".to_owned(), delta),
-                ("value".to_owned(), delta),
-            ])
-        };
-        assert_eq!(
-            changes.counts,
-            [
-                (keys::runner_count("instance_type", 1_234), facets(-1)),
-                (keys::runner_count("project_type", 1_234), facets(1)),
-            ]
-        );
+        let moved = BTreeMap::from([
+            ("instance_type".to_owned(), -1),
+            ("project_type".to_owned(), 1),
+        ]);
+        let mut expected = vec![
+            (
+                keys::runner_count("instance_type", 1_234),
+                BTreeMap::from([("value".to_owned(), -1)]),
+            ),
+            (
+                keys::runner_count("project_type", 1_234),
+                BTreeMap::from([("value".to_owned(), 1)]),
+            ),
+        ];
+        for facet in ["active", "never_contacted", "tag:docker"] {
+            // Each facet moves between types within its one count item.
+            expected.push((keys::runner_facet_count(facet, 1_234), moved.clone()));
+        }
+        expected.sort();
+        assert_eq!(changes.counts, expected);
         assert_eq!(
             changes.facet_puts,
             [
@@ -745,18 +751,24 @@ mod tests {
         after.active = false;
         after.tag_list = vec!["linux".into(), "arm".into()];
         let changes = listing_changes(Some(&before), Some(&after));
+        let mut expected: Vec<_> = [
+            ("active", -1),
+            ("paused", 1),
+            ("tag:arm", 1),
+            ("tag:docker", -1),
+        ]
+        .into_iter()
+        .map(|(facet, delta)| {
+            (
+                keys::runner_facet_count(facet, 77),
+                BTreeMap::from([("project_type".to_owned(), delta)]),
+            )
+        })
+        .collect();
+        expected.sort();
         assert_eq!(
-            changes.counts,
-            [(
-                keys::runner_count("project_type", 77),
-                BTreeMap::from([
-                    ("facet:active".to_owned(), -1),
-                    ("facet:paused".to_owned(), 1),
-                    ("facet:tag:arm".to_owned(), 1),
-                    ("facet:tag:docker".to_owned(), -1),
-                ])
-            )],
-            "one counter item; the runner count itself and `linux` stay"
+            changes.counts, expected,
+            "one count item per facet that moves; the runner count itself and `linux` stay"
         );
         let entry = |facet| keys::runner_facet(facet, "project_type", 77);
         assert_eq!(changes.facet_puts, [entry("paused"), entry("tag:arm")]);

@@ -8,6 +8,7 @@ pub mod item;
 pub mod jobs;
 pub mod keys;
 pub mod listing;
+mod listing_outbox;
 pub mod lists;
 mod managers;
 pub mod projects;

@@ -189,18 +189,18 @@ impl Store {
         let mut enabled = runner.clone();
         enabled.runner_type = RunnerType::Project;
         enabled.projects.push(project.clone());
-        let mut actions = vec![
+        let actions = vec![
             TransactWriteItem::builder().update(update).build(),
             TransactWriteItem::builder().put(put).build(),
             self.token_queues_update(&enabled)?,
         ];
-        let (counts, entries) =
-            self.listing_actions(&listing_changes(Some(runner), Some(&enabled)))?;
-        actions.extend(counts);
-        Ok(match self.transact_spilling(actions, entries).await? {
-            Transaction::Committed => LinkChange::Done,
-            Transaction::ConditionFailed(_) => LinkChange::Refused,
-        })
+        let changes = listing_changes(Some(runner), Some(&enabled));
+        Ok(
+            match self.transact_listing(actions, &changes, Vec::new()).await? {
+                Transaction::Committed => LinkChange::Done,
+                Transaction::ConditionFailed(_) => LinkChange::Refused,
+            },
+        )
     }
 
     /// Sets the runner's token item's copy of its job queues to what `runner` (as it will be
@@ -267,18 +267,18 @@ impl Store {
             .map_err(build_error)?;
         let mut disabled = runner.clone();
         disabled.projects.retain(|p| p.id != project_id);
-        let mut actions = vec![
+        let actions = vec![
             TransactWriteItem::builder().update(update).build(),
             TransactWriteItem::builder().delete(delete).build(),
             self.token_queues_update(&disabled)?,
         ];
-        let (counts, entries) =
-            self.listing_actions(&listing_changes(Some(runner), Some(&disabled)))?;
-        actions.extend(counts);
-        Ok(match self.transact_spilling(actions, entries).await? {
-            Transaction::Committed => LinkChange::Done,
-            Transaction::ConditionFailed(_) => LinkChange::Refused,
-        })
+        let changes = listing_changes(Some(runner), Some(&disabled));
+        Ok(
+            match self.transact_listing(actions, &changes, Vec::new()).await? {
+                Transaction::Committed => LinkChange::Done,
+                Transaction::ConditionFailed(_) => LinkChange::Refused,
+            },
+        )
     }
 
     /// Every runner of one type, in id order, up to `limit` (a project's list includes every

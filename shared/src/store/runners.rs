@@ -14,8 +14,9 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update,
 };
 
-/// The most links one runner may have: a delete removes the runner, its token, every link and
-/// its count in one transaction of at most 100 actions.
+/// The most links one runner may have: a delete removes the runner, its token and every link in
+/// one transaction of at most 100 actions, with its counts in an outbox item in the last one
+/// when they do not fit (`store::listing_outbox`).
 pub const MAX_LINKS_PER_RUNNER: usize = 97;
 
 /// How many writes that did not fit in a runner's transaction (index entries, managers) go out
@@ -23,7 +24,7 @@ pub const MAX_LINKS_PER_RUNNER: usize = 97;
 const SPILLED_WRITES_IN_FLIGHT: usize = 16;
 
 /// DynamoDB's limit on the actions of one transaction.
-const MAX_TRANSACTION_ACTIONS: usize = 100;
+pub(crate) const MAX_TRANSACTION_ACTIONS: usize = 100;
 
 /// What a runner's token says of its contacts, for its heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,9 +374,6 @@ impl Store {
         for key in runner.link_keys() {
             actions.push(self.put(link_item(key, runner.id, now), "attribute_not_exists(pk)")?);
         }
-        let (counts, entries) =
-            self.listing_actions(&super::listing::listing_changes(None, Some(runner)))?;
-        actions.extend(counts);
         let registration_check = actions.len();
         if let Some(registration_token) = registration_token {
             let check = ConditionCheck::builder()
@@ -386,7 +384,8 @@ impl Store {
                 .map_err(build_error)?;
             actions.push(TransactWriteItem::builder().condition_check(check).build());
         }
-        match self.transact_spilling(actions, entries).await? {
+        let changes = super::listing::listing_changes(None, Some(runner));
+        match self.transact_listing(actions, &changes, Vec::new()).await? {
             Transaction::Committed => Ok(()),
             outcome if outcome.failed_at(registration_check) => {
                 Err(CreateRunnerError::RegistrationTokenGone)
@@ -530,10 +529,9 @@ impl Store {
         let token_update = token_update.build().map_err(build_error)?;
         actions.push(TransactWriteItem::builder().update(token_update).build());
         if let Some(runner_type) = first_contact {
-            let (counts, entries) = self.listing_actions(
-                &super::listing::first_contact_changes(runner_type, runner_id),
-            )?;
-            actions.extend(counts.into_iter().chain(entries));
+            let changes = super::listing::first_contact_changes(runner_type, runner_id);
+            actions.extend(self.count_updates(&changes.counts)?);
+            actions.extend(self.entry_actions(&changes)?);
         }
         Ok(actions)
     }
@@ -676,18 +674,18 @@ impl Store {
                 .set_expression_attribute_values(Some(values))
                 .build()
                 .map_err(build_error)?;
-            let (counts, entries) =
-                self.listing_actions(&super::listing::listing_changes(Some(read), Some(&updated)))?;
-            let mut actions = vec![TransactWriteItem::builder().update(update).build()];
-            actions.extend(counts);
-            return Ok(match self.transact_spilling(actions, entries).await? {
-                Transaction::Committed => {
-                    updated.updated_at = at;
-                    updated.lock_version += 1;
-                    Some(updated)
-                }
-                Transaction::ConditionFailed(_) => None,
-            });
+            let changes = super::listing::listing_changes(Some(read), Some(&updated));
+            let actions = vec![TransactWriteItem::builder().update(update).build()];
+            return Ok(
+                match self.transact_listing(actions, &changes, Vec::new()).await? {
+                    Transaction::Committed => {
+                        updated.updated_at = at;
+                        updated.lock_version += 1;
+                        Some(updated)
+                    }
+                    Transaction::ConditionFailed(_) => None,
+                },
+            );
         }
         let mut condition = "attribute_exists(pk)".to_owned();
         match (run_untagged, tag_list) {
@@ -764,8 +762,6 @@ impl Store {
                 .delete(builder.build().map_err(build_error)?)
                 .build())
         };
-        let (counts, entries) =
-            self.listing_actions(&super::listing::listing_changes(Some(runner), None))?;
         let mut actions = vec![
             delete(keys::runner(runner.id), Some("lock_version = :version"))?,
             delete(keys::token(runner.token_digest.as_str()), None)?,
@@ -773,17 +769,21 @@ impl Store {
         for key in links {
             actions.push(delete(key, None)?);
         }
-        actions.extend(counts);
         // The runner's index entries and managers fill the rest of the transaction; what does
         // not fit goes right after it commits. Once the runner and its token are gone nothing
         // can bring them back, and a list leaves out ids whose runner it cannot read.
-        let mut spill = entries;
+        let mut spill = Vec::with_capacity(system_ids.len());
         for system_id in system_ids {
             spill.push(self.delete_action(keys::runner_manager(runner.id, system_id))?);
         }
         // Only the runner's condition can fail: its version changed since it was read.
         if !matches!(
-            self.transact_spilling(actions, spill).await?,
+            self.transact_listing(
+                actions,
+                &super::listing::listing_changes(Some(runner), None),
+                spill
+            )
+            .await?,
             Transaction::Committed
         ) {
             return Ok(false);

@@ -1,0 +1,291 @@
+//! Runner counts that do not fit in the transaction of the write that moves them.
+//!
+//! A runner write (registration, `PUT /runners/:id`, enable, disable, delete) changes one
+//! runner count and one facet count per facet that moves: with 50 tags, a full retag moves
+//! 100. DynamoDB takes at most 100 actions in a transaction, and counts must change exactly
+//! once (an `ADD` is not idempotent), so the counts that do not fit are written into the same
+//! transaction as **outbox items** (`LISTING_OUTBOX` / `<millis>#<random>`), each holding at
+//! most 99 count changes. Right after the commit each outbox item is applied by its own
+//! transaction: its count changes, and its own delete on condition that it still exists. If
+//! that follow-up does not happen (the function stopped, DynamoDB failed), the sweeper applies
+//! what is left a minute later; the condition makes sure that only one of them does.
+
+use super::item::{Item, ItemBuilder, ItemReader, key_of};
+use super::listing::{CountChange, ListingChanges};
+use super::runners::{MAX_TRANSACTION_ACTIONS, Transaction};
+use super::{Store, build_error, keys};
+use crate::error::ApiError;
+use crate::time::Timestamp;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
+use std::collections::BTreeMap;
+
+/// The count changes one outbox item holds: its own delete takes the 100th action of the
+/// transaction that applies it.
+const OUTBOX_CHANGES: usize = MAX_TRANSACTION_ACTIONS - 1;
+
+/// An outbox item this old was not applied by the write that made it (which applies it within
+/// milliseconds): the sweeper applies it.
+pub const OUTBOX_ABANDONED_AFTER_MS: i64 = 60_000;
+
+/// How a write's `counts` count changes fit beside `room` free actions: how many go into the
+/// transaction itself, and into how many outbox items the rest goes. `None` when they cannot
+/// (no room at all).
+fn plan(room: usize, counts: usize) -> Option<(usize, usize)> {
+    if counts <= room {
+        return Some((counts, 0));
+    }
+    (1..=room).find_map(|outboxes| {
+        let inline = room - outboxes;
+        (counts - inline <= OUTBOX_CHANGES * outboxes).then_some((inline, outboxes))
+    })
+}
+
+/// An outbox item holding `changes`.
+fn outbox_item(key: (String, String), changes: &[CountChange]) -> Item {
+    let mut item = ItemBuilder::keyed(key).build();
+    item.insert("counts".to_owned(), encode(changes));
+    item
+}
+
+fn encode(changes: &[CountChange]) -> AttributeValue {
+    AttributeValue::L(
+        changes
+            .iter()
+            .map(|((pk, sk), adds)| {
+                let adds = adds
+                    .iter()
+                    .map(|(attribute, delta)| {
+                        (attribute.clone(), AttributeValue::N(delta.to_string()))
+                    })
+                    .collect();
+                AttributeValue::M(
+                    [
+                        (keys::PK.to_owned(), AttributeValue::S(pk.clone())),
+                        (keys::SK.to_owned(), AttributeValue::S(sk.clone())),
+                        ("add".to_owned(), AttributeValue::M(adds)),
+                    ]
+                    .into(),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn decode(item: &Item) -> Result<Vec<CountChange>, ApiError> {
+    let unreadable = || ApiError::internal("unreadable listing outbox item");
+    let changes = item
+        .get("counts")
+        .and_then(|c| c.as_l().ok())
+        .ok_or_else(unreadable)?;
+    changes
+        .iter()
+        .map(|change| {
+            let change = change.as_m().map_err(|_| unreadable())?;
+            let reader = ItemReader::new(change, "listing outbox change");
+            let adds = change
+                .get("add")
+                .and_then(|a| a.as_m().ok())
+                .ok_or_else(unreadable)?;
+            let adds = adds
+                .keys()
+                .map(|attribute| {
+                    let delta = ItemReader::new(adds, "listing outbox change").n(attribute)?;
+                    Ok((attribute.clone(), delta))
+                })
+                .collect::<Result<_, ApiError>>()?;
+            Ok(((reader.s(keys::PK)?, reader.s(keys::SK)?), adds))
+        })
+        .collect()
+}
+
+impl Store {
+    /// The action that adds `deltas` to the attributes of the count item `key`.
+    fn count_update(
+        &self,
+        key: &(String, String),
+        deltas: &BTreeMap<String, i64>,
+    ) -> Result<TransactWriteItem, ApiError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(key.clone())));
+        let mut adds = Vec::new();
+        for (i, (attribute, delta)) in deltas.iter().enumerate() {
+            adds.push(format!("#a{i} :d{i}"));
+            update = update
+                .expression_attribute_names(format!("#a{i}"), attribute)
+                .expression_attribute_values(
+                    format!(":d{i}"),
+                    AttributeValue::N(delta.to_string()),
+                );
+        }
+        let update = update
+            .update_expression(format!("ADD {}", adds.join(", ")))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Count changes as transaction actions (they fit: see [`Store::transact_listing`]).
+    pub(crate) fn count_updates(
+        &self,
+        counts: &[CountChange],
+    ) -> Result<Vec<TransactWriteItem>, ApiError> {
+        counts
+            .iter()
+            .map(|(key, deltas)| self.count_update(key, deltas))
+            .collect()
+    }
+
+    /// Runs `actions` (the write itself, whose conditions decide it) in one transaction with
+    /// the listing `changes` it makes: every count change, in the transaction or in outbox
+    /// items written by it (applied right after); then the index entries and `spill` (writes
+    /// a list can do without for a moment), in the transaction as far as they fit, or right
+    /// after it ([`Store::transact_spilling`]).
+    pub(crate) async fn transact_listing(
+        &self,
+        mut actions: Vec<TransactWriteItem>,
+        changes: &ListingChanges,
+        spill: Vec<TransactWriteItem>,
+    ) -> Result<Transaction, ApiError> {
+        let room = MAX_TRANSACTION_ACTIONS.saturating_sub(actions.len());
+        let (inline, outboxes) = plan(room, changes.counts.len()).ok_or_else(|| {
+            ApiError::internal(format!(
+                "{} actions leave no room for {} count changes",
+                actions.len(),
+                changes.counts.len()
+            ))
+        })?;
+        let (now, later) = changes.counts.split_at(inline);
+        actions.extend(self.count_updates(now)?);
+        let mut pending = Vec::with_capacity(outboxes);
+        for chunk in later.chunks(OUTBOX_CHANGES) {
+            let random =
+                getrandom::u64().map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
+            let key = (
+                keys::LISTING_OUTBOX.to_owned(),
+                format!(
+                    "{}#{:016x}",
+                    keys::padded(Timestamp::now().millis()),
+                    random
+                ),
+            );
+            actions.push(self.put(outbox_item(key.clone(), chunk), "attribute_not_exists(pk)")?);
+            pending.push((key, chunk.to_vec()));
+        }
+        let mut entries = self.entry_actions(changes)?;
+        entries.extend(spill);
+        let outcome = self.transact_spilling(actions, entries).await?;
+        if matches!(outcome, Transaction::Committed) {
+            for (key, chunk) in pending {
+                // The write is done; the sweeper applies what this could not.
+                if let Err(error) = self.apply_outbox(key, &chunk).await {
+                    tracing::warn!(%error, "listing outbox left for the sweeper");
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Applies one outbox item's count changes and deletes it, unless it is gone (applied
+    /// already). Returns whether this applied it.
+    async fn apply_outbox(
+        &self,
+        key: (String, String),
+        changes: &[CountChange],
+    ) -> Result<bool, ApiError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(key)))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let mut actions = vec![TransactWriteItem::builder().delete(delete).build()];
+        actions.extend(self.count_updates(changes)?);
+        Ok(matches!(
+            self.transact(actions).await?,
+            Transaction::Committed
+        ))
+    }
+
+    /// Applies every outbox item older than [`OUTBOX_ABANDONED_AFTER_MS`] at `now` (the
+    /// sweeper's part). Returns how many this applied.
+    pub async fn apply_abandoned_outboxes(&self, now: Timestamp) -> Result<usize, ApiError> {
+        let before = now.millis().saturating_sub(OUTBOX_ABANDONED_AFTER_MS);
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk < :before")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::LISTING_OUTBOX.to_owned()))
+            .expression_attribute_values(":before", AttributeValue::S(keys::padded(before)))
+            .consistent_read(true);
+        let mut abandoned = Vec::new();
+        self.query_pages(query, |item| {
+            let reader = ItemReader::new(item, "listing outbox");
+            abandoned.push(((reader.s(keys::PK)?, reader.s(keys::SK)?), decode(item)?));
+            Ok(false)
+        })
+        .await?;
+        let mut applied = 0;
+        for (key, changes) in abandoned {
+            if self.apply_outbox(key, &changes).await? {
+                tracing::info!(
+                    count_items = changes.len(),
+                    "abandoned listing outbox applied"
+                );
+                applied += 1;
+            }
+        }
+        Ok(applied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_that_fit_stay_in_the_transaction() {
+        assert_eq!(plan(99, 53), Some((53, 0)));
+        assert_eq!(plan(3, 3), Some((3, 0)));
+        assert_eq!(plan(0, 0), Some((0, 0)));
+    }
+
+    #[test]
+    fn counts_that_do_not_fit_go_to_as_few_outbox_items_as_will_do() {
+        // A full retag of 50 tags to 50 others, pausing too: 102 facet counts beside the update.
+        assert_eq!(plan(99, 102), Some((98, 1)));
+        // A delete with 97 links leaves one action: everything goes to one outbox item.
+        assert_eq!(plan(1, 53), Some((0, 1)));
+        assert_eq!(plan(1, 99), Some((0, 1)));
+        assert_eq!(plan(1, 100), None);
+        assert_eq!(plan(2, 150), Some((0, 2)));
+        assert_eq!(plan(0, 1), None);
+        for (room, counts) in [(99, 102), (1, 53), (2, 150), (50, 300)] {
+            let (inline, outboxes) = plan(room, counts).unwrap();
+            assert!(inline + outboxes <= room);
+            assert!(counts - inline <= OUTBOX_CHANGES * outboxes);
+        }
+    }
+
+    #[test]
+    fn outbox_changes_read_back_as_written() {
+        let changes: Vec<CountChange> = vec![
+            (
+                keys::runner_count("project_type", 7),
+                BTreeMap::from([("value".to_owned(), -1)]),
+            ),
+            (
+                keys::runner_facet_count("tag:dö#cker", 7),
+                BTreeMap::from([
+                    ("instance_type".to_owned(), -1),
+                    ("project_type".to_owned(), 1),
+                ]),
+            ),
+        ];
+        let mut item = outbox_item((keys::LISTING_OUTBOX.to_owned(), "1".to_owned()), &changes);
+        assert_eq!(decode(&item).unwrap(), changes);
+        item.insert("counts".to_owned(), AttributeValue::S("x".into()));
+        assert_eq!(decode(&item).unwrap_err().status().as_u16(), 500);
+    }
+}
