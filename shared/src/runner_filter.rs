@@ -92,6 +92,27 @@ impl Facet {
     }
 }
 
+/// What a counted list keeps of the runners of its types: those with a facet, or those
+/// contacted after a time (online) or not (offline: never, or not since).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Criterion {
+    Facet(Facet),
+    Online { since: Timestamp },
+    Offline { since: Timestamp },
+}
+
+impl Criterion {
+    /// Whether `runner` is kept: a list leaves out an entry whose runner no longer matches.
+    pub fn admits(&self, runner: &Runner) -> bool {
+        let online = |since: &Timestamp| runner.contacted_at.is_some_and(|at| at > *since);
+        match self {
+            Criterion::Facet(facet) => Facet::of(runner).contains(facet),
+            Criterion::Online { since } => online(since),
+            Criterion::Offline { since } => !online(since),
+        }
+    }
+}
+
 /// What a filter looks at; a list reads only these attributes for the runners it skips.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunnerFacts {
@@ -169,20 +190,23 @@ impl RunnerFilter {
     /// a type `scope`): such a list is counted per type and needs no runner's attributes.
     /// `None` when the filter looks at anything else.
     pub fn only_types(&self) -> Option<Vec<RunnerType>> {
-        let (types, facets) = self.counted_criteria()?;
-        facets.is_empty().then_some(types)
+        // The time only matters to `online` and `offline`, which are criteria.
+        let (types, criteria) = self.counted_criteria(Timestamp::from_millis(0))?;
+        criteria.is_empty().then_some(types)
     }
 
-    /// The runner types a match may have and the facets it must all have, when that is all the
-    /// filter asks (types, tags, active or paused): such a list can be counted. `None` when it
-    /// looks at contact times or versions. A filter that no runner passes (`status=active` with
+    /// The runner types a match may have and the criteria it must all meet, when that is all
+    /// the filter asks (types, tags, active or paused, never contacted, online or offline with
+    /// `since` the online timeout before now): such a list can be counted. `None` when it asks
+    /// for stale runners or versions. A filter that no runner passes (`status=active` with
     /// `paused=true`) has no types.
-    pub fn counted_criteria(&self) -> Option<(Vec<RunnerType>, Vec<Facet>)> {
+    pub fn counted_criteria(&self, since: Timestamp) -> Option<(Vec<RunnerType>, Vec<Criterion>)> {
         if self.version_prefix.is_some() {
             return None;
         }
         let mut types = vec![RunnerType::Instance, RunnerType::Group, RunnerType::Project];
         let mut paused = std::collections::BTreeSet::new();
+        let mut online = std::collections::BTreeSet::new();
         let mut never_contacted = false;
         for word in [self.scope.as_deref(), self.status.as_deref()]
             .into_iter()
@@ -191,6 +215,8 @@ impl RunnerFilter {
             match word {
                 "active" => _ = paused.insert(false),
                 "paused" => _ = paused.insert(true),
+                "online" => _ = online.insert(true),
+                "offline" => _ = online.insert(false),
                 "never_contacted" => never_contacted = true,
                 "specific" => types.retain(|t| *t != RunnerType::Instance),
                 "shared" => types.retain(|t| *t == RunnerType::Instance),
@@ -204,7 +230,7 @@ impl RunnerFilter {
             types.retain(|t| *t == wanted);
         }
         paused.extend(self.paused);
-        if paused.len() > 1 {
+        if paused.len() > 1 || online.len() > 1 {
             types.clear();
         }
         let tags = self.tags.iter().flatten();
@@ -218,7 +244,12 @@ impl RunnerFilter {
         }
         // The tags are already distinct (`ParamReader::tags`).
         facets.extend(tags.map(|tag| Facet::Tag(tag.clone())));
-        Some((types, facets))
+        let mut criteria: Vec<Criterion> = facets.into_iter().map(Criterion::Facet).collect();
+        criteria.extend(online.into_iter().map(|online| match online {
+            true => Criterion::Online { since },
+            false => Criterion::Offline { since },
+        }));
+        Some((types, criteria))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -309,34 +340,41 @@ mod tests {
         );
         assert_eq!(types("scope=shared&type=project_type"), Some(vec![]));
         assert_eq!(types("scope=online"), None);
+        assert_eq!(types("scope=stale"), None);
         assert_eq!(types("type=group_type&tag_list=a"), None);
         assert_eq!(types("paused=false"), None);
     }
 
     #[test]
-    fn filters_on_types_tags_and_the_active_flag_are_counted_criteria() {
+    fn filters_on_types_tags_the_active_flag_and_contact_are_counted_criteria() {
         use RunnerType::{Group, Instance, Project};
-        let criteria = |query: &str| filter(query, RunnerList::All).unwrap().counted_criteria();
-        let tag = |t: &str| Facet::Tag(t.to_owned());
+        let since = Timestamp::from_millis(NOW - 3_600_000);
+        let criteria = |query: &str| {
+            filter(query, RunnerList::All)
+                .unwrap()
+                .counted_criteria(since)
+        };
+        let tag = |t: &str| Criterion::Facet(Facet::Tag(t.to_owned()));
+        let paused = |p: bool| Criterion::Facet(Facet::Paused(p));
         assert_eq!(
             criteria("tag_list=docker,linux&scope=specific"),
             Some((vec![Group, Project], vec![tag("docker"), tag("linux")]))
         );
         assert_eq!(
             criteria("status=paused&type=instance_type"),
-            Some((vec![Instance], vec![Facet::Paused(true)]))
+            Some((vec![Instance], vec![paused(true)]))
         );
         assert_eq!(
             criteria("scope=active&paused=false&tag_list=docker,docker"),
             Some((
                 vec![Instance, Group, Project],
-                vec![Facet::Paused(false), tag("docker")]
+                vec![paused(false), tag("docker")]
             )),
             "the same criterion twice is one"
         );
         assert_eq!(
             criteria("status=active&paused=true"),
-            Some((vec![], vec![Facet::Paused(false), Facet::Paused(true)])),
+            Some((vec![], vec![paused(false), paused(true)])),
             "nothing passes"
         );
         assert_eq!(
@@ -346,14 +384,28 @@ mod tests {
         );
         assert_eq!(
             criteria("scope=never_contacted&type=group_type"),
-            Some((vec![Group], vec![Facet::NeverContacted]))
+            Some((vec![Group], vec![Criterion::Facet(Facet::NeverContacted)]))
         );
-        for walked in [
-            "status=online",
-            "scope=stale",
-            "version_prefix=15",
-            "scope=offline&tag_list=a",
-        ] {
+        assert_eq!(
+            criteria("status=online&type=project_type"),
+            Some((vec![Project], vec![Criterion::Online { since }]))
+        );
+        assert_eq!(
+            criteria("scope=offline&tag_list=a"),
+            Some((
+                vec![Instance, Group, Project],
+                vec![tag("a"), Criterion::Offline { since }]
+            ))
+        );
+        assert_eq!(
+            criteria("scope=online&status=offline"),
+            Some((
+                vec![],
+                vec![Criterion::Offline { since }, Criterion::Online { since }]
+            )),
+            "nothing is both"
+        );
+        for walked in ["scope=stale", "version_prefix=15"] {
             assert_eq!(criteria(walked), None, "{walked}");
         }
         let mut runner = Runner::new(
@@ -366,8 +418,21 @@ mod tests {
         runner.active = false;
         let names: Vec<String> = Facet::of(&runner).iter().map(Facet::name).collect();
         assert_eq!(names, ["tag:a", "tag:b", "paused", "never_contacted"]);
+        assert!(
+            Criterion::Offline { since }.admits(&runner),
+            "never contacted"
+        );
         runner.contacted_at = Some(Timestamp::from_millis(1));
         assert!(!Facet::of(&runner).contains(&Facet::NeverContacted));
+        assert!(Criterion::Offline { since }.admits(&runner));
+        runner.contacted_at = Some(since);
+        assert!(
+            Criterion::Offline { since }.admits(&runner),
+            "exactly the timeout ago"
+        );
+        runner.contacted_at = Some(Timestamp::from_millis(since.millis() + 1));
+        assert!(Criterion::Online { since }.admits(&runner));
+        assert!(!Criterion::Offline { since }.admits(&runner));
     }
 
     #[test]

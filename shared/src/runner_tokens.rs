@@ -260,13 +260,14 @@ impl RunnerToken {
         }
     }
 
-    /// What the token says of the runner's contacts: whether it was ever contacted, and if not,
-    /// its type (when the token knows it).
+    /// What the token says of the runner: its type (when the token knows it) and last contact.
     fn contact_state(&self) -> ContactState {
-        match (self.heartbeat_at, self.runner_type) {
-            (Some(_), _) => ContactState::Contacted,
-            (None, Some(runner_type)) => ContactState::Never(runner_type),
-            (None, None) => ContactState::Unknown,
+        match self.runner_type {
+            Some(runner_type) => ContactState::Known {
+                runner_type,
+                last: self.heartbeat_at,
+            },
+            None => ContactState::Unknown,
         }
     }
 

@@ -23,7 +23,7 @@ use runners_shared::pagination::PageRequest;
 use runners_shared::params::Params;
 use runners_shared::registration_tokens::{self, ResetTarget};
 use runners_shared::runner::RunnerType;
-use runners_shared::runner_filter::{Facet, RunnerFilter, RunnerList};
+use runners_shared::runner_filter::{Criterion, RunnerFilter, RunnerList};
 use runners_shared::runner_tokens::modified_since;
 use runners_shared::store::RUNNER_WRITE_ATTEMPTS;
 use runners_shared::store::directory::MemberOf;
@@ -125,7 +125,10 @@ impl Listed<'_> {
         let filter = RunnerFilter::read(&mut reader, self.list);
         let page = PageRequest::read(&mut reader);
         let timeout = state.settings.online_timeout_secs;
-        let counted = counted_parts(&filter);
+        let now = Timestamp::now();
+        let since =
+            Timestamp::from_millis(now.millis().saturating_sub(timeout.saturating_mul(1000)));
+        let counted = counted_parts(&filter, since);
         // The instance runners read beside the links: as many as a walk counts, or, for a
         // counted page near the start, as far as the page's end (a deeper one is placed by the
         // counts, whatever its position).
@@ -133,16 +136,20 @@ impl Listed<'_> {
             None => Some(page.scan_limit()),
             Some(CountedList {
                 instance,
-                facet: None,
+                criterion: None,
                 ..
             }) if !instance.is_empty() && page.end() <= HEAD_PAGE_END => Some(page.end()),
             Some(_) => None,
         };
-        let facet = counted.as_ref().and_then(|c| c.facet.as_ref());
+        let criterion = counted.as_ref().and_then(|c| c.criterion.as_ref());
         let (memberships, linked, counts, instance_runners) = futures_util::future::join4(
             access::memberships_of(&state.store, caller),
             state.store.linked_runner_ids(&self.sources),
-            OptionFuture::from(counted.is_some().then(|| state.store.runner_counts(facet))),
+            OptionFuture::from(
+                counted
+                    .is_some()
+                    .then(|| state.store.runner_counts(criterion)),
+            ),
             OptionFuture::from(instance_limit.map(|limit| {
                 let limit = usize::try_from(limit).unwrap_or(usize::MAX);
                 state.store.runners_of_type(RunnerType::Instance, limit)
@@ -157,11 +164,11 @@ impl Listed<'_> {
             (Some(counted), Some(counts)) => {
                 let listed = if counted.linked { linked } else { Vec::new() };
                 let types = &counted.instance;
-                match &counted.facet {
-                    Some(facet) => {
+                match &counted.criterion {
+                    Some(criterion) => {
                         state
                             .store
-                            .faceted_page(listed, types, facet, &counts, page)
+                            .faceted_page(listed, types, criterion, &counts, page)
                             .await?
                     }
                     None => {
@@ -189,13 +196,12 @@ impl Listed<'_> {
                         !instance_exhausted,
                         &filter,
                         page,
-                        Timestamp::now(),
+                        now,
                         timeout,
                     )
                     .await?
             }
         };
-        let now = Timestamp::now();
         let entities: Vec<RunnerEntity<'_>> = runners
             .iter()
             .map(|r| RunnerEntity::new(r, now, timeout))
@@ -217,12 +223,12 @@ struct CountedList {
     linked: bool,
     /// The instance type, if it is listed.
     instance: Vec<RunnerType>,
-    facet: Option<Facet>,
+    criterion: Option<Criterion>,
 }
 
-fn counted_parts(filter: &RunnerFilter) -> Option<CountedList> {
-    let (types, mut facets) = filter.counted_criteria()?;
-    if facets.len() > 1 {
+fn counted_parts(filter: &RunnerFilter, since: Timestamp) -> Option<CountedList> {
+    let (types, mut criteria) = filter.counted_criteria(since)?;
+    if criteria.len() > 1 {
         return None;
     }
     let linked = [RunnerType::Group, RunnerType::Project].map(|t| types.contains(&t));
@@ -238,7 +244,7 @@ fn counted_parts(filter: &RunnerFilter) -> Option<CountedList> {
     Some(CountedList {
         linked,
         instance,
-        facet: facets.pop(),
+        criterion: criteria.pop(),
     })
 }
 

@@ -24,6 +24,29 @@ const GROUP_RUNNERS: i64 = 100;
 /// A runner of the seed: its id, type, projects and group.
 type ModelRunner = (i64, &'static str, Vec<i64>, Option<i64>);
 
+const MINUTE: i64 = 60_000;
+
+/// How long before the seed a runner was last contacted (`None`: never). They lie on both
+/// sides of the online timeout (an hour), in and out of the contact span that holds it, but
+/// none within a minute of it, so that the test's own duration moves none across.
+fn contacted_ago_ms(id: i64) -> Option<i64> {
+    match id % 5 {
+        0 => None,
+        1 => Some(120 * MINUTE),
+        2 => Some(MINUTE),
+        3 => {
+            let minutes = 40 + (id * 7) % 39;
+            Some(if minutes >= 59 { minutes + 3 } else { minutes } * MINUTE + (id % 50) * 1_000)
+        }
+        _ => Some(30 * MINUTE),
+    }
+}
+
+/// Whether the seed's runner is online (contacted within the hour).
+fn online(id: i64) -> bool {
+    contacted_ago_ms(id).is_some_and(|ago| ago < 60 * MINUTE)
+}
+
 /// The seed as a model: each group's parent, each project's group, each runner.
 struct Model {
     parents: BTreeMap<i64, Option<i64>>,
@@ -105,12 +128,17 @@ impl Model {
                 project
             })
             .collect();
+        let now = runners_shared::time::Timestamp::now().millis();
         let runners: Vec<Value> = self
             .runners
             .iter()
             .map(|(id, runner_type, projects, group)| {
                 let mut runner =
                     json!({"id": id, "token": format!("runner-{id}"), "runner_type": runner_type});
+                if let Some(ago) = contacted_ago_ms(*id) {
+                    let at = runners_shared::time::Timestamp::from_millis(now - ago);
+                    runner["contacted_at"] = json!(at.to_string());
+                }
                 if !projects.is_empty() {
                     runner["projects"] = json!(projects);
                 }
@@ -315,6 +343,8 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         ("tag_list=docker", (|id| id % 3 == 0) as fn(i64) -> bool),
         ("status=paused", |id| id % 7 == 0),
         ("paused=false", |id| id % 7 != 0),
+        ("status=online", online),
+        ("status=offline", |id| !online(id)),
     ] {
         let filtered: Vec<i64> = expected.iter().copied().filter(|id| keep(*id)).collect();
         let last = filtered.len().div_ceil(100);
@@ -376,6 +406,21 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         4,
     )
     .await;
+    let group_offline: Vec<i64> = group_list
+        .iter()
+        .copied()
+        .filter(|id| !online(*id))
+        .collect();
+    check_page(
+        &app,
+        ADMIN,
+        &format!("/api/v4/groups/{group}/runners?status=offline"),
+        &group_offline,
+        group_offline.len().div_ceil(100),
+        100,
+        4,
+    )
+    .await;
 
     // A filter on one facet (a tag, active or paused), with or without types, is counted
     // like a list of types: its counts and the facet's index, whatever the page.
@@ -397,7 +442,17 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         );
     }
     type Keep = fn(&ModelRunner) -> bool;
-    let facets: [(&str, Keep); 5] = [
+    let facets: [(&str, Keep); 9] = [
+        // Online and offline: the contact counts of the spans after the one holding the
+        // timeout, and the entries of that span after it.
+        ("status=online", |r| online(r.0)),
+        ("scope=offline", |r| !online(r.0)),
+        ("status=online&type=group_type", |r| {
+            online(r.0) && r.1 == "group_type"
+        }),
+        ("status=offline&scope=specific", |r| {
+            !online(r.0) && r.1 != "instance_type"
+        }),
         ("status=paused", |r| r.0 % 7 == 0),
         ("scope=active", |r| r.0 % 7 != 0),
         ("paused=true&type=project_type", |r| {
@@ -425,7 +480,7 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         }
     }
 
-    // Filters on two facets, or on contact times, walk the runners, and agree with the model.
+    // Filters on two criteria, or on staleness, walk the runners, and agree with the model.
     let calls = check_page(
         &app,
         ADMIN,
@@ -445,9 +500,10 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
     check_page(
         &app,
         ADMIN,
-        "/api/v4/runners/all?status=offline",
-        &all,
-        40,
+        "/api/v4/runners/all?status=stale",
+        // Never contacted, and made by the fixture long ago.
+        &model.ids(|r| contacted_ago_ms(r.0).is_none()),
+        2,
         100,
         10,
     )
@@ -533,9 +589,9 @@ fn total(response: &TestResponse) -> usize {
         .expect("a total")
 }
 
-/// The counted lists and the walked one (a filter that keeps every runner walks them all)
-/// must agree on every type's total and on the runners, and the lists counted per facet with
-/// what the walked list shows of each runner (its tags, whether it is active).
+/// The counted lists and the walked ones (filters on two criteria walk) must agree on every
+/// type's total and on the runners, and the lists counted per criterion with what each
+/// runner's details say (its tags, whether it is active, its last contact).
 async fn assert_counts_agree_with_the_runners(app: &TestApp) {
     for query in [
         "",
@@ -550,17 +606,22 @@ async fn assert_counts_agree_with_the_runners(app: &TestApp) {
         )
         .await
         .expect(200);
-        // Online and offline runners, each list walked, are every runner.
+        // Online and offline runners, active and paused, each list walked (two criteria),
+        // are every runner.
         let mut walked = Vec::new();
         for status in ["online", "offline"] {
-            let found = list(
-                app,
-                ADMIN,
-                &format!("/api/v4/runners/all?{query}status={status}&per_page=100"),
-            )
-            .await
-            .expect(200);
-            walked.extend(found.body.as_array().expect("runners").clone());
+            for paused in [true, false] {
+                let found = list(
+                    app,
+                    ADMIN,
+                    &format!(
+                        "/api/v4/runners/all?{query}status={status}&paused={paused}&per_page=100"
+                    ),
+                )
+                .await
+                .expect(200);
+                walked.extend(found.body.as_array().expect("runners").clone());
+            }
         }
         walked.sort_by_key(|r| r["id"].as_i64());
         let walked_ids: Vec<i64> = walked.iter().filter_map(|r| r["id"].as_i64()).collect();
@@ -621,7 +682,16 @@ async fn facet_filters(app: &TestApp, runners: &[Value]) -> Vec<(String, Vec<i64
             .filter_map(|d| d["id"].as_i64())
             .collect()
     };
+    let hour_ago = runners_shared::time::Timestamp::now().millis() - 60 * MINUTE;
+    let online = move |d: &Value| {
+        d["contacted_at"]
+            .as_str()
+            .and_then(runners_shared::time::Timestamp::parse)
+            .is_some_and(|at| at.millis() > hour_ago)
+    };
     let mut filters = vec![
+        ("status=online".to_owned(), keep(&online)),
+        ("status=offline".to_owned(), keep(&|d| !online(d))),
         ("paused=true".to_owned(), keep(&|d| d["active"] == false)),
         ("status=active".to_owned(), keep(&|d| d["active"] == true)),
         (
@@ -1076,4 +1146,85 @@ async fn count_changes_a_write_left_in_an_outbox_are_applied_once_by_the_sweeper
         .unwrap();
     assert_eq!(again.listing_outboxes_applied, 0, "applied once");
     assert_eq!(totals().await, [0, 1]);
+}
+
+#[tokio::test]
+async fn runners_go_online_with_a_heartbeat_and_offline_when_the_timeout_passes() {
+    let now = runners_shared::time::Timestamp::now().millis();
+    let ago = |ms: i64| runners_shared::time::Timestamp::from_millis(now - ms).to_string();
+    // The runner contacted an hour less 12 seconds ago goes offline during the test, with no
+    // write: it is counted from its contact entry, then no more.
+    let app = app_seeded(json!({
+        "users": [{"id": 1, "username": "admin", "admin": true, "tokens": [{"token": ADMIN}]}],
+        "groups": [{"id": 1, "name": "Root", "path": "root"}],
+        "projects": [{"id": 10, "name": "A", "path": "a", "namespace_id": 1}],
+        "runners": [
+            {"id": 1, "token": "r1", "runner_type": "instance_type", "contacted_at": ago(120 * MINUTE)},
+            {"id": 2, "token": "r2", "runner_type": "instance_type"},
+            {"id": 3, "token": "r3", "runner_type": "project_type", "projects": [10],
+             "contacted_at": ago(60 * MINUTE - 12_000)},
+            {"id": 4, "token": "r4", "runner_type": "instance_type", "contacted_at": ago(10 * MINUTE)},
+            {"id": 1_500, "token": "r1500", "runner_type": "instance_type", "contacted_at": ago(MINUTE)}
+        ]
+    }))
+    .await;
+    let listed = |query: &'static str| {
+        let app = &app;
+        async move {
+            let found = list(app, ADMIN, &format!("/api/v4/runners/all?{query}"))
+                .await
+                .expect(200);
+            assert!(found.usage.round_trips <= 3, "{query}: {:?}", found.usage);
+            assert_eq!(total(&found), ids(&found).len(), "{query}");
+            ids(&found)
+        }
+    };
+    assert_eq!(listed("status=online").await, [3, 4, 1_500]);
+    assert_eq!(listed("status=offline").await, [1, 2]);
+    assert_eq!(listed("status=online&type=project_type").await, [3]);
+
+    // A heartbeat after two hours, and a first one.
+    for token in ["r1", "r2"] {
+        assert_eq!(verify(&app, token).await, 200);
+    }
+    assert_eq!(listed("status=online").await, [1, 2, 3, 4, 1_500]);
+    assert_eq!(listed("status=offline").await, Vec::<i64>::new());
+    assert_eq!(listed("status=never_contacted").await, Vec::<i64>::new());
+
+    // Enabling an online instance runner in a project moves its contact to the project type;
+    // deleting one takes it out.
+    app.post("/api/v4/projects/10/runners")
+        .header("PRIVATE-TOKEN", ADMIN)
+        .json(json!({"runner_id": 4}))
+        .send()
+        .await
+        .expect(201);
+    assert_eq!(listed("status=online&type=project_type").await, [3, 4]);
+    assert_eq!(
+        listed("status=online&type=instance_type").await,
+        [1, 2, 1_500]
+    );
+    app.delete("/api/v4/runners/1")
+        .header("PRIVATE-TOKEN", ADMIN)
+        .send()
+        .await
+        .expect(204);
+    assert_eq!(listed("status=online&type=instance_type").await, [2, 1_500]);
+
+    // The hour passes for runner 3.
+    // Its last contact was `now - (hour - 12 s)`: it goes offline at `now + 12 s`.
+    let wait = now + 12_500 - runners_shared::time::Timestamp::now().millis();
+    tokio::time::sleep(std::time::Duration::from_millis(wait.max(0) as u64)).await;
+    assert_eq!(listed("status=online").await, [2, 4, 1_500]);
+    assert_eq!(listed("status=offline").await, [3]);
+    let project = list(&app, ADMIN, "/api/v4/projects/10/runners?status=offline")
+        .await
+        .expect(200);
+    assert_eq!(ids(&project), [3]);
+    assert!(project.usage.round_trips <= 4, "{:?}", project.usage);
+    // A runner's own heartbeats at the same time all land, and keep it counted once.
+    let beats = futures_util::future::join_all((0..6).map(|_| verify(&app, "r3"))).await;
+    assert!(beats.iter().all(|status| *status == 200), "{beats:?}");
+    assert_eq!(listed("status=online").await, [2, 3, 4, 1_500]);
+    assert_eq!(listed("").await, [2, 3, 4, 1_500]);
 }

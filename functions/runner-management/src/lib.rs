@@ -97,18 +97,22 @@ async fn list_all(
     let mut reader = params.reader();
     let filter = RunnerFilter::read(&mut reader, RunnerList::All);
     let page = PageRequest::read(&mut reader);
-    // Counted: a filter on types and at most one facet (a tag, active or paused).
+    // Counted: a filter on types and at most one criterion (a tag, active or paused, never
+    // contacted, online or offline).
+    let now = Timestamp::now();
+    let timeout = state.settings.online_timeout_secs;
+    let since = Timestamp::from_millis(now.millis().saturating_sub(timeout.saturating_mul(1000)));
     let counted = filter
-        .counted_criteria()
-        .filter(|(_, facets)| facets.len() <= 1);
-    let facet = counted.as_ref().and_then(|(_, facets)| facets.first());
+        .counted_criteria(since)
+        .filter(|(_, criteria)| criteria.len() <= 1);
+    let criterion = counted.as_ref().and_then(|(_, criteria)| criteria.first());
     // The counts (a small partition) are read beside the caller's token, so that a counted
     // page costs three round trips; they are shown to admins only.
     let (caller, counts) = futures_util::future::try_join(
         authenticate(&state.store, &headers, &params, Access::Read),
         async {
             match counted {
-                Some(_) => state.store.runner_counts(facet).await.map(Some),
+                Some(_) => state.store.runner_counts(criterion).await.map(Some),
                 None => Ok(None),
             }
         },
@@ -122,7 +126,7 @@ async fn list_all(
         // Counted: the page is found from the counts, whatever its position.
         state
             .store
-            .counted_page(Vec::new(), types, facet, &counts, None, page)
+            .counted_page(Vec::new(), types, criterion, &counts, None, page)
             .await?
     } else {
         // A filter on the runners' attributes walks them in id order.
@@ -130,8 +134,6 @@ async fn list_all(
             Some(runner_type) => RunnerIndex::OfType(runner_type),
             None => RunnerIndex::All,
         };
-        let now = Timestamp::now();
-        let timeout = state.settings.online_timeout_secs;
         let (runners, scanned) = state
             .store
             .runners_in_index(index, page, |facts| filter.matches(facts, now, timeout))

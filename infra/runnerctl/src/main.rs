@@ -376,7 +376,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             report(
                 json_mode,
                 format!(
-                    "{} runners: {} counters written ({} stale removed), {} index entries (subtree sets, facets), {} runners given index keys; {} runner job counters, {} jobs given index keys; {} orphan index entries removed",
+                    "{} runners: {} counters written ({} stale removed), {} index entries (subtree sets, facets, contacts), {} runners given index keys; {} runner job counters, {} jobs given index keys; {} orphan index entries removed",
                     summary.runners,
                     summary.counters,
                     summary.stale_counters_removed,

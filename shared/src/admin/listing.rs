@@ -24,12 +24,12 @@ pub struct RebuildSummary {
     /// Count items no runner needs any more (a tag nobody carries), and count changes still in
     /// an outbox (the counts written include them), deleted.
     pub stale_counters_removed: usize,
-    /// Subtree set and facet index entries written.
+    /// Subtree set, facet and contact entries written.
     pub index_entries: usize,
     /// Runner job count items written, and assigned jobs given their index keys.
     pub job_counters: usize,
     pub jobs_indexed: usize,
-    /// Subtree and facet entries no runner has any more, deleted (only with a full rebuild).
+    /// Subtree, facet and contact entries no runner has any more, deleted (only with a full rebuild).
     pub orphan_entries_removed: usize,
 }
 
@@ -44,7 +44,7 @@ pub enum JobCounts {
     /// index keys, as have jobs assigned since the index exists).
     Of(Vec<i64>),
     /// Every runner's, from a Scan of the table: jobs written before the index have no index
-    /// keys yet, and get them. The same Scan finds index entries (subtree sets, facets) that
+    /// keys yet, and get them. The same Scan finds index entries (subtree sets, facets, contacts) that
     /// no runner has any more (left by a write whose follow-up failed, or by a fixture
     /// re-import), and they are deleted.
     All,
@@ -232,7 +232,8 @@ pub async fn rebuild_listing(store: &Store, jobs: JobCounts) -> Result<RebuildSu
                 .subtree_puts
                 .into_iter()
                 .chain(changes.facet_puts)
-                .map(key_item),
+                .map(key_item)
+                .chain(changes.contact_put.map(|entry| entry.item())),
         );
         let expected =
             keys::runner_ids(runner.runner_type.as_str(), keys::runner_bucket(runner.id));
@@ -292,7 +293,7 @@ fn entry_key(item: &Item) -> Option<(String, String)> {
     Some((reader.s(keys::PK).ok()?, reader.s(keys::SK).ok()?))
 }
 
-/// Every subtree and facet entry in the table (a Scan: operator-side only) that is not one of
+/// Every subtree, facet and contact entry in the table (a Scan: operator-side only) that is not one of
 /// `expected`.
 async fn orphan_index_entries(
     store: &Store,
@@ -303,8 +304,11 @@ async fn orphan_index_entries(
         .client()
         .scan()
         .table_name(store.table())
-        .filter_expression("begins_with(pk, :facet) OR begins_with(sk, :subtree)")
+        .filter_expression(
+            "begins_with(pk, :facet) OR begins_with(pk, :contact) OR begins_with(sk, :subtree)",
+        )
         .expression_attribute_values(":facet", AttributeValue::S(keys::FACET_PREFIX.into()))
+        .expression_attribute_values(":contact", AttributeValue::S(keys::CONTACT_PREFIX.into()))
         .expression_attribute_values(":subtree", AttributeValue::S(keys::SUBTREE_PREFIX.into()))
         .projection_expression("pk, sk");
     scan_pages(scan, |item| {
@@ -344,6 +348,7 @@ async fn existing_counter_keys(store: &Store) -> Result<Vec<(String, String)>, S
     for partition in [
         keys::RUNNER_COUNTS,
         keys::RUNNER_FACET_COUNTS,
+        keys::RUNNER_CONTACT_COUNTS,
         keys::LISTING_OUTBOX,
     ] {
         let query = store

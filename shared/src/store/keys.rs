@@ -110,6 +110,86 @@ pub fn runner_facet_count(facet: &str, runner_id: i64) -> (String, String) {
     )
 }
 
+/// A contacted runner's contact entry: its last contact (`at`, the runner's `contacted_at`),
+/// in a partition per type and id bucket ordered by id, so that a page of online or offline
+/// runners reads only its buckets' entries; and on GSI3 in contact order
+/// ([`runner_contacts_by_time`]), so that the runners whose last contact fell in a given span
+/// are one range read.
+pub fn runner_contact(runner_type: &str, runner_id: i64) -> (String, String) {
+    (
+        runner_contact_partition(runner_type, runner_bucket(runner_id)),
+        padded(runner_id),
+    )
+}
+
+pub fn runner_contact_partition(runner_type: &str, bucket: i64) -> String {
+    format!("{CONTACT_PREFIX}{runner_type}#{bucket}")
+}
+
+pub const CONTACT_PREFIX: &str = "RUNNER_CONTACT#";
+
+/// Reads a contact entry's partition back: its runner type and bucket.
+pub fn parse_runner_contact(pk: &str) -> Option<(&str, i64)> {
+    let mut parts = pk.strip_prefix(CONTACT_PREFIX)?.split('#');
+    let runner_type = parts.next()?;
+    let bucket = parts.next()?.parse().ok()?;
+    Some((runner_type, bucket))
+}
+
+/// The contact entries are spread over this many GSI3 partitions (by id), so that a minute's
+/// heartbeats do not all write one.
+pub const CONTACT_SHARDS: i64 = 8;
+
+/// The GSI3 keys of a contact entry: its shard, then contact time and id.
+pub fn runner_contacts_by_time(runner_id: i64, at: i64) -> (String, String) {
+    (
+        format!(
+            "RUNNER_CONTACTS_AT#{}",
+            runner_id.rem_euclid(CONTACT_SHARDS)
+        ),
+        format!("{}#{}", padded(at), padded(runner_id)),
+    )
+}
+
+/// How long one span of contact counts lasts: each runner is counted in the span of its last
+/// contact, so that the runners online at a time are the counts of the spans after the one
+/// holding `now - timeout`, plus the entries of that span's part after it.
+pub const CONTACT_SPAN_MS: i64 = 900_000;
+
+pub fn contact_span(at: i64) -> i64 {
+    at.div_euclid(CONTACT_SPAN_MS)
+}
+
+/// The partition of the contact counts: one item per contact span, id bucket and slot, one
+/// count per runner type.
+pub const RUNNER_CONTACT_COUNTS: &str = "RUNNER_CONTACT_COUNTS";
+
+/// The contact count item that counts this runner, last contacted `at`.
+pub fn runner_contact_count(at: i64, runner_id: i64) -> (String, String) {
+    (
+        RUNNER_CONTACT_COUNTS.to_owned(),
+        format!(
+            "{}{}#{}",
+            contact_span_prefix(contact_span(at)),
+            padded(runner_bucket(runner_id)),
+            runner_id.rem_euclid(RUNNER_COUNT_SLOTS)
+        ),
+    )
+}
+
+/// The sort key prefix of one contact span's counts.
+pub fn contact_span_prefix(span: i64) -> String {
+    format!("{}#", padded(span))
+}
+
+/// Reads a contact count's sort key back: its span and bucket.
+pub fn parse_runner_contact_count(sk: &str) -> Option<(i64, i64)> {
+    let mut parts = sk.split('#');
+    let span = parts.next()?.parse().ok()?;
+    let bucket = parts.next()?.parse().ok()?;
+    Some((span, bucket))
+}
+
 /// The partition of the count changes a runner write could not fit in its transaction
 /// (`store::listing_outbox`), by when they were written.
 pub const LISTING_OUTBOX: &str = "LISTING_OUTBOX";
@@ -378,6 +458,24 @@ mod tests {
         );
         assert_eq!(trailing_id(&subtree_runner(4, 77).1), Some(77));
         assert_eq!(trailing_id(&project_runner_link(4, 78).1), Some(78));
+    }
+
+    #[test]
+    fn contact_keys_read_back() {
+        let (pk, sk) = runner_contact("project_type", 12_345);
+        assert_eq!(parse_runner_contact(&pk), Some(("project_type", 12)));
+        assert_eq!(sk, padded(12_345));
+        let at = 7 * CONTACT_SPAN_MS + 5;
+        let (_, sk) = runner_contact_count(at, 12_345);
+        assert_eq!(parse_runner_contact_count(&sk), Some((7, 12)));
+        assert!(sk.starts_with(&contact_span_prefix(7)));
+        assert_eq!(contact_span(7 * CONTACT_SPAN_MS - 1), 6);
+        let (shard, by_time) = runner_contacts_by_time(12_345, at);
+        assert_eq!(shard, "RUNNER_CONTACTS_AT#1");
+        assert!(
+            by_time < runner_contacts_by_time(1, at + 1).1,
+            "ordered by time first"
+        );
     }
 
     #[test]

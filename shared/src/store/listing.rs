@@ -19,7 +19,8 @@ use crate::error::ApiError;
 use crate::metrics;
 use crate::pagination::{PageInfo, PageRequest};
 use crate::runner::{Runner, RunnerType};
-use crate::runner_filter::Facet;
+use crate::runner_filter::{Criterion, Facet};
+use crate::time::Timestamp;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use futures_util::future::try_join_all;
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,6 +51,89 @@ pub(crate) struct ListingChanges {
     pub subtree_deletes: Vec<(String, String)>,
     pub facet_puts: Vec<(String, String)>,
     pub facet_deletes: Vec<(String, String)>,
+    /// The runner's contact entry, written (with its last contact) or deleted in the write's
+    /// own transaction: a heartbeat rewrites it every minute, and one that went after the
+    /// transaction could overwrite a newer contact.
+    pub contact_put: Option<ContactEntry>,
+    pub contact_delete: Option<(String, String)>,
+}
+
+/// A contacted runner's contact entry ([`keys::runner_contact`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ContactEntry {
+    pub runner_type: RunnerType,
+    pub id: i64,
+    pub at: Timestamp,
+}
+
+impl ContactEntry {
+    fn of(runner: &Runner) -> Option<Self> {
+        Some(Self {
+            runner_type: runner.runner_type,
+            id: runner.id,
+            at: runner.contacted_at?,
+        })
+    }
+
+    pub fn key(&self) -> (String, String) {
+        keys::runner_contact(self.runner_type.as_str(), self.id)
+    }
+
+    pub fn item(&self) -> Item {
+        let (by_time, at_and_id) = keys::runner_contacts_by_time(self.id, self.at.millis());
+        super::item::ItemBuilder::keyed(self.key())
+            .n("at", self.at.millis())
+            .s(keys::GSI3_PK, by_time)
+            .s(keys::GSI3_SK, at_and_id)
+            .build()
+    }
+}
+
+/// Count changes being added up: per item, per attribute.
+#[derive(Default)]
+struct Tally(BTreeMap<(String, String), BTreeMap<String, i64>>);
+
+impl Tally {
+    fn add(&mut self, item: (String, String), attribute: &str, delta: i64) {
+        *self
+            .0
+            .entry(item)
+            .or_default()
+            .entry(attribute.to_owned())
+            .or_default() += delta;
+    }
+
+    /// Every runner count a runner is in: `value` of its type and bucket, its type on each of
+    /// its facets' counts and, once contacted, on its last contact's span.
+    fn add_runner(&mut self, runner: &Runner, delta: i64) {
+        let runner_type = runner.runner_type.as_str();
+        self.add(keys::runner_count(runner_type, runner.id), "value", delta);
+        for facet in Facet::of(runner) {
+            self.add(
+                keys::runner_facet_count(&facet.name(), runner.id),
+                runner_type,
+                delta,
+            );
+        }
+        if let Some(at) = runner.contacted_at {
+            self.add(
+                keys::runner_contact_count(at.millis(), runner.id),
+                runner_type,
+                delta,
+            );
+        }
+    }
+
+    /// The changes that are not zero, by item.
+    fn changes(self) -> Vec<CountChange> {
+        self.0
+            .into_iter()
+            .filter_map(|(item, mut attributes)| {
+                attributes.retain(|_, delta| *delta != 0);
+                (!attributes.is_empty()).then_some((item, attributes))
+            })
+            .collect()
+    }
 }
 
 /// The facet index entries of a runner.
@@ -61,24 +145,12 @@ fn facet_entries(runner: &Runner) -> BTreeSet<(String, String)> {
 }
 
 pub(crate) fn listing_changes(before: Option<&Runner>, after: Option<&Runner>) -> ListingChanges {
-    let mut counts: BTreeMap<(String, String), BTreeMap<String, i64>> = BTreeMap::new();
+    let mut counts = Tally::default();
     for (runner, delta) in [(before, -1), (after, 1)] {
         if let Some(runner) = runner {
-            let runner_type = runner.runner_type.as_str();
-            let total = (keys::runner_count(runner_type, runner.id), "value");
-            let facets = Facet::of(runner)
-                .into_iter()
-                .map(|f| (keys::runner_facet_count(&f.name(), runner.id), runner_type));
-            for (item, attribute) in std::iter::once(total).chain(facets) {
-                let attributes = counts.entry(item).or_default();
-                *attributes.entry(attribute.to_owned()).or_default() += delta;
-            }
+            counts.add_runner(runner, delta);
         }
     }
-    for attributes in counts.values_mut() {
-        attributes.retain(|_, delta| *delta != 0);
-    }
-    counts.retain(|_, attributes| !attributes.is_empty());
     let old = before.map(subtree_groups).unwrap_or_default();
     let new = after.map(subtree_groups).unwrap_or_default();
     let Some(id) = after.or(before).map(|r| r.id) else {
@@ -86,8 +158,19 @@ pub(crate) fn listing_changes(before: Option<&Runner>, after: Option<&Runner>) -
     };
     let old_facets = before.map(facet_entries).unwrap_or_default();
     let new_facets = after.map(facet_entries).unwrap_or_default();
+    let old_contact = before.and_then(ContactEntry::of);
+    let new_contact = after.and_then(ContactEntry::of);
+    let (contact_put, contact_delete) = if old_contact == new_contact {
+        (None, None)
+    } else {
+        let new_key = new_contact.as_ref().map(ContactEntry::key);
+        let delete = old_contact
+            .map(|old| old.key())
+            .filter(|old| Some(old) != new_key.as_ref());
+        (new_contact, delete)
+    };
     ListingChanges {
-        counts: counts.into_iter().collect(),
+        counts: counts.changes(),
         subtree_puts: new
             .difference(&old)
             .map(|g| keys::subtree_runner(*g, id))
@@ -98,28 +181,58 @@ pub(crate) fn listing_changes(before: Option<&Runner>, after: Option<&Runner>) -
             .collect(),
         facet_puts: new_facets.difference(&old_facets).cloned().collect(),
         facet_deletes: old_facets.difference(&new_facets).cloned().collect(),
+        contact_put,
+        contact_delete,
     }
 }
 
-/// The condition that the runner's contact state is as `read`: a write that moves its
-/// listing (enable, delete) computed the `never_contacted` facet from it, and a first
-/// heartbeat (which bumps no version) may have changed it meanwhile.
-pub(crate) fn contact_as_read(read: &Runner) -> &'static str {
+/// The condition that the runner's last contact is as `read` (its expression, and the value of
+/// `:read_contact` in it): a write that moves its listing (enable, delete) computed its
+/// `never_contacted` facet, contact count and contact entry from it, and a heartbeat (which
+/// bumps no version) may have changed it meanwhile.
+pub(crate) fn contact_as_read(read: &Runner) -> (&'static str, Option<AttributeValue>) {
     match read.contacted_at {
-        Some(_) => "attribute_exists(contacted_at)",
-        None => "attribute_not_exists(contacted_at)",
+        Some(at) => (
+            "contacted_at = :read_contact",
+            Some(AttributeValue::N(at.millis().to_string())),
+        ),
+        None => ("attribute_not_exists(contacted_at)", None),
     }
 }
 
-/// A never-contacted runner's first contact: it leaves its `never_contacted` count and entry.
-pub(crate) fn first_contact_changes(runner_type: RunnerType, id: i64) -> ListingChanges {
-    let facet = Facet::NeverContacted.name();
+/// A heartbeat's changes to a runner of `runner_type` last contacted at `previous`, now
+/// contacted `at`: its contact entry, its contact count moved to `at`'s span, and, on its
+/// first contact, its `never_contacted` count and entry.
+pub(crate) fn contact_changes(
+    runner_type: RunnerType,
+    id: i64,
+    previous: Option<Timestamp>,
+    at: Timestamp,
+) -> ListingChanges {
+    let type_name = runner_type.as_str();
+    let mut counts = Tally::default();
+    counts.add(keys::runner_contact_count(at.millis(), id), type_name, 1);
+    let mut facet_deletes = Vec::new();
+    match previous {
+        Some(previous) => counts.add(
+            keys::runner_contact_count(previous.millis(), id),
+            type_name,
+            -1,
+        ),
+        None => {
+            let facet = Facet::NeverContacted.name();
+            counts.add(keys::runner_facet_count(&facet, id), type_name, -1);
+            facet_deletes.push(keys::runner_facet(&facet, type_name, id));
+        }
+    }
     ListingChanges {
-        counts: vec![(
-            keys::runner_facet_count(&facet, id),
-            BTreeMap::from([(runner_type.as_str().to_owned(), -1)]),
-        )],
-        facet_deletes: vec![keys::runner_facet(&facet, runner_type.as_str(), id)],
+        counts: counts.changes(),
+        facet_deletes,
+        contact_put: Some(ContactEntry {
+            runner_type,
+            id,
+            at,
+        }),
         ..ListingChanges::default()
     }
 }
@@ -143,11 +256,45 @@ pub(crate) fn key_item(key: (String, String)) -> Item {
 /// parallel id ranges: 16,000 entries are under DynamoDB's 1 MB page.
 pub const SUBTREE_RANGE: u64 = 16_000;
 
+/// Where a bucket's ids are read from.
+enum IdSource {
+    /// The runner id index (GSI3): every runner.
+    All,
+    /// A facet's entries.
+    Facet(String),
+    /// The contact entries, those after a time.
+    ContactedAfter(Timestamp),
+}
+
 /// How many runners of each type are in each id bucket.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RunnerCounts(BTreeMap<(RunnerType, i64), u64>);
 
 impl RunnerCounts {
+    fn add(&mut self, runner_type: RunnerType, bucket: i64, value: i64) {
+        let count = self.0.entry((runner_type, bucket)).or_default();
+        *count = count.saturating_add(u64::try_from(value).unwrap_or(0));
+    }
+
+    /// Adds a count item's count of each type (an attribute named after the type; an item
+    /// has only the types that ever had a runner there).
+    fn add_types(&mut self, reader: &ItemReader<'_>, bucket: i64) -> Result<(), ApiError> {
+        for name in RunnerType::NAMES {
+            let runner_type = RunnerType::parse(name)
+                .ok_or_else(|| ApiError::internal(format!("runner type {name}")))?;
+            self.add(runner_type, bucket, reader.opt_n(name)?.unwrap_or(0));
+        }
+        Ok(())
+    }
+
+    /// These counts less `other`'s (of a subset of the same runners).
+    fn minus(mut self, other: &RunnerCounts) -> Self {
+        for (key, count) in &mut self.0 {
+            *count = count.saturating_sub(other.0.get(key).copied().unwrap_or(0));
+        }
+        self
+    }
+
     /// Id ranges, in order and covering every id, that each hold at most [`SUBTREE_RANGE`]
     /// runners of any type (so at most that many of one group's subtree set): consecutive
     /// buckets are joined while their counts allow, whatever the gaps between their ids.
@@ -251,17 +398,17 @@ impl PagePlan {
 
 impl Store {
     /// One page of `listed` runners (group and project runners, by id) together with every
-    /// runner of `types` (with `facet`, if given), in id order, with the exact total from
-    /// `counts` (of the same facet, read beside whatever else the caller needed).
+    /// runner of `types` (that meets `criterion`, if given), in id order, with the exact total
+    /// from `counts` (of the same criterion, read beside whatever else the caller needed).
     /// `first_of_types`, when the caller read them, are the first runners of `types` up to the
     /// page's end: the page is then among them and the links. Otherwise the buckets the page
-    /// overlaps are read from the runner id index or the facet's (all at once). Then the
-    /// page's runners not in hand.
+    /// overlaps are read from the runner id index, the facet's or the contact entries (all at
+    /// once). Then the page's runners not in hand.
     pub async fn counted_page(
         &self,
         mut listed: Vec<i64>,
         types: &[RunnerType],
-        facet: Option<&Facet>,
+        criterion: Option<&Criterion>,
         counts: &RunnerCounts,
         first_of_types: Option<&[Runner]>,
         page: PageRequest,
@@ -282,7 +429,7 @@ impl Store {
                     .copied()
                     .filter(|b| per_bucket.contains_key(b))
                     .collect();
-                let ids = self.bucket_runner_ids(types, facet, &indexed).await?;
+                let ids = self.bucket_runner_ids(types, criterion, &indexed).await?;
                 let planned = |id: &i64| plan.buckets.contains(&keys::runner_bucket(*id));
                 listed.retain(planned);
                 (ids, plan.skip)
@@ -296,24 +443,25 @@ impl Store {
         let mut runners = self
             .runners_with(&page_ids, first_of_types.unwrap_or_default())
             .await?;
-        if let Some(facet) = facet {
-            // An entry left by a write whose follow-up failed is not a match.
-            runners.retain(|runner| Facet::of(runner).contains(facet));
+        if let Some(criterion) = criterion {
+            // An entry left by a write whose follow-up failed is not a match, nor a runner
+            // whose last contact moved since its entry was read.
+            runners.retain(|runner| criterion.admits(runner));
         }
         Ok((runners, plan.info(page)))
     }
 
-    /// One page of a project's or group's list filtered on one facet: the `listed` runners
-    /// (its own, by id) that have the facet, together with every runner of `types` that has it
-    /// (placed by `counts`, of that facet), in id order, with the exact total. The listed
-    /// runners are read whole (a list's own runners are few) while, beside them, the facet's
-    /// index is read for the buckets holding every type match the page may hold: ranked from
-    /// the page's offset less the listed runners, to its end. Then the page's other runners.
+    /// One page of a project's or group's list filtered on one criterion: the `listed` runners
+    /// (its own, by id) that meet it, together with every runner of `types` that does (placed
+    /// by `counts`, of that criterion), in id order, with the exact total. The listed runners
+    /// are read whole (a list's own runners are few) while, beside them, the criterion's ids
+    /// are read for the buckets holding every type match the page may hold: ranked from the
+    /// page's offset less the listed runners, to its end. Then the page's other runners.
     pub async fn faceted_page(
         &self,
         mut listed: Vec<i64>,
         types: &[RunnerType],
-        facet: &Facet,
+        criterion: &Criterion,
         counts: &RunnerCounts,
         page: PageRequest,
     ) -> Result<(Vec<Runner>, PageInfo), ApiError> {
@@ -325,12 +473,12 @@ impl Store {
         let window = plan_range(per_bucket.clone(), lowest, page.end());
         let (linked, window_ids) = futures_util::future::try_join(
             self.get_runners(&listed),
-            self.bucket_runner_ids(types, Some(facet), &window.buckets),
+            self.bucket_runner_ids(types, Some(criterion), &window.buckets),
         )
         .await?;
         let matched: Vec<Runner> = linked
             .into_iter()
-            .filter(|runner| Facet::of(runner).contains(facet))
+            .filter(|runner| criterion.admits(runner))
             .collect();
         let total = window
             .total
@@ -347,7 +495,7 @@ impl Store {
                 bucket.saturating_mul(keys::RUNNER_BUCKET_SIZE),
                 per_bucket.range(..*bucket).map(|(_, count)| *count).sum(),
             ),
-            // No runner of the types has the facet: the listed ones are the list.
+            // No runner of the types meets it: the listed ones are the list.
             None if window.total == 0 => (i64::MIN, 0u64),
             // Every one of them comes before the offset: so does every listed one.
             None => return Ok((Vec::new(), info)),
@@ -366,8 +514,29 @@ impl Store {
         let per_page = usize::try_from(page.per_page).unwrap_or(usize::MAX);
         let page_ids: Vec<i64> = ids.into_iter().skip(skip).take(per_page).collect();
         let mut runners = self.runners_with(&page_ids, &matched).await?;
-        runners.retain(|runner| Facet::of(runner).contains(facet));
+        runners.retain(|runner| criterion.admits(runner));
         Ok((runners, info))
+    }
+
+    /// The writes of the runner's contact entry that `changes` moves (unconditional: the
+    /// write's condition on the runner's last contact decides).
+    pub(crate) fn contact_actions(
+        &self,
+        changes: &ListingChanges,
+    ) -> Result<Vec<TransactWriteItem>, ApiError> {
+        let mut actions = Vec::new();
+        if let Some(key) = &changes.contact_delete {
+            actions.push(self.delete_action(key.clone())?);
+        }
+        if let Some(entry) = &changes.contact_put {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(entry.item()))
+                .build()
+                .map_err(build_error)?;
+            actions.push(TransactWriteItem::builder().put(put).build());
+        }
+        Ok(actions)
     }
 
     /// The writes of the index entries (subtree sets, facets) that `changes` moves: puts and
@@ -392,97 +561,224 @@ impl Store {
         Ok(entries)
     }
 
-    /// Every runner count, or every count of the runners with a facet (one Query: a few small
-    /// items per 1,000 runners).
-    pub async fn runner_counts(&self, facet: Option<&Facet>) -> Result<RunnerCounts, ApiError> {
+    /// Every runner count, or every count of the runners that meet a criterion (a few small
+    /// items per 1,000 runners, read in one round trip).
+    pub async fn runner_counts(
+        &self,
+        criterion: Option<&Criterion>,
+    ) -> Result<RunnerCounts, ApiError> {
+        match criterion {
+            None => self.type_counts().await,
+            Some(Criterion::Facet(facet)) => self.facet_counts(facet).await,
+            Some(Criterion::Online { since }) => self.online_counts(*since).await,
+            Some(Criterion::Offline { since }) => {
+                let (all, online) =
+                    futures_util::future::try_join(self.type_counts(), self.online_counts(*since))
+                        .await?;
+                Ok(all.minus(&online))
+            }
+        }
+    }
+
+    /// Every runner count: `value` of each type, bucket and slot.
+    async fn type_counts(&self) -> Result<RunnerCounts, ApiError> {
         let query = self
             .client
             .query()
             .table_name(&self.table)
-            .consistent_read(true);
-        let query = match facet {
-            None => query
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(
-                    ":pk",
-                    AttributeValue::S(keys::RUNNER_COUNTS.to_owned()),
-                )
-                .projection_expression("sk, #count")
-                .expression_attribute_names("#count", "value"),
-            Some(facet) => query
-                .key_condition_expression("pk = :pk AND begins_with(sk, :facet)")
-                .expression_attribute_values(
-                    ":pk",
-                    AttributeValue::S(keys::RUNNER_FACET_COUNTS.to_owned()),
-                )
-                .expression_attribute_values(
-                    ":facet",
-                    AttributeValue::S(keys::runner_facet_counts_prefix(&facet.name())),
-                ),
-        };
-        let mut counts = BTreeMap::new();
-        let mut add = |runner_type: RunnerType, bucket: i64, value: Option<i64>| {
-            let count: &mut u64 = counts.entry((runner_type, bucket)).or_default();
-            *count = count.saturating_add(u64::try_from(value.unwrap_or(0)).unwrap_or(0));
-        };
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::RUNNER_COUNTS.to_owned()))
+            .projection_expression("sk, #count")
+            .expression_attribute_names("#count", "value");
+        let mut counts = RunnerCounts::default();
         self.query_pages(query, |item| {
             let reader = ItemReader::new(item, "runner count");
             let sk = reader.s(keys::SK)?;
             let unreadable = || ApiError::internal(format!("runner count key {sk}"));
-            if facet.is_some() {
-                let bucket = keys::parse_runner_facet_count(&sk).ok_or_else(unreadable)?;
-                // An item counts only the types that ever had a runner with the facet there.
-                for name in RunnerType::NAMES {
-                    let runner_type = RunnerType::parse(name).ok_or_else(unreadable)?;
-                    add(runner_type, bucket, reader.opt_n(name)?);
-                }
-            } else {
-                let (runner_type, bucket) = keys::parse_runner_count(&sk).ok_or_else(unreadable)?;
-                let runner_type = RunnerType::parse(runner_type).ok_or_else(unreadable)?;
-                add(runner_type, bucket, reader.opt_n("value")?);
-            }
+            let (runner_type, bucket) = keys::parse_runner_count(&sk).ok_or_else(unreadable)?;
+            let runner_type = RunnerType::parse(runner_type).ok_or_else(unreadable)?;
+            counts.add(runner_type, bucket, reader.opt_n("value")?.unwrap_or(0));
             Ok(false)
         })
         .await?;
-        Ok(RunnerCounts(counts))
+        Ok(counts)
     }
 
-    /// The ids of the runners of these types in these buckets, all of them (GSI3) or those with
-    /// a facet (its index), all queried together, in id order.
+    /// The counts of the runners with a facet: one Query of the facet's items.
+    async fn facet_counts(&self, facet: &Facet) -> Result<RunnerCounts, ApiError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :facet)")
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(keys::RUNNER_FACET_COUNTS.to_owned()),
+            )
+            .expression_attribute_values(
+                ":facet",
+                AttributeValue::S(keys::runner_facet_counts_prefix(&facet.name())),
+            );
+        let mut counts = RunnerCounts::default();
+        self.query_pages(query, |item| {
+            let reader = ItemReader::new(item, "facet count");
+            let sk = reader.s(keys::SK)?;
+            let bucket = keys::parse_runner_facet_count(&sk)
+                .ok_or_else(|| ApiError::internal(format!("facet count key {sk}")))?;
+            counts.add_types(&reader, bucket)?;
+            Ok(false)
+        })
+        .await?;
+        Ok(counts)
+    }
+
+    /// The counts of the runners last contacted after `since`: the contact counts of every
+    /// span after the one holding `since` (one Query, consistent), plus the contact entries of
+    /// that span's part after `since` (GSI3, its shards in parallel, beside it): normally the
+    /// few runners that went quiet a little less than the online timeout ago.
+    async fn online_counts(&self, since: Timestamp) -> Result<RunnerCounts, ApiError> {
+        let span = keys::contact_span(since.millis());
+        let spans = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND sk >= :from")
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(keys::RUNNER_CONTACT_COUNTS.to_owned()),
+            )
+            .expression_attribute_values(
+                ":from",
+                AttributeValue::S(keys::contact_span_prefix(span.saturating_add(1))),
+            );
+        let mut counts = RunnerCounts::default();
+        let spans = self.query_pages(spans, |item| {
+            let reader = ItemReader::new(item, "contact count");
+            let sk = reader.s(keys::SK)?;
+            let (_, bucket) = keys::parse_runner_contact_count(&sk)
+                .ok_or_else(|| ApiError::internal(format!("contact count key {sk}")))?;
+            counts.add_types(&reader, bucket)?;
+            Ok(false)
+        });
+        let span_end = span.saturating_add(1).saturating_mul(keys::CONTACT_SPAN_MS);
+        let (_, first) = keys::runner_contacts_by_time(0, since.millis().saturating_add(1));
+        let (_, last) = keys::runner_contacts_by_time(i64::MAX, span_end.saturating_sub(1));
+        let shards = (0..keys::CONTACT_SHARDS).map(|shard| {
+            let (partition, _) = keys::runner_contacts_by_time(shard, 0);
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI3)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :last")
+                .expression_attribute_names("#pk", keys::GSI3_PK)
+                .expression_attribute_names("#sk", keys::GSI3_SK)
+                .expression_attribute_values(":pk", AttributeValue::S(partition))
+                .expression_attribute_values(":first", AttributeValue::S(first.clone()))
+                .expression_attribute_values(":last", AttributeValue::S(last.clone()));
+            async move {
+                let mut found = Vec::new();
+                self.query_pages(query, |item| {
+                    let pk = ItemReader::new(item, "contact entry").s(keys::PK)?;
+                    let unreadable = || ApiError::internal(format!("contact entry key {pk}"));
+                    let (runner_type, bucket) =
+                        keys::parse_runner_contact(&pk).ok_or_else(unreadable)?;
+                    found.push((
+                        RunnerType::parse(runner_type).ok_or_else(unreadable)?,
+                        bucket,
+                    ));
+                    Ok(false)
+                })
+                .await?;
+                Ok::<_, ApiError>(found)
+            }
+        });
+        let (_, boundary) = futures_util::future::try_join(spans, try_join_all(shards)).await?;
+        for (runner_type, bucket) in boundary.into_iter().flatten() {
+            counts.add(runner_type, bucket, 1);
+        }
+        Ok(counts)
+    }
+
+    /// The ids of the runners of these types in these buckets, all of them or those that meet
+    /// a criterion, all queried together, in id order.
     pub async fn bucket_runner_ids(
         &self,
         types: &[RunnerType],
-        facet: Option<&Facet>,
+        criterion: Option<&Criterion>,
         buckets: &[i64],
     ) -> Result<Vec<i64>, ApiError> {
-        let facet = facet.map(Facet::name);
-        let facet = facet.as_deref();
+        let source = match criterion {
+            None => IdSource::All,
+            Some(Criterion::Facet(facet)) => IdSource::Facet(facet.name()),
+            Some(Criterion::Online { since }) => IdSource::ContactedAfter(*since),
+            Some(Criterion::Offline { since }) => {
+                // Every runner of the buckets but those contacted after `since`.
+                let (all, online) = futures_util::future::try_join(
+                    self.ids_of(types, &IdSource::All, buckets),
+                    self.ids_of(types, &IdSource::ContactedAfter(*since), buckets),
+                )
+                .await?;
+                let online: BTreeSet<i64> = online.into_iter().collect();
+                return Ok(all.into_iter().filter(|id| !online.contains(id)).collect());
+            }
+        };
+        self.ids_of(types, &source, buckets).await
+    }
+
+    /// The ids in one source's partitions of these types and buckets, in id order.
+    async fn ids_of(
+        &self,
+        types: &[RunnerType],
+        source: &IdSource,
+        buckets: &[i64],
+    ) -> Result<Vec<i64>, ApiError> {
         let queries = buckets.iter().flat_map(|bucket| {
             types.iter().map(move |runner_type| {
                 let query = self.client.query().table_name(&self.table);
-                let (query, key_attribute) = match facet {
-                    None => (
+                let type_name = runner_type.as_str();
+                let (query, key_attribute) = match source {
+                    IdSource::All => (
                         query
                             .index_name(keys::GSI3)
                             .key_condition_expression("#k = :k")
                             .expression_attribute_names("#k", keys::GSI3_PK)
                             .expression_attribute_values(
                                 ":k",
-                                AttributeValue::S(keys::runner_ids(runner_type.as_str(), *bucket)),
+                                AttributeValue::S(keys::runner_ids(type_name, *bucket)),
                             ),
                         keys::GSI3_SK,
                     ),
-                    Some(facet) => (
+                    IdSource::Facet(facet) => (
                         query
                             .key_condition_expression("pk = :k")
                             .expression_attribute_values(
                                 ":k",
                                 AttributeValue::S(keys::runner_facet_partition(
-                                    facet,
-                                    runner_type.as_str(),
-                                    *bucket,
+                                    facet, type_name, *bucket,
                                 )),
                             ),
+                        keys::SK,
+                    ),
+                    IdSource::ContactedAfter(since) => (
+                        query
+                            .key_condition_expression("pk = :k")
+                            .filter_expression("#at > :since")
+                            .expression_attribute_names("#at", "at")
+                            .expression_attribute_values(
+                                ":k",
+                                AttributeValue::S(keys::runner_contact_partition(
+                                    type_name, *bucket,
+                                )),
+                            )
+                            .expression_attribute_values(
+                                ":since",
+                                AttributeValue::N(since.millis().to_string()),
+                            )
+                            .consistent_read(true),
                         keys::SK,
                     ),
                 };
@@ -775,6 +1071,86 @@ mod tests {
         assert_eq!(
             changes.facet_deletes,
             [entry("active"), entry("tag:docker")]
+        );
+    }
+
+    #[test]
+    fn a_contacted_runner_is_counted_in_its_last_contacts_span_and_moves_with_its_type() {
+        let at = Timestamp::from_millis(5 * keys::CONTACT_SPAN_MS + 7);
+        let mut before = runner(1_234, RunnerType::Instance);
+        before.contacted_at = Some(at);
+        let mut after = before.clone();
+        after.runner_type = RunnerType::Project;
+        after.projects.push(project(7, &[1]));
+        let changes = listing_changes(Some(&before), Some(&after));
+        let span_count = changes
+            .counts
+            .iter()
+            .find(|(key, _)| *key == keys::runner_contact_count(at.millis(), 1_234));
+        assert_eq!(
+            span_count.map(|(_, deltas)| deltas.clone()),
+            Some(BTreeMap::from([
+                ("instance_type".to_owned(), -1),
+                ("project_type".to_owned(), 1)
+            ]))
+        );
+        assert_eq!(
+            changes.contact_delete,
+            Some(keys::runner_contact("instance_type", 1_234))
+        );
+        let put = changes.contact_put.expect("the entry under the new type");
+        assert_eq!(put.key(), keys::runner_contact("project_type", 1_234));
+        assert_eq!(put.at, at);
+        let item = put.item();
+        assert_eq!(
+            item[keys::GSI3_SK].as_s().unwrap(),
+            &keys::runner_contacts_by_time(1_234, at.millis()).1
+        );
+
+        // A change that keeps type and contact leaves both alone; a delete removes both.
+        let mut retagged = before.clone();
+        retagged.tag_list = vec!["x".into()];
+        let unchanged = listing_changes(Some(&before), Some(&retagged));
+        assert_eq!(
+            (unchanged.contact_put, unchanged.contact_delete),
+            (None, None)
+        );
+        let deleted = listing_changes(Some(&before), None);
+        assert_eq!(
+            deleted.contact_delete,
+            Some(keys::runner_contact("instance_type", 1_234))
+        );
+        assert!(deleted.counts.iter().any(|(key, deltas)| {
+            *key == keys::runner_contact_count(at.millis(), 1_234)
+                && deltas == &BTreeMap::from([("instance_type".to_owned(), -1)])
+        }));
+    }
+
+    #[test]
+    fn a_heartbeat_moves_the_count_only_across_spans() {
+        let span = |n: i64, ms: i64| Timestamp::from_millis(n * keys::CONTACT_SPAN_MS + ms);
+        let same = contact_changes(RunnerType::Group, 9, Some(span(3, 1)), span(3, 60_001));
+        assert!(same.counts.is_empty(), "{:?}", same.counts);
+        assert_eq!(same.contact_put.map(|e| e.at), Some(span(3, 60_001)));
+        let across = contact_changes(RunnerType::Group, 9, Some(span(3, 1)), span(4, 2));
+        assert_eq!(
+            across.counts,
+            [
+                (
+                    keys::runner_contact_count(span(3, 1).millis(), 9),
+                    BTreeMap::from([("group_type".to_owned(), -1)])
+                ),
+                (
+                    keys::runner_contact_count(span(4, 2).millis(), 9),
+                    BTreeMap::from([("group_type".to_owned(), 1)])
+                ),
+            ]
+        );
+        let first = contact_changes(RunnerType::Group, 9, None, span(4, 2));
+        assert_eq!(first.counts.len(), 2, "the span's count, never_contacted's");
+        assert_eq!(
+            first.facet_deletes,
+            [keys::runner_facet("never_contacted", "group_type", 9)]
         );
     }
 

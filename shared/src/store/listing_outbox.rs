@@ -137,7 +137,7 @@ impl Store {
     }
 
     /// Runs `actions` (the write itself, whose conditions decide it) in one transaction with
-    /// the listing `changes` it makes: every count change, in the transaction or in outbox
+    /// the listing `changes` it makes: the contact entry's, every count change, in the transaction or in outbox
     /// items written by it (applied right after); then the index entries and `spill` (writes
     /// a list can do without for a moment), in the transaction as far as they fit, or right
     /// after it ([`Store::transact_spilling`]).
@@ -147,6 +147,7 @@ impl Store {
         changes: &ListingChanges,
         spill: Vec<TransactWriteItem>,
     ) -> Result<Transaction, ApiError> {
+        actions.extend(self.contact_actions(changes)?);
         let room = MAX_TRANSACTION_ACTIONS.saturating_sub(actions.len());
         let (inline, outboxes) = plan(room, changes.counts.len()).ok_or_else(|| {
             ApiError::internal(format!(

@@ -130,10 +130,10 @@ impl Store {
         ];
         // Not enabled there yet, and the runner as read (its type, version and contact state
         // decide the listing writes below).
+        let (contact, read_contact) = contact_as_read(runner);
         let condition = format!(
             "attribute_exists(pk) AND attribute_not_exists(projects.#project) \
-             AND runner_type = :read_type AND lock_version = :read_version AND {}",
-            contact_as_read(runner)
+             AND runner_type = :read_type AND lock_version = :read_version AND {contact}"
         );
         let mut update = Update::builder()
             .table_name(&self.table)
@@ -148,6 +148,9 @@ impl Store {
                 ":read_type",
                 AttributeValue::S(runner.runner_type.as_str().to_owned()),
             );
+        if let Some(at) = read_contact {
+            update = update.expression_attribute_values(":read_contact", at);
+        }
         if runner.runner_type == RunnerType::Instance {
             sets.extend([
                 "runner_type = :project_type",

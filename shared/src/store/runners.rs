@@ -14,10 +14,10 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update,
 };
 
-/// The most links one runner may have: a delete removes the runner, its token and every link in
-/// one transaction of at most 100 actions, with its counts in an outbox item in the last one
-/// when they do not fit (`store::listing_outbox`).
-pub const MAX_LINKS_PER_RUNNER: usize = 97;
+/// The most links one runner may have: a delete removes the runner, its token, every link and
+/// its contact entry in one transaction of at most 100 actions, with its counts in an outbox
+/// item in the last one when they do not fit (`store::listing_outbox`).
+pub const MAX_LINKS_PER_RUNNER: usize = 96;
 
 /// How many writes that did not fit in a runner's transaction (index entries, managers) go out
 /// at once right after it.
@@ -29,12 +29,24 @@ pub(crate) const MAX_TRANSACTION_ACTIONS: usize = 100;
 /// What a runner's token says of its contacts, for its heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContactState {
-    Contacted,
-    /// Never contacted, and of this type.
-    Never(RunnerType),
-    /// Never contacted as far as the token knows, of a type it does not know (a token item
-    /// written before it kept the type): the heartbeat reads the runner.
+    /// The runner's type and last contact (`None`: never contacted), which the heartbeat
+    /// moves its listing from.
+    Known {
+        runner_type: RunnerType,
+        last: Option<Timestamp>,
+    },
+    /// The token item does not know the runner's type (it was written before it kept it): the
+    /// heartbeat reads the runner, and tells the token.
     Unknown,
+}
+
+/// The runner a heartbeat writes, as its token or its own item says it is now.
+struct Contacted {
+    id: i64,
+    runner_type: RunnerType,
+    last: Option<Timestamp>,
+    /// Read from the runner item, not the token: the token learns its type.
+    read: bool,
 }
 
 /// What a heartbeat (`POST /runners/verify`) records: the address and the `info` fields other
@@ -398,11 +410,12 @@ impl Store {
     /// manager (created on first contact) in one transaction, so that the token never remembers
     /// a heartbeat that was not written (a skipped write would then leave the runner or the
     /// manager never-contacted). `known_managers` says whether the token item has its map of
-    /// manager heartbeats yet; `contact` what the token says of the runner's contacts. A first
-    /// contact also takes the runner out of its `never_contacted` count and index, on condition
-    /// that it was never contacted and has the type the token said (else the runner is read,
-    /// and the heartbeat tried again as it is). Returns `false` when the runner no longer exists
-    /// or no longer has this token.
+    /// manager heartbeats yet; `contact` what the token says of the runner's contacts. The same
+    /// transaction moves the runner's listing by its contact (`listing::contact_changes`: its
+    /// contact entry and count, and on a first contact its `never_contacted` count and entry), on
+    /// condition that the runner's type and last contact are what the token said (else the
+    /// runner is read, and the heartbeat tried again as it is). Returns `false` when the runner
+    /// no longer exists or no longer has this token.
     pub async fn record_heartbeat(
         &self,
         runner_id: i64,
@@ -414,24 +427,24 @@ impl Store {
     ) -> Result<bool, ApiError> {
         const ATTEMPTS: usize = 3;
         for _ in 0..ATTEMPTS {
-            let first_contact = match contact {
-                ContactState::Contacted => None,
-                ContactState::Never(runner_type) => Some(runner_type),
+            let runner = match contact {
+                ContactState::Known { runner_type, last } => Contacted {
+                    id: runner_id,
+                    runner_type,
+                    last,
+                    read: false,
+                },
                 ContactState::Unknown => match self.get_runner(runner_id).await? {
-                    Some(runner) if runner.token_digest == *token => {
-                        runner.contacted_at.is_none().then_some(runner.runner_type)
-                    }
+                    Some(runner) if runner.token_digest == *token => Contacted {
+                        id: runner_id,
+                        runner_type: runner.runner_type,
+                        last: runner.contacted_at,
+                        read: true,
+                    },
                     _ => return Ok(false),
                 },
             };
-            let actions = self.heartbeat_actions(
-                runner_id,
-                token,
-                heartbeat,
-                known_managers,
-                first_contact,
-                at,
-            )?;
+            let actions = self.heartbeat_actions(&runner, token, heartbeat, known_managers, at)?;
             match self.transact(actions).await? {
                 Transaction::Committed => return Ok(true),
                 // The runner is not as the token said (or is gone): read it.
@@ -445,17 +458,17 @@ impl Store {
     }
 
     /// The heartbeat transaction's actions: the runner first (its condition says whether it is
-    /// the runner the caller thinks), the manager, the token; and on a first contact the
-    /// runner's `never_contacted` count and entry.
+    /// the runner the caller thinks), the manager, the token; then the listing changes of its
+    /// contact.
     fn heartbeat_actions(
         &self,
-        runner_id: i64,
+        runner: &Contacted,
         token: &TokenDigest,
         heartbeat: &Heartbeat,
         known_managers: bool,
-        first_contact: Option<RunnerType>,
         at: Timestamp,
     ) -> Result<Vec<TransactWriteItem>, ApiError> {
+        let runner_id = runner.id;
         let at_value = AttributeValue::N(at.millis().to_string());
         let info = &heartbeat.info;
         let reported = [
@@ -469,19 +482,29 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key_of(keys::runner(runner_id))))
             .expression_attribute_values(":digest", AttributeValue::S(token.as_str().to_owned()));
-        runner_update = match first_contact {
-            None => runner_update.condition_expression(
-                "attribute_exists(pk) AND token_digest = :digest AND attribute_exists(contacted_at)",
-            ),
-            Some(runner_type) => runner_update
-                .condition_expression(
-                    "attribute_exists(pk) AND token_digest = :digest \
-                     AND attribute_not_exists(contacted_at) AND runner_type = :type",
-                )
-                .expression_attribute_values(
-                    ":type",
-                    AttributeValue::S(runner_type.as_str().to_owned()),
-                ),
+        let type_value = AttributeValue::S(runner.runner_type.as_str().to_owned());
+        runner_update = runner_update.expression_attribute_values(":type", type_value.clone());
+        let condition = "attribute_exists(pk) AND token_digest = :digest AND runner_type = :type";
+        runner_update = match runner.last {
+            // Its last contact in the span the token says (where it is counted), not exactly
+            // the token's: heartbeats of one runner's hosts at once then all land.
+            Some(last) => {
+                let span = keys::contact_span(last.millis());
+                let first = span.saturating_mul(keys::CONTACT_SPAN_MS);
+                let end = first.saturating_add(keys::CONTACT_SPAN_MS - 1);
+                runner_update
+                    .condition_expression(format!(
+                        "{condition} AND contacted_at BETWEEN :span_first AND :span_last"
+                    ))
+                    .expression_attribute_values(
+                        ":span_first",
+                        AttributeValue::N(first.to_string()),
+                    )
+                    .expression_attribute_values(":span_last", AttributeValue::N(end.to_string()))
+            }
+            None => runner_update.condition_expression(format!(
+                "{condition} AND attribute_not_exists(contacted_at)"
+            )),
         };
         let mut sets = vec!["contacted_at = :at".to_owned()];
         for (attribute, value) in reported {
@@ -505,34 +528,37 @@ impl Store {
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":at", at_value.clone());
         let mut actions = vec![TransactWriteItem::builder().update(runner_update).build()];
-        match &heartbeat.system_id {
-            None => token_update = token_update.update_expression("SET heartbeat_at = :at"),
-            Some(system_id) => {
-                token_update = if known_managers {
-                    token_update
-                        .update_expression("SET heartbeat_at = :at, managers.#system_id = :at")
-                        .expression_attribute_names("#system_id", system_id)
-                } else {
-                    // An item from before managers: start the map (a racing first heartbeat
-                    // may overwrite it, which costs that host one more write, nothing else).
-                    token_update
-                        .update_expression("SET heartbeat_at = :at, managers = :managers")
-                        .expression_attribute_values(
-                            ":managers",
-                            AttributeValue::M([(system_id.clone(), at_value.clone())].into()),
-                        )
-                };
-                let manager = self.manager_upsert(runner_id, system_id, heartbeat, at)?;
-                actions.push(TransactWriteItem::builder().update(manager).build());
-            }
+        let mut token_sets = vec!["heartbeat_at = :at"];
+        if runner.read {
+            token_sets.push("runner_type = :type");
+            token_update = token_update.expression_attribute_values(":type", type_value);
         }
-        let token_update = token_update.build().map_err(build_error)?;
+        if let Some(system_id) = &heartbeat.system_id {
+            token_update = if known_managers {
+                token_sets.push("managers.#system_id = :at");
+                token_update.expression_attribute_names("#system_id", system_id)
+            } else {
+                // An item from before managers: start the map (a racing first heartbeat may
+                // overwrite it, which costs that host one more write, nothing else).
+                token_sets.push("managers = :managers");
+                token_update.expression_attribute_values(
+                    ":managers",
+                    AttributeValue::M([(system_id.clone(), at_value.clone())].into()),
+                )
+            };
+            let manager = self.manager_upsert(runner_id, system_id, heartbeat, at)?;
+            actions.push(TransactWriteItem::builder().update(manager).build());
+        }
+        let token_update = token_update
+            .update_expression(format!("SET {}", token_sets.join(", ")))
+            .build()
+            .map_err(build_error)?;
         actions.push(TransactWriteItem::builder().update(token_update).build());
-        if let Some(runner_type) = first_contact {
-            let changes = super::listing::first_contact_changes(runner_type, runner_id);
-            actions.extend(self.count_updates(&changes.counts)?);
-            actions.extend(self.entry_actions(&changes)?);
-        }
+        let changes =
+            super::listing::contact_changes(runner.runner_type, runner_id, runner.last, at);
+        actions.extend(self.contact_actions(&changes)?);
+        actions.extend(self.count_updates(&changes.counts)?);
+        actions.extend(self.entry_actions(&changes)?);
         Ok(actions)
     }
 
@@ -748,15 +774,16 @@ impl Store {
                 .table_name(&self.table)
                 .set_key(Some(key_of(key)));
             if let Some(condition) = condition {
+                let (contact, read_contact) = super::listing::contact_as_read(runner);
                 builder = builder
-                    .condition_expression(format!(
-                        "{condition} AND {}",
-                        super::listing::contact_as_read(runner)
-                    ))
+                    .condition_expression(format!("{condition} AND {contact}"))
                     .expression_attribute_values(
                         ":version",
                         AttributeValue::N(runner.lock_version.to_string()),
                     );
+                if let Some(at) = read_contact {
+                    builder = builder.expression_attribute_values(":read_contact", at);
+                }
             }
             Ok(TransactWriteItem::builder()
                 .delete(builder.build().map_err(build_error)?)
