@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import requests
 
@@ -56,15 +56,26 @@ def world():
         if p in MAINTAINED:
             project["members"] = [{"user_id": 3, "access_level": 40}]
         projects.append(project)
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    now = datetime.now(timezone.utc)
     runners = []
+
+    def ago(**delta):
+        return (now - timedelta(**delta)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
     def runner(rid, kind, **extra):
         entry = {"id": rid, "token": f"scale-runner-{rid}", "runner_type": kind, **extra}
         if rid % 3 == 0:
             entry["tag_list"] = ["docker"]
+        # Half never contacted; of the rest, most seen within the last minute (online), one
+        # in 5 three hours ago (offline), one in 50 going quiet 45 to 60 minutes ago (online,
+        # near the timeout: the contact entries a count reads).
         if rid % 2 == 0:
-            entry["contacted_at"] = now
+            if rid % 10 == 0:
+                entry["contacted_at"] = ago(hours=3)
+            elif rid % 100 == 2:
+                entry["contacted_at"] = ago(minutes=45 + rid % 15)
+            else:
+                entry["contacted_at"] = ago(seconds=rid % 60)
         if rid % 7 == 0:
             entry["active"] = False
         runners.append(entry)
@@ -221,10 +232,15 @@ def main():
                 ("status=never_contacted (50,000), page 250 (middle)",
                  "status=never_contacted&page=250"),
                 ("status=never_contacted&type=group_type (2,500), page 25, the last",
-                 "status=never_contacted&type=group_type&page=25")]:
+                 "status=never_contacted&type=group_type&page=25"),
+                ("status=online, page 1", "status=online"),
+                ("status=online, page 200 (middle)", "status=online&page=200"),
+                ("status=online, page 390 (near the end)", "status=online&page=390"),
+                ("status=offline&type=project_type, page 500 (near the end)",
+                 "status=offline&type=project_type&page=500")]:
             measure("GET /runners/all", "admin", what, f"/api/v4/runners/all?per_page=100&{query}",
                     ADMIN)
-        for what, query in [("walked: status=online, page 1", "status=online"),
+        for what, query in [("walked: status=stale, page 1", "status=stale"),
                             ("walked: tag_list=docker&paused=false, page 1",
                              "tag_list=docker&paused=false")]:
             measure("GET /runners/all", "admin", what, f"/api/v4/runners/all?per_page=100&{query}",
@@ -235,13 +251,17 @@ def main():
                     f"/api/v4/projects/{deep}/runners?per_page=100&page={page}", ADMIN)
         for what, query in [("tag_list=docker (3,344), page 1", "tag_list=docker"),
                             ("tag_list=docker, page 34, the last", "tag_list=docker&page=34"),
-                            ("status=paused (1,434), page 15, the last", "status=paused&page=15")]:
+                            ("status=paused (1,434), page 15, the last", "status=paused&page=15"),
+                            ("status=online, page 41 (middle)", "status=online&page=41"),
+                            ("status=offline, page 60 (near the end)", "status=offline&page=60")]:
             measure("GET /projects/:id/runners", "admin, project three groups deep", what,
                     f"/api/v4/projects/{deep}/runners?per_page=100&{query}", ADMIN)
         measure("GET /groups/:id/runners", "admin, a leaf group", "page 101, the last",
                 "/api/v4/groups/500/runners?per_page=100&page=101", ADMIN)
         measure("GET /groups/:id/runners", "admin, a leaf group", "tag_list=docker (3,338), page 34, the last",
                 "/api/v4/groups/500/runners?per_page=100&tag_list=docker&page=34", ADMIN)
+        measure("GET /groups/:id/runners", "admin, a leaf group", "status=offline, page 60 (near the end)",
+                "/api/v4/groups/500/runners?per_page=100&status=offline&page=60", ADMIN)
         jobs = f"/api/v4/runners/{BUSY_RUNNER}/jobs?per_page=100"
         for what, query, token in [
                 ("page 1", "", ADMIN), ("page 500 (middle)", "&page=500", ADMIN),

@@ -2,16 +2,19 @@
 //! (`docs/data-model.md`, "Lists at scale"):
 //!
 //! - **runner counts** per type and id bucket (`RUNNER_COUNTS`), so that a page's position is
-//!   found from a few dozen small items instead of by counting the runners before it;
+//!   found from a few dozen small items instead of by counting the runners before it; and the
+//!   same per facet (`RUNNER_FACET_COUNTS`) and per span of last contact
+//!   (`RUNNER_CONTACT_COUNTS`), for lists filtered on one;
 //! - **the runner id index** (GSI3, keys only), so that the page itself is found by reading one
-//!   bucket's keys;
+//!   bucket's keys; and the same per facet (`RUNNER_FACET#…`) and for contacted runners
+//!   (`RUNNER_CONTACT#…`, with their last contact);
 //! - **each group's subtree set** (`GROUP#g` / `SUBTREE#<runner>`): every runner linked to the
 //!   group or to anything below it, in id order, so that a group's owned runners are one query
 //!   however many projects it holds.
 //!
-//! All three change only when a runner is made, deleted, or enabled in or disabled from a
-//! project, in those writes' own transactions: [`listing_changes`] says what changes, from the
-//! runner before and after.
+//! They change in the transactions of the writes that change what they count (a runner made,
+//! deleted, enabled or disabled in a project, retagged, paused or resumed, or contacted):
+//! [`listing_changes`] and [`contact_changes`] say what changes.
 
 use super::item::{Item, ItemReader};
 use super::{Store, build_error, keys};
