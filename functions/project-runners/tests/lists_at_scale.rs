@@ -1080,19 +1080,9 @@ async fn count_changes_a_write_left_in_an_outbox_are_applied_once_by_the_sweeper
             .client()
             .update_item()
             .table_name(app.store.table())
-            .set_key(Some(
-                [
-                    (
-                        "pk".to_owned(),
-                        AttributeValue::S(keys::RUNNER_FACET_COUNTS.into()),
-                    ),
-                    (
-                        "sk".to_owned(),
-                        AttributeValue::S(keys::runner_facet_count(&format!("tag:{tag}"), id).1),
-                    ),
-                ]
-                .into(),
-            ))
+            .set_key(Some(runners_shared::store::item::key_of(
+                keys::runner_facet_count(&format!("tag:{tag}"), id),
+            )))
             .update_expression("ADD instance_type :d")
             .expression_attribute_values(":d", AttributeValue::N(delta.to_string()))
             .send()
@@ -1227,4 +1217,54 @@ async fn runners_go_online_with_a_heartbeat_and_offline_when_the_timeout_passes(
     assert!(beats.iter().all(|status| *status == 200), "{beats:?}");
     assert_eq!(listed("status=online").await, [2, 3, 4, 1_500]);
     assert_eq!(listed("").await, [2, 3, 4, 1_500]);
+}
+
+#[tokio::test]
+async fn a_runner_with_every_link_it_may_have_and_fifty_tags_is_deleted_with_its_counts() {
+    // 97 links leave one action of the delete's transaction: every count change goes to one
+    // outbox item, and the contact entry and facet entries follow the commit.
+    let projects: Vec<Value> = (1..=97)
+        .map(|p| json!({"id": 100 + p, "name": format!("P{p}"), "path": format!("p{p}"), "namespace_id": 1}))
+        .collect();
+    let tags: Vec<String> = (0..50).map(|i| format!("t{i}")).collect();
+    let contacted = runners_shared::time::Timestamp::now().to_string();
+    let app = app_seeded(json!({
+        "users": [{"id": 1, "username": "admin", "admin": true, "tokens": [{"token": ADMIN}]}],
+        "groups": [{"id": 1, "name": "Root", "path": "root"}],
+        "projects": projects,
+        "runners": [
+            {"id": 7, "token": "r7", "runner_type": "project_type", "tag_list": tags,
+             "projects": (101..=197).collect::<Vec<i64>>(), "contacted_at": contacted},
+            {"id": 8, "token": "r8", "runner_type": "instance_type", "tag_list": ["t0"],
+             "contacted_at": contacted}
+        ]
+    }))
+    .await;
+    let listed = |query: &'static str| {
+        let app = &app;
+        async move {
+            let found = list(app, ADMIN, &format!("/api/v4/runners/all?{query}"))
+                .await
+                .expect(200);
+            (ids(&found), total(&found))
+        }
+    };
+    assert_eq!(listed("status=online").await, (vec![7, 8], 2));
+    assert_eq!(listed("tag_list=t0").await, (vec![7, 8], 2));
+    app.delete("/api/v4/runners/7")
+        .header("PRIVATE-TOKEN", ADMIN)
+        .send()
+        .await
+        .expect(204);
+    for query in ["", "status=online", "tag_list=t0", "status=active"] {
+        assert_eq!(listed(query).await, (vec![8], 1), "{query}");
+    }
+    assert_eq!(listed("tag_list=t49").await, (vec![], 0));
+    assert!(partition(&app, keys::LISTING_OUTBOX).await.is_empty());
+    assert!(
+        partition(&app, &keys::runner_contact("project_type", 7).0)
+            .await
+            .is_empty(),
+        "the contact entry went after the commit"
+    );
 }

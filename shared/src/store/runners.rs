@@ -14,10 +14,10 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update,
 };
 
-/// The most links one runner may have: a delete removes the runner, its token, every link and
-/// its contact entry in one transaction of at most 100 actions, with its counts in an outbox
-/// item in the last one when they do not fit (`store::listing_outbox`).
-pub const MAX_LINKS_PER_RUNNER: usize = 96;
+/// The most links one runner may have: a delete removes the runner, its token and every link in
+/// one transaction of at most 100 actions, with its counts in an outbox item in the last one
+/// when they do not fit (`store::listing_outbox`).
+pub const MAX_LINKS_PER_RUNNER: usize = 97;
 
 /// How many writes that did not fit in a runner's transaction (index entries, managers) go out
 /// at once right after it.
@@ -796,21 +796,21 @@ impl Store {
         for key in links {
             actions.push(delete(key, None)?);
         }
-        // The runner's index entries and managers fill the rest of the transaction; what does
-        // not fit goes right after it commits. Once the runner and its token are gone nothing
-        // can bring them back, and a list leaves out ids whose runner it cannot read.
-        let mut spill = Vec::with_capacity(system_ids.len());
+        // The runner's index entries, contact entry and managers fill the rest of the
+        // transaction; what does not fit goes right after it commits. Once the runner and its
+        // token are gone nothing can bring them back or write them again (a heartbeat needs the
+        // runner), and a list leaves out ids whose runner it cannot read.
+        let mut changes = super::listing::listing_changes(Some(runner), None);
+        let mut spill = Vec::with_capacity(system_ids.len() + 1);
+        if let Some(contact) = changes.contact_delete.take() {
+            spill.push(self.delete_action(contact)?);
+        }
         for system_id in system_ids {
             spill.push(self.delete_action(keys::runner_manager(runner.id, system_id))?);
         }
         // Only the runner's condition can fail: its version changed since it was read.
         if !matches!(
-            self.transact_listing(
-                actions,
-                &super::listing::listing_changes(Some(runner), None),
-                spill
-            )
-            .await?,
+            self.transact_listing(actions, &changes, spill).await?,
             Transaction::Committed
         ) {
             return Ok(false);
