@@ -259,6 +259,23 @@ pub(crate) fn key_item(key: (String, String)) -> Item {
 /// parallel id ranges: 16,000 entries are under DynamoDB's 1 MB page.
 pub const SUBTREE_RANGE: u64 = 16_000;
 
+/// The GSI3 sort key range of the contact entries after `since` in `since`'s own span (whose
+/// count is not read whole), if there is any such time.
+fn contacts_after_in_span(since: Timestamp) -> Option<(String, String)> {
+    let first_at = since.millis().saturating_add(1);
+    let span = keys::contact_span(since.millis());
+    let last_at = span
+        .saturating_add(1)
+        .saturating_mul(keys::CONTACT_SPAN_MS)
+        .saturating_sub(1);
+    (first_at <= last_at).then(|| {
+        (
+            keys::runner_contacts_by_time(0, first_at).1,
+            keys::runner_contacts_by_time(i64::MAX, last_at).1,
+        )
+    })
+}
+
 /// Where a bucket's ids are read from.
 enum IdSource {
     /// The runner id index (GSI3): every runner.
@@ -666,10 +683,12 @@ impl Store {
             counts.add_types(&reader, bucket)?;
             Ok(false)
         });
-        let span_end = span.saturating_add(1).saturating_mul(keys::CONTACT_SPAN_MS);
-        let (_, first) = keys::runner_contacts_by_time(0, since.millis().saturating_add(1));
-        let (_, last) = keys::runner_contacts_by_time(i64::MAX, span_end.saturating_sub(1));
-        let shards = (0..keys::CONTACT_SHARDS).map(|shard| {
+        // No range when `since` is its span's last millisecond.
+        let range = contacts_after_in_span(since);
+        let shards = range.iter().flat_map(|(first, last)| {
+            (0..keys::CONTACT_SHARDS).map(move |shard| (shard, first, last))
+        });
+        let shards = shards.map(|(shard, first, last)| {
             let (partition, _) = keys::runner_contacts_by_time(shard, 0);
             let query = self
                 .client
@@ -1127,6 +1146,21 @@ mod tests {
             *key == keys::runner_contact_count(at.millis(), 1_234)
                 && deltas == &BTreeMap::from([("instance_type".to_owned(), -1)])
         }));
+    }
+
+    #[test]
+    fn the_contacts_read_beside_the_counts_are_those_after_the_timeout_in_its_span() {
+        let span = 40 * keys::CONTACT_SPAN_MS;
+        let (first, last) = contacts_after_in_span(Timestamp::from_millis(span + 5)).unwrap();
+        assert!(first > keys::runner_contacts_by_time(i64::MAX, span + 5).1);
+        assert!(first <= keys::runner_contacts_by_time(0, span + 6).1);
+        assert!(last >= keys::runner_contacts_by_time(123, span + keys::CONTACT_SPAN_MS - 1).1);
+        assert!(last < keys::runner_contacts_by_time(0, span + keys::CONTACT_SPAN_MS).1);
+        assert_eq!(
+            contacts_after_in_span(Timestamp::from_millis(span - 1)),
+            None,
+            "the span's last millisecond: nothing after it in the span"
+        );
     }
 
     #[test]
