@@ -233,6 +233,11 @@ def main():
                  "status=never_contacted&page=250"),
                 ("status=never_contacted&type=group_type (2,500), page 25, the last",
                  "status=never_contacted&type=group_type&page=25"),
+                ("tag_list=docker&paused=false (28,571), page 1", "tag_list=docker&paused=false"),
+                ("tag_list=docker&paused=false, page 143 (middle)",
+                 "tag_list=docker&paused=false&page=143"),
+                ("tag_list=docker&paused=false, page 286, the last",
+                 "tag_list=docker&paused=false&page=286"),
                 ("status=online, page 1", "status=online"),
                 ("status=online, page 200 (middle)", "status=online&page=200"),
                 ("status=online, page 390 (near the end)", "status=online&page=390"),
@@ -241,8 +246,8 @@ def main():
             measure("GET /runners/all", "admin", what, f"/api/v4/runners/all?per_page=100&{query}",
                     ADMIN)
         for what, query in [("walked: status=stale, page 1", "status=stale"),
-                            ("walked: tag_list=docker&paused=false, page 1",
-                             "tag_list=docker&paused=false")]:
+                            ("walked: tag_list=docker&status=online, page 1",
+                             "tag_list=docker&status=online")]:
             measure("GET /runners/all", "admin", what, f"/api/v4/runners/all?per_page=100&{query}",
                     ADMIN, WALKED_REPEATS)
         deep = 2_500  # in a leaf, three groups deep: 17 + 15 group runners + 10,000 instance

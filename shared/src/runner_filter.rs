@@ -60,6 +60,9 @@ pub struct RunnerFilter {
 pub enum Facet {
     Tag(String),
     Paused(bool),
+    /// A tag together with the active flag, so that the common `tag_list=x&paused=false` (or
+    /// `status=active`) is one facet: counts of two facets cannot place their intersection.
+    TagPaused(String, bool),
     /// Never contacted: the runner's first heartbeat takes it out.
     NeverContacted,
 }
@@ -67,11 +70,17 @@ pub enum Facet {
 impl Facet {
     /// Every facet of a runner.
     pub fn of(runner: &Runner) -> std::collections::BTreeSet<Facet> {
+        let paused = !runner.active;
         runner
             .tag_list
             .iter()
-            .map(|tag| Facet::Tag(tag.clone()))
-            .chain([Facet::Paused(!runner.active)])
+            .flat_map(|tag| {
+                [
+                    Facet::Tag(tag.clone()),
+                    Facet::TagPaused(tag.clone(), paused),
+                ]
+            })
+            .chain([Facet::Paused(paused)])
             .chain(
                 runner
                     .contacted_at
@@ -88,6 +97,9 @@ impl Facet {
             Facet::Paused(true) => "paused".to_owned(),
             Facet::Paused(false) => "active".to_owned(),
             Facet::NeverContacted => "never_contacted".to_owned(),
+            // The flag first: no tag facet's name starts this way.
+            Facet::TagPaused(tag, true) => format!("paused+tag:{tag}"),
+            Facet::TagPaused(tag, false) => format!("active+tag:{tag}"),
         }
     }
 }
@@ -238,12 +250,23 @@ impl RunnerFilter {
             // No runner carries a tag that long, and its key would not fit DynamoDB's limits.
             return Some((Vec::new(), Vec::new()));
         }
-        let mut facets: Vec<Facet> = paused.into_iter().map(Facet::Paused).collect();
+        let tags: Vec<&String> = tags.collect();
+        let mut facets: Vec<Facet> = match (paused.len(), tags.as_slice()) {
+            // One tag and the active flag: their pair is one facet.
+            (1, [tag]) => paused
+                .iter()
+                .map(|paused| Facet::TagPaused((*tag).clone(), *paused))
+                .collect(),
+            // The tags are already distinct (`ParamReader::tags`).
+            _ => paused
+                .into_iter()
+                .map(Facet::Paused)
+                .chain(tags.iter().map(|tag| Facet::Tag((*tag).clone())))
+                .collect(),
+        };
         if never_contacted {
             facets.push(Facet::NeverContacted);
         }
-        // The tags are already distinct (`ParamReader::tags`).
-        facets.extend(tags.map(|tag| Facet::Tag(tag.clone())));
         let mut criteria: Vec<Criterion> = facets.into_iter().map(Criterion::Facet).collect();
         criteria.extend(online.into_iter().map(|online| match online {
             true => Criterion::Online { since },
@@ -368,9 +391,14 @@ mod tests {
             criteria("scope=active&paused=false&tag_list=docker,docker"),
             Some((
                 vec![Instance, Group, Project],
-                vec![paused(false), tag("docker")]
+                vec![Criterion::Facet(Facet::TagPaused("docker".into(), false))]
             )),
-            "the same criterion twice is one"
+            "the same criterion twice is one, and a tag with the active flag one facet"
+        );
+        assert_eq!(
+            criteria("tag_list=a,b&status=paused").map(|(_, c)| c),
+            Some(vec![paused(true), tag("a"), tag("b")]),
+            "two tags and the flag stay three"
         );
         assert_eq!(
             criteria("status=active&paused=true"),
@@ -417,7 +445,17 @@ mod tests {
         runner.tag_list = vec!["b".into(), "a".into()];
         runner.active = false;
         let names: Vec<String> = Facet::of(&runner).iter().map(Facet::name).collect();
-        assert_eq!(names, ["tag:a", "tag:b", "paused", "never_contacted"]);
+        assert_eq!(
+            names,
+            [
+                "tag:a",
+                "tag:b",
+                "paused",
+                "paused+tag:a",
+                "paused+tag:b",
+                "never_contacted"
+            ]
+        );
         assert!(
             Criterion::Offline { since }.admits(&runner),
             "never contacted"

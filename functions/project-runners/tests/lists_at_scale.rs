@@ -442,7 +442,12 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         );
     }
     type Keep = fn(&ModelRunner) -> bool;
-    let facets: [(&str, Keep); 9] = [
+    let facets: [(&str, Keep); 11] = [
+        // A tag with the active flag: one facet of its own.
+        ("tag_list=docker&paused=true", |r| r.0 % 21 == 0),
+        ("tag_list=docker&status=active&type=project_type", |r| {
+            r.0 % 3 == 0 && r.0 % 7 != 0 && r.1 == "project_type"
+        }),
         // Online and offline: the contact counts of the spans after the one holding the
         // timeout, and the entries of that span after it.
         ("status=online", |r| online(r.0)),
@@ -480,12 +485,13 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         }
     }
 
-    // Filters on two criteria, or on staleness, walk the runners, and agree with the model.
+    // Filters on two criteria (other than a tag and the active flag), or on staleness, walk
+    // the runners, and agree with the model.
     let calls = check_page(
         &app,
         ADMIN,
-        "/api/v4/runners/all?tag_list=docker&paused=true",
-        &model.ids(|r| r.0 % 21 == 0),
+        "/api/v4/runners/all?tag_list=docker&status=online",
+        &model.ids(|r| r.0 % 3 == 0 && online(r.0)),
         2,
         50,
         10,
@@ -706,6 +712,12 @@ async fn facet_filters(app: &TestApp, runners: &[Value]) -> Vec<(String, Vec<i64
                 .is_some_and(|t| t.contains(&json!(tag)))
         };
         filters.push((format!("tag_list={tag}"), keep(&has)));
+        for paused in [true, false] {
+            filters.push((
+                format!("tag_list={tag}&paused={paused}"),
+                keep(&|d| has(d) && d["active"] == !paused),
+            ));
+        }
     }
     filters
 }

@@ -979,7 +979,12 @@ mod tests {
                 BTreeMap::from([("value".to_owned(), 1)]),
             ),
         ];
-        for facet in ["active", "never_contacted", "tag:docker"] {
+        for facet in [
+            "active",
+            "active+tag:docker",
+            "never_contacted",
+            "tag:docker",
+        ] {
             // Each facet moves between types within its one count item.
             expected.push((keys::runner_facet_count(facet, 1_234), moved.clone()));
         }
@@ -989,6 +994,7 @@ mod tests {
             changes.facet_puts,
             [
                 keys::runner_facet("active", "project_type", 1_234),
+                keys::runner_facet("active+tag:docker", "project_type", 1_234),
                 keys::runner_facet("never_contacted", "project_type", 1_234),
                 keys::runner_facet("tag:docker", "project_type", 1_234),
             ]
@@ -997,6 +1003,7 @@ mod tests {
             changes.facet_deletes,
             [
                 keys::runner_facet("active", "instance_type", 1_234),
+                keys::runner_facet("active+tag:docker", "instance_type", 1_234),
                 keys::runner_facet("never_contacted", "instance_type", 1_234),
                 keys::runner_facet("tag:docker", "instance_type", 1_234),
             ]
@@ -1069,9 +1076,14 @@ mod tests {
         after.active = false;
         after.tag_list = vec!["linux".into(), "arm".into()];
         let changes = listing_changes(Some(&before), Some(&after));
+        // Pausing moves `linux`'s pair with the flag too.
         let mut expected: Vec<_> = [
             ("active", -1),
+            ("active+tag:docker", -1),
+            ("active+tag:linux", -1),
             ("paused", 1),
+            ("paused+tag:arm", 1),
+            ("paused+tag:linux", 1),
             ("tag:arm", 1),
             ("tag:docker", -1),
         ]
@@ -1086,13 +1098,26 @@ mod tests {
         expected.sort();
         assert_eq!(
             changes.counts, expected,
-            "one count item per facet that moves; the runner count itself and `linux` stay"
+            "one count item per facet that moves; the runner count itself and `tag:linux` stay"
         );
         let entry = |facet| keys::runner_facet(facet, "project_type", 77);
-        assert_eq!(changes.facet_puts, [entry("paused"), entry("tag:arm")]);
+        assert_eq!(
+            changes.facet_puts,
+            [
+                entry("paused"),
+                entry("paused+tag:arm"),
+                entry("paused+tag:linux"),
+                entry("tag:arm")
+            ]
+        );
         assert_eq!(
             changes.facet_deletes,
-            [entry("active"), entry("tag:docker")]
+            [
+                entry("active"),
+                entry("active+tag:docker"),
+                entry("active+tag:linux"),
+                entry("tag:docker")
+            ]
         );
     }
 

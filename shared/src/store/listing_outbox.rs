@@ -4,11 +4,12 @@
 //! runner count and one facet count per facet that moves: with 50 tags, a full retag moves
 //! 100. DynamoDB takes at most 100 actions in a transaction, and counts must change exactly
 //! once (an `ADD` is not idempotent), so the counts that do not fit are written into the same
-//! transaction as **outbox items** (`LISTING_OUTBOX` / `<millis>#<random>`), each holding at
-//! most 99 count changes. Right after the commit each outbox item is applied by its own
-//! transaction: its count changes, and its own delete on condition that it still exists. If
-//! that follow-up does not happen (the function stopped, DynamoDB failed), the sweeper applies
-//! what is left a minute later; the condition makes sure that only one of them does.
+//! transaction as one **outbox item** (`LISTING_OUTBOX` / `<millis>#<random>`). Right after the
+//! commit it is applied by a transaction of its count changes and its own delete, on condition
+//! that it still exists; one holding more than 99 changes is applied 98 at a time, each
+//! transaction also putting an outbox item of the rest. If that follow-up does not happen (the
+//! function stopped, DynamoDB failed), the sweeper applies what is left a minute later; the
+//! condition makes sure that only one of them does.
 
 use super::item::{Item, ItemBuilder, ItemReader, key_of};
 use super::listing::{CountChange, ListingChanges};
@@ -19,25 +20,32 @@ use crate::time::Timestamp;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
 use std::collections::BTreeMap;
 
-/// The count changes one outbox item holds: its own delete takes the 100th action of the
-/// transaction that applies it.
-const OUTBOX_CHANGES: usize = MAX_TRANSACTION_ACTIONS - 1;
+/// The count changes one transaction applies from an outbox item: its delete takes one action
+/// and the outbox item of what is left, if anything is, another.
+const APPLIED_AT_ONCE: usize = MAX_TRANSACTION_ACTIONS - 2;
 
 /// An outbox item this old was not applied by the write that made it (which applies it within
 /// milliseconds): the sweeper applies it.
 pub const OUTBOX_ABANDONED_AFTER_MS: i64 = 60_000;
 
-/// How a write's `counts` count changes fit beside `room` free actions: how many go into the
-/// transaction itself, and into how many outbox items the rest goes. `None` when they cannot
-/// (no room at all).
-fn plan(room: usize, counts: usize) -> Option<(usize, usize)> {
+/// How many of a write's `counts` count changes go into its transaction beside `room` free
+/// actions, and whether the rest goes into an outbox item (which takes one of them). `None`
+/// when there is no room at all.
+fn plan(room: usize, counts: usize) -> Option<(usize, bool)> {
     if counts <= room {
-        return Some((counts, 0));
+        Some((counts, false))
+    } else {
+        room.checked_sub(1).map(|inline| (inline, true))
     }
-    (1..=room).find_map(|outboxes| {
-        let inline = room - outboxes;
-        (counts - inline <= OUTBOX_CHANGES * outboxes).then_some((inline, outboxes))
-    })
+}
+
+/// A new outbox item's key: when it was written, and a random part.
+fn outbox_key() -> Result<(String, String), ApiError> {
+    let random = getrandom::u64().map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
+    Ok((
+        keys::LISTING_OUTBOX.to_owned(),
+        format!("{}#{random:016x}", keys::padded(Timestamp::now().millis())),
+    ))
 }
 
 /// An outbox item holding `changes`.
@@ -149,7 +157,7 @@ impl Store {
     ) -> Result<Transaction, ApiError> {
         actions.extend(self.contact_actions(changes)?);
         let room = MAX_TRANSACTION_ACTIONS.saturating_sub(actions.len());
-        let (inline, outboxes) = plan(room, changes.counts.len()).ok_or_else(|| {
+        let (inline, outbox) = plan(room, changes.counts.len()).ok_or_else(|| {
             ApiError::internal(format!(
                 "{} actions leave no room for {} count changes",
                 actions.len(),
@@ -158,54 +166,59 @@ impl Store {
         })?;
         let (now, later) = changes.counts.split_at(inline);
         actions.extend(self.count_updates(now)?);
-        let mut pending = Vec::with_capacity(outboxes);
-        for chunk in later.chunks(OUTBOX_CHANGES) {
-            let random =
-                getrandom::u64().map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
-            let key = (
-                keys::LISTING_OUTBOX.to_owned(),
-                format!(
-                    "{}#{:016x}",
-                    keys::padded(Timestamp::now().millis()),
-                    random
-                ),
-            );
-            actions.push(self.put(outbox_item(key.clone(), chunk), "attribute_not_exists(pk)")?);
-            pending.push((key, chunk.to_vec()));
-        }
+        let pending = if outbox {
+            let key = outbox_key()?;
+            actions.push(self.put(outbox_item(key.clone(), later), "attribute_not_exists(pk)")?);
+            Some((key, later))
+        } else {
+            None
+        };
         let mut entries = self.entry_actions(changes)?;
         entries.extend(spill);
         let outcome = self.transact_spilling(actions, entries).await?;
-        if matches!(outcome, Transaction::Committed) {
-            for (key, chunk) in pending {
-                // The write is done; the sweeper applies what this could not.
-                if let Err(error) = self.apply_outbox(key, &chunk).await {
-                    tracing::warn!(%error, "listing outbox left for the sweeper");
-                }
+        if let (Transaction::Committed, Some((key, later))) = (&outcome, pending) {
+            // The write is done; the sweeper applies what this could not.
+            if let Err(error) = self.apply_outbox(key, later).await {
+                tracing::warn!(%error, "listing outbox left for the sweeper");
             }
         }
         Ok(outcome)
     }
 
     /// Applies one outbox item's count changes and deletes it, unless it is gone (applied
-    /// already). Returns whether this applied it.
+    /// already), 98 changes a transaction, each putting an outbox item of the rest. Returns
+    /// whether this applied it (all of it, or its first part and the rest, or nothing).
     async fn apply_outbox(
         &self,
-        key: (String, String),
-        changes: &[CountChange],
+        mut key: (String, String),
+        mut changes: &[CountChange],
     ) -> Result<bool, ApiError> {
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key_of(key)))
-            .condition_expression("attribute_exists(pk)")
-            .build()
-            .map_err(build_error)?;
-        let mut actions = vec![TransactWriteItem::builder().delete(delete).build()];
-        actions.extend(self.count_updates(changes)?);
-        Ok(matches!(
-            self.transact(actions).await?,
-            Transaction::Committed
-        ))
+        loop {
+            let (now, rest) = changes.split_at(changes.len().min(APPLIED_AT_ONCE));
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_of(key)))
+                .condition_expression("attribute_exists(pk)")
+                .build()
+                .map_err(build_error)?;
+            let mut actions = vec![TransactWriteItem::builder().delete(delete).build()];
+            let next = if rest.is_empty() {
+                None
+            } else {
+                let next = outbox_key()?;
+                actions
+                    .push(self.put(outbox_item(next.clone(), rest), "attribute_not_exists(pk)")?);
+                Some(next)
+            };
+            actions.extend(self.count_updates(now)?);
+            if !matches!(self.transact(actions).await?, Transaction::Committed) {
+                return Ok(false);
+            }
+            match next {
+                Some(next) => (key, changes) = (next, rest),
+                None => return Ok(true),
+            }
+        }
     }
 
     /// Applies every outbox item older than [`OUTBOX_ABANDONED_AFTER_MS`] at `now` (the
@@ -247,26 +260,18 @@ mod tests {
 
     #[test]
     fn counts_that_fit_stay_in_the_transaction() {
-        assert_eq!(plan(99, 53), Some((53, 0)));
-        assert_eq!(plan(3, 3), Some((3, 0)));
-        assert_eq!(plan(0, 0), Some((0, 0)));
+        assert_eq!(plan(99, 53), Some((53, false)));
+        assert_eq!(plan(3, 3), Some((3, false)));
+        assert_eq!(plan(0, 0), Some((0, false)));
     }
 
     #[test]
-    fn counts_that_do_not_fit_go_to_as_few_outbox_items_as_will_do() {
-        // A full retag of 50 tags to 50 others, pausing too: 102 facet counts beside the update.
-        assert_eq!(plan(99, 102), Some((98, 1)));
-        // A delete with 97 links leaves one action: everything goes to one outbox item.
-        assert_eq!(plan(1, 53), Some((0, 1)));
-        assert_eq!(plan(1, 99), Some((0, 1)));
-        assert_eq!(plan(1, 100), None);
-        assert_eq!(plan(2, 150), Some((0, 2)));
+    fn counts_that_do_not_fit_go_to_one_outbox_item() {
+        // A full retag of 50 tags to 50 others, pausing too: 201 facet counts beside the update.
+        assert_eq!(plan(99, 201), Some((98, true)));
+        // A delete with 97 links leaves one action: everything goes to the outbox item.
+        assert_eq!(plan(1, 103), Some((0, true)));
         assert_eq!(plan(0, 1), None);
-        for (room, counts) in [(99, 102), (1, 53), (2, 150), (50, 300)] {
-            let (inline, outboxes) = plan(room, counts).unwrap();
-            assert!(inline + outboxes <= room);
-            assert!(counts - inline <= OUTBOX_CHANGES * outboxes);
-        }
     }
 
     #[test]
