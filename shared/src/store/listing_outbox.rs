@@ -145,10 +145,10 @@ impl Store {
     }
 
     /// Runs `actions` (the write itself, whose conditions decide it) in one transaction with
-    /// the listing `changes` it makes: the contact entry's, every count change, in the transaction or in outbox
-    /// items written by it (applied right after); then the index entries and `spill` (writes
-    /// a list can do without for a moment), in the transaction as far as they fit, or right
-    /// after it ([`Store::transact_spilling`]).
+    /// the listing `changes` it makes: the contact entry's writes; every count change, in the
+    /// transaction or in an outbox item written by it (applied right after); then the index
+    /// entries and `spill` (writes a list can do without for a moment), in the transaction as
+    /// far as they fit, or right after it ([`Store::transact_spilling`]).
     pub(crate) async fn transact_listing(
         &self,
         mut actions: Vec<TransactWriteItem>,
@@ -164,21 +164,24 @@ impl Store {
                 changes.counts.len()
             ))
         })?;
-        let (now, later) = changes.counts.split_at(inline);
-        actions.extend(self.count_updates(now)?);
+        let (in_transaction, outboxed) = changes.counts.split_at(inline);
+        actions.extend(self.count_updates(in_transaction)?);
         let pending = if outbox {
             let key = outbox_key()?;
-            actions.push(self.put(outbox_item(key.clone(), later), "attribute_not_exists(pk)")?);
-            Some((key, later))
+            actions.push(self.put(
+                outbox_item(key.clone(), outboxed),
+                "attribute_not_exists(pk)",
+            )?);
+            Some((key, outboxed))
         } else {
             None
         };
         let mut entries = self.entry_actions(changes)?;
         entries.extend(spill);
         let outcome = self.transact_spilling(actions, entries).await?;
-        if let (Transaction::Committed, Some((key, later))) = (&outcome, pending) {
+        if let (Transaction::Committed, Some((key, outboxed))) = (&outcome, pending) {
             // The write is done; the sweeper applies what this could not.
-            if let Err(error) = self.apply_outbox(key, later).await {
+            if let Err(error) = self.apply_outbox(key, outboxed).await {
                 tracing::warn!(%error, "listing outbox left for the sweeper");
             }
         }
@@ -194,7 +197,7 @@ impl Store {
         mut changes: &[CountChange],
     ) -> Result<bool, ApiError> {
         loop {
-            let (now, rest) = changes.split_at(changes.len().min(APPLIED_AT_ONCE));
+            let (applied, rest) = changes.split_at(changes.len().min(APPLIED_AT_ONCE));
             let delete = Delete::builder()
                 .table_name(&self.table)
                 .set_key(Some(key_of(key)))
@@ -210,7 +213,7 @@ impl Store {
                     .push(self.put(outbox_item(next.clone(), rest), "attribute_not_exists(pk)")?);
                 Some(next)
             };
-            actions.extend(self.count_updates(now)?);
+            actions.extend(self.count_updates(applied)?);
             if !matches!(self.transact(actions).await?, Transaction::Committed) {
                 return Ok(false);
             }
