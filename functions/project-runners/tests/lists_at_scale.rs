@@ -905,16 +905,7 @@ async fn a_runner_with_fifty_tags_spills_its_index_entries_past_the_transaction_
     let old_tags = tags("old-");
     let old_refs: Vec<&str> = old_tags.iter().map(String::as_str).collect();
     let (id, _) = register(&app, "instance-registration", &old_refs, true).await;
-    let listed = |query: String| {
-        let app = &app;
-        async move {
-            let found = list(app, ADMIN, &format!("/api/v4/runners/all?{query}"))
-                .await
-                .expect(200);
-            (ids(&found), total(&found))
-        }
-    };
-    assert_eq!(listed("tag_list=old-49".into()).await, (vec![id], 1));
+    assert_eq!(all_runners(&app, "tag_list=old-49").await, (vec![id], 1));
     // Enabling moves 52 facet entries to the project type: more than a transaction holds.
     app.post("/api/v4/projects/10/runners")
         .header("PRIVATE-TOKEN", ADMIN)
@@ -924,11 +915,11 @@ async fn a_runner_with_fifty_tags_spills_its_index_entries_past_the_transaction_
         .expect(201);
     for tag in ["old-0", "old-49"] {
         assert_eq!(
-            listed(format!("tag_list={tag}&type=project_type")).await,
+            all_runners(&app, &format!("tag_list={tag}&type=project_type")).await,
             (vec![id], 1)
         );
         assert_eq!(
-            listed(format!("tag_list={tag}&type=instance_type")).await,
+            all_runners(&app, &format!("tag_list={tag}&type=instance_type")).await,
             (vec![], 0)
         );
     }
@@ -937,8 +928,8 @@ async fn a_runner_with_fifty_tags_spills_its_index_entries_past_the_transaction_
         update(&app, id, json!({"tag_list": tags("new-")})).await,
         200
     );
-    assert_eq!(listed("tag_list=new-37".into()).await, (vec![id], 1));
-    assert_eq!(listed("tag_list=old-37".into()).await, (vec![], 0));
+    assert_eq!(all_runners(&app, "tag_list=new-37").await, (vec![id], 1));
+    assert_eq!(all_runners(&app, "tag_list=old-37").await, (vec![], 0));
     assert!(
         partition(&app, keys::LISTING_OUTBOX).await.is_empty(),
         "the 100 count changes that did not fit were applied right after the commit"
@@ -964,7 +955,15 @@ async fn a_runner_with_fifty_tags_spills_its_index_entries_past_the_transaction_
         .await
         .expect("a scan of the test table");
     assert_eq!(leftovers.count(), 0, "{:?}", leftovers.items());
-    assert_eq!(listed("tag_list=new-0".into()).await, (vec![], 0));
+    assert_eq!(all_runners(&app, "tag_list=new-0").await, (vec![], 0));
+}
+
+/// `/runners/all` with `query`, as an admin: the ids and the total.
+async fn all_runners(app: &TestApp, query: &str) -> (Vec<i64>, usize) {
+    let found = list(app, ADMIN, &format!("/api/v4/runners/all?{query}"))
+        .await
+        .expect(200);
+    (ids(&found), total(&found))
 }
 
 /// Every item of one partition of the test table.
@@ -1018,18 +1017,18 @@ async fn count_items_stay_small_however_many_long_tags_come_and_go() {
             "retag {round}"
         );
     }
-    let listed = |tag: String| {
-        let app = &app;
-        async move {
-            let found = list(app, ADMIN, &format!("/api/v4/runners/all?tag_list={tag}"))
-                .await
-                .expect(200);
-            (ids(&found), total(&found))
-        }
-    };
-    assert_eq!(listed(tags(36)[17].clone()).await, (vec![id], 1));
-    assert_eq!(listed(tags(35)[17].clone()).await, (vec![], 0));
-    assert_eq!(listed(tags(0)[0].clone()).await, (vec![], 0));
+    assert_eq!(
+        all_runners(&app, &format!("tag_list={}", tags(36)[17])).await,
+        (vec![id], 1)
+    );
+    assert_eq!(
+        all_runners(&app, &format!("tag_list={}", tags(35)[17])).await,
+        (vec![], 0)
+    );
+    assert_eq!(
+        all_runners(&app, &format!("tag_list={}", tags(0)[0])).await,
+        (vec![], 0)
+    );
     let facet_counts = partition(&app, keys::RUNNER_FACET_COUNTS).await;
     assert!(facet_counts.len() > 1_850, "one item per tag ever carried");
     for item in facet_counts
@@ -1252,26 +1251,17 @@ async fn a_runner_with_every_link_it_may_have_and_fifty_tags_is_deleted_with_its
         ]
     }))
     .await;
-    let listed = |query: &'static str| {
-        let app = &app;
-        async move {
-            let found = list(app, ADMIN, &format!("/api/v4/runners/all?{query}"))
-                .await
-                .expect(200);
-            (ids(&found), total(&found))
-        }
-    };
-    assert_eq!(listed("status=online").await, (vec![7, 8], 2));
-    assert_eq!(listed("tag_list=t0").await, (vec![7, 8], 2));
+    assert_eq!(all_runners(&app, "status=online").await, (vec![7, 8], 2));
+    assert_eq!(all_runners(&app, "tag_list=t0").await, (vec![7, 8], 2));
     app.delete("/api/v4/runners/7")
         .header("PRIVATE-TOKEN", ADMIN)
         .send()
         .await
         .expect(204);
     for query in ["", "status=online", "tag_list=t0", "status=active"] {
-        assert_eq!(listed(query).await, (vec![8], 1), "{query}");
+        assert_eq!(all_runners(&app, query).await, (vec![8], 1), "{query}");
     }
-    assert_eq!(listed("tag_list=t49").await, (vec![], 0));
+    assert_eq!(all_runners(&app, "tag_list=t49").await, (vec![], 0));
     assert!(partition(&app, keys::LISTING_OUTBOX).await.is_empty());
     assert!(
         partition(&app, &keys::runner_contact("project_type", 7).0)
