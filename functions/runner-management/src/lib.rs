@@ -88,6 +88,10 @@ async fn list_owned(
     ))
 }
 
+/// The most criteria a `/runners/all` filter may intersect (each costs a read of its counts)
+/// before it walks instead.
+const MAX_INTERSECTED_CRITERIA: usize = 4;
+
 async fn list_all(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -97,23 +101,31 @@ async fn list_all(
     let mut reader = params.reader();
     let filter = RunnerFilter::read(&mut reader, RunnerList::All);
     let page = PageRequest::read(&mut reader);
-    // Counted: a filter on types and at most one criterion (a tag, active or paused, never
-    // contacted, online or offline).
+    // Counted: a filter on types and criteria (tags, active or paused, never contacted,
+    // online or offline). One criterion's page is placed by its counts; several are
+    // intersected when the rarest is small enough. The counts (small partitions) are read
+    // beside the caller's token, so that a page costs three round trips (four intersected);
+    // they are shown to admins only.
     let now = Timestamp::now();
     let timeout = state.settings.online_timeout_secs;
     let since = Timestamp::from_millis(now.millis().saturating_sub(timeout.saturating_mul(1000)));
     let counted = filter
         .counted_criteria(since)
-        .filter(|(_, criteria)| criteria.len() <= 1);
-    let criterion = counted.as_ref().and_then(|(_, criteria)| criteria.first());
-    // The counts (a small partition) are read beside the caller's token, so that a counted
-    // page costs three round trips; they are shown to admins only.
+        .filter(|(_, criteria)| criteria.len() <= MAX_INTERSECTED_CRITERIA);
     let (caller, counts) = futures_util::future::try_join(
         authenticate(&state.store, &headers, &params, Access::Read),
         async {
-            match counted {
-                Some(_) => state.store.runner_counts(criterion).await.map(Some),
-                None => Ok(None),
+            match &counted {
+                Some((_, criteria)) if criteria.len() <= 1 => {
+                    Ok(vec![state.store.runner_counts(criteria.first()).await?])
+                }
+                Some((_, criteria)) => {
+                    let counts = criteria
+                        .iter()
+                        .map(|criterion| state.store.runner_counts(Some(criterion)));
+                    futures_util::future::try_join_all(counts).await
+                }
+                None => Ok(Vec::new()),
             }
         },
     )
@@ -122,24 +134,38 @@ async fn list_all(
     if !caller.admin {
         return Err(ApiError::Forbidden);
     }
-    let (runners, info) = if let (Some((types, _)), Some(counts)) = (&counted, counts) {
-        // Counted: the page is found from the counts, whatever its position.
-        state
-            .store
-            .counted_page(Vec::new(), types, criterion, &counts, None, page)
-            .await?
-    } else {
-        // A filter on the runners' attributes walks them in id order.
-        let index = match filter.single_type() {
-            Some(runner_type) => RunnerIndex::OfType(runner_type),
-            None => RunnerIndex::All,
-        };
-        let (runners, scanned) = state
-            .store
-            .runners_in_index(index, page, |facts| filter.matches(facts, now, timeout))
-            .await?;
-        let (_, info) = page.cut(scanned.matches, scanned.exhausted);
-        (runners, info)
+    let found = match (&counted, counts.as_slice()) {
+        // The page is found from the counts, whatever its position.
+        (Some((types, criteria)), [counts]) if criteria.len() <= 1 => Some(
+            state
+                .store
+                .counted_page(Vec::new(), types, criteria.first(), counts, None, page)
+                .await?,
+        ),
+        (Some((types, criteria)), _) => {
+            let with_counts: Vec<_> = criteria.iter().cloned().zip(counts).collect();
+            state
+                .store
+                .intersected_page(types, &with_counts, page)
+                .await?
+        }
+        (None, _) => None,
+    };
+    let (runners, info) = match found {
+        Some(found) => found,
+        None => {
+            // A filter on the runners' attributes walks them in id order.
+            let index = match filter.single_type() {
+                Some(runner_type) => RunnerIndex::OfType(runner_type),
+                None => RunnerIndex::All,
+            };
+            let (runners, scanned) = state
+                .store
+                .runners_in_index(index, page, |facts| filter.matches(facts, now, timeout))
+                .await?;
+            let (_, info) = page.cut(scanned.matches, scanned.exhausted);
+            (runners, info)
+        }
     };
     Ok(paginated(
         &entities(&runners, &state),

@@ -7,7 +7,7 @@
 use super::writes::{delete_all, err, put_all};
 use crate::runner::Runner;
 use crate::store::Store;
-use crate::store::item::{Item, ItemBuilder, ItemReader, key_of};
+use crate::store::item::{Item, ItemBuilder, ItemReader, key_from, key_of};
 use crate::store::keys;
 use crate::store::listing::{key_item, listing_changes};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -243,7 +243,7 @@ pub async fn rebuild_listing(store: &Store, jobs: JobCounts) -> Result<RebuildSu
         }
     }
     let expected_entries: std::collections::BTreeSet<(String, String)> =
-        entries.iter().filter_map(entry_key).collect();
+        entries.iter().filter_map(key_from).collect();
     let stale: Vec<Item> = existing_counter_keys(store)
         .await?
         .into_iter()
@@ -287,12 +287,6 @@ pub async fn rebuild_listing(store: &Store, jobs: JobCounts) -> Result<RebuildSu
     Ok(summary)
 }
 
-/// The key of an index entry as written.
-fn entry_key(item: &Item) -> Option<(String, String)> {
-    let reader = ItemReader::new(item, "index entry");
-    Some((reader.s(keys::PK).ok()?, reader.s(keys::SK).ok()?))
-}
-
 /// Every subtree, facet and contact entry in the table (a Scan: operator-side only) that is not one of
 /// `expected`.
 async fn orphan_index_entries(
@@ -312,7 +306,7 @@ async fn orphan_index_entries(
         .expression_attribute_values(":subtree", AttributeValue::S(keys::SUBTREE_PREFIX.into()))
         .projection_expression("pk, sk");
     scan_pages(scan, |item| {
-        if entry_key(item).is_some_and(|key| !expected.contains(&key)) {
+        if key_from(item).is_some_and(|key| !expected.contains(&key)) {
             orphans.push(item.clone());
         }
         Ok(())

@@ -202,3 +202,12 @@ impl<'a> ItemReader<'a> {
 pub fn key_of((pk, sk): (String, String)) -> Item {
     ItemBuilder::keyed((pk, sk)).build()
 }
+
+/// An item's key, if it has one.
+pub fn key_from(item: &Item) -> Option<(String, String)> {
+    let reader = ItemReader::new(item, "item");
+    Some((
+        reader.s(super::keys::PK).ok()?,
+        reader.s(super::keys::SK).ok()?,
+    ))
+}

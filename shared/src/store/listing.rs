@@ -276,6 +276,40 @@ fn contacts_after_in_span(since: Timestamp) -> Option<(String, String)> {
     })
 }
 
+/// The most runners the rarest of several criteria may have for a list to intersect them
+/// rather than walk: its keys, and the others' entries of those runners, are each under 1 MB.
+pub const MAX_INTERSECTED: u64 = 5_000;
+
+/// The entry whose presence (a facet's) or time (a contact's) says whether a runner of this
+/// type meets `criterion`.
+fn entry_of(criterion: &Criterion, runner_type: RunnerType, id: i64) -> (String, String) {
+    match criterion {
+        Criterion::Facet(facet) => keys::runner_facet(&facet.name(), runner_type.as_str(), id),
+        Criterion::Online { .. } | Criterion::Offline { .. } => {
+            keys::runner_contact(runner_type.as_str(), id)
+        }
+    }
+}
+
+/// Whether the runner whose entry for `criterion` is `entry` (`None`: it has none) meets it.
+fn entry_admits(criterion: &Criterion, entry: Option<&Item>) -> bool {
+    let contacted_after = |since: &Timestamp| {
+        entry
+            .and_then(|item| {
+                ItemReader::new(item, "contact entry")
+                    .opt_n("at")
+                    .ok()
+                    .flatten()
+            })
+            .is_some_and(|at| at > since.millis())
+    };
+    match criterion {
+        Criterion::Facet(_) => entry.is_some(),
+        Criterion::Online { since } => contacted_after(since),
+        Criterion::Offline { since } => !contacted_after(since),
+    }
+}
+
 /// Where a bucket's ids are read from.
 enum IdSource {
     /// The runner id index (GSI3): every runner.
@@ -305,6 +339,11 @@ impl RunnerCounts {
             self.add(runner_type, bucket, reader.opt_n(name)?.unwrap_or(0));
         }
         Ok(())
+    }
+
+    /// How many runners of these types there are.
+    pub fn total(&self, types: &[RunnerType]) -> u64 {
+        self.per_bucket(types).values().sum()
     }
 
     /// These counts less `other`'s (of a subset of the same runners).
@@ -733,6 +772,20 @@ impl Store {
         criterion: Option<&Criterion>,
         buckets: &[i64],
     ) -> Result<Vec<i64>, ApiError> {
+        let typed = self.typed_bucket_ids(types, criterion, buckets).await?;
+        Ok(merged_ids(vec![(
+            typed.into_iter().map(|(_, id)| id).collect(),
+            false,
+        )]))
+    }
+
+    /// As [`Store::bucket_runner_ids`], each id with the type whose partition held it.
+    async fn typed_bucket_ids(
+        &self,
+        types: &[RunnerType],
+        criterion: Option<&Criterion>,
+        buckets: &[i64],
+    ) -> Result<Vec<(RunnerType, i64)>, ApiError> {
         let source = match criterion {
             None => IdSource::All,
             Some(Criterion::Facet(facet)) => IdSource::Facet(facet.name()),
@@ -744,20 +797,24 @@ impl Store {
                     self.ids_of(types, &IdSource::ContactedAfter(*since), buckets),
                 )
                 .await?;
-                let online: BTreeSet<i64> = online.into_iter().collect();
-                return Ok(all.into_iter().filter(|id| !online.contains(id)).collect());
+                let online: BTreeSet<i64> = online.into_iter().map(|(_, id)| id).collect();
+                return Ok(all
+                    .into_iter()
+                    .filter(|(_, id)| !online.contains(id))
+                    .collect());
             }
         };
         self.ids_of(types, &source, buckets).await
     }
 
-    /// The ids in one source's partitions of these types and buckets, in id order.
+    /// The ids in one source's partitions of these types and buckets, each with its
+    /// partition's type, in id order.
     async fn ids_of(
         &self,
         types: &[RunnerType],
         source: &IdSource,
         buckets: &[i64],
-    ) -> Result<Vec<i64>, ApiError> {
+    ) -> Result<Vec<(RunnerType, i64)>, ApiError> {
         let queries = buckets.iter().flat_map(|bucket| {
             types.iter().map(move |runner_type| {
                 let query = self.client.query().table_name(&self.table);
@@ -804,10 +861,86 @@ impl Store {
                         keys::SK,
                     ),
                 };
-                self.ids_from_keys(query, key_attribute, usize::MAX)
+                let runner_type = *runner_type;
+                let ids = self.ids_from_keys(query, key_attribute, usize::MAX);
+                async move {
+                    let (ids, _) = ids.await?;
+                    Ok::<_, ApiError>(ids.into_iter().map(move |id| (runner_type, id)))
+                }
             })
         });
-        Ok(merged_ids(try_join_all(queries).await?))
+        let mut typed: Vec<(RunnerType, i64)> =
+            try_join_all(queries).await?.into_iter().flatten().collect();
+        typed.sort_unstable_by_key(|(_, id)| *id);
+        Ok(typed)
+    }
+
+    /// One page of the runners of `types` that meet every one of several criteria (each with
+    /// its counts, read beside the token), with the exact total, when the rarest of them has
+    /// at most [`MAX_INTERSECTED`] runners: its ids are read from its buckets, each is checked
+    /// against the other criteria's entries (a batch of key reads), then the page's runners
+    /// are read. Four round trips with the counts. `None` when every criterion has more: the
+    /// caller walks.
+    pub async fn intersected_page(
+        &self,
+        types: &[RunnerType],
+        criteria: &[(Criterion, RunnerCounts)],
+        page: PageRequest,
+    ) -> Result<Option<(Vec<Runner>, PageInfo)>, ApiError> {
+        let Some((rarest, counts)) = criteria
+            .iter()
+            .min_by_key(|(_, counts)| counts.total(types))
+        else {
+            return Ok(None);
+        };
+        if counts.total(types) > MAX_INTERSECTED {
+            return Ok(None);
+        }
+        let buckets: Vec<i64> = counts.per_bucket(types).into_keys().collect();
+        let candidates = self.typed_bucket_ids(types, Some(rarest), &buckets).await?;
+        let others: Vec<&Criterion> = criteria
+            .iter()
+            .map(|(criterion, _)| criterion)
+            .filter(|criterion| *criterion != rarest)
+            .collect();
+        let wanted: BTreeSet<(String, String)> = candidates
+            .iter()
+            .flat_map(|(runner_type, id)| {
+                others
+                    .iter()
+                    .map(move |criterion| entry_of(criterion, *runner_type, *id))
+            })
+            .collect();
+        let found: BTreeMap<(String, String), Item> = self
+            .batch_get(wanted.into_iter().collect())
+            .await?
+            .into_iter()
+            .filter_map(|item| Some((super::item::key_from(&item)?, item)))
+            .collect();
+        let mut matched: Vec<i64> = candidates
+            .into_iter()
+            .filter(|(runner_type, id)| {
+                others.iter().all(|criterion| {
+                    entry_admits(
+                        criterion,
+                        found.get(&entry_of(criterion, *runner_type, *id)),
+                    )
+                })
+            })
+            .map(|(_, id)| id)
+            .collect();
+        matched.dedup();
+        let (page_ids, info) = page.cut(matched, true);
+        let mut runners = self.get_runners(&page_ids).await?;
+        // An entry left by a write whose follow-up failed, or a contact that moved since its
+        // entry was read, is not a match.
+        runners.retain(|runner| {
+            types.contains(&runner.runner_type)
+                && criteria
+                    .iter()
+                    .all(|(criterion, _)| criterion.admits(runner))
+        });
+        Ok(Some((runners, info)))
     }
 
     /// The first `limit` runners of a group's subtree set, in id order, and whether there are
