@@ -64,8 +64,11 @@ def world():
 
     def runner(rid, kind, **extra):
         entry = {"id": rid, "token": f"scale-runner-{rid}", "runner_type": kind, **extra}
-        if rid % 3 == 0:
-            entry["tag_list"] = ["docker"]
+        tags = ["docker"] if rid % 3 == 0 else []
+        if rid % 100 in (4, 5, 10):  # 3,000: a third online, a third never contacted
+            tags.append("gpu")
+        if tags:
+            entry["tag_list"] = tags
         # Half never contacted; of the rest, most seen within the last minute (online), one
         # in 5 three hours ago (offline), one in 50 going quiet 45 to 60 minutes ago (online,
         # near the timeout: the contact entries a count reads).
@@ -238,6 +241,11 @@ def main():
                  "tag_list=docker&paused=false&page=143"),
                 ("tag_list=docker&paused=false, page 286, the last",
                  "tag_list=docker&paused=false&page=286"),
+                ("tag_list=gpu&status=online (two criteria), page 1", "tag_list=gpu&status=online"),
+                ("tag_list=gpu&status=online, page 10 (the last)",
+                 "tag_list=gpu&status=online&page=10"),
+                ("tag_list=gpu&status=offline&type=project_type, page 17 (near the end)",
+                 "tag_list=gpu&status=offline&type=project_type&page=17"),
                 ("status=online, page 1", "status=online"),
                 ("status=online, page 200 (middle)", "status=online&page=200"),
                 ("status=online, page 390 (near the end)", "status=online&page=390"),
