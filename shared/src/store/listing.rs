@@ -341,6 +341,15 @@ impl RunnerCounts {
         Ok(())
     }
 
+    /// The (type, bucket) pairs of these types that hold runners.
+    fn partitions(&self, types: &[RunnerType]) -> Vec<(RunnerType, i64)> {
+        self.0
+            .iter()
+            .filter(|((runner_type, _), count)| **count > 0 && types.contains(runner_type))
+            .map(|(partition, _)| *partition)
+            .collect()
+    }
+
     /// How many runners of these types there are.
     pub fn total(&self, types: &[RunnerType]) -> u64 {
         self.per_bucket(types).values().sum()
@@ -772,19 +781,23 @@ impl Store {
         criterion: Option<&Criterion>,
         buckets: &[i64],
     ) -> Result<Vec<i64>, ApiError> {
-        let typed = self.typed_bucket_ids(types, criterion, buckets).await?;
+        let partitions: Vec<(RunnerType, i64)> = buckets
+            .iter()
+            .flat_map(|bucket| types.iter().map(move |runner_type| (*runner_type, *bucket)))
+            .collect();
+        let typed = self.typed_bucket_ids(&partitions, criterion).await?;
         Ok(merged_ids(vec![(
             typed.into_iter().map(|(_, id)| id).collect(),
             false,
         )]))
     }
 
-    /// As [`Store::bucket_runner_ids`], each id with the type whose partition held it.
+    /// The ids of the runners of these types and buckets (`partitions`), all of them or those
+    /// that meet a criterion, each with its type, all queried together, in id order.
     async fn typed_bucket_ids(
         &self,
-        types: &[RunnerType],
+        partitions: &[(RunnerType, i64)],
         criterion: Option<&Criterion>,
-        buckets: &[i64],
     ) -> Result<Vec<(RunnerType, i64)>, ApiError> {
         let source = match criterion {
             None => IdSource::All,
@@ -793,8 +806,8 @@ impl Store {
             Some(Criterion::Offline { since }) => {
                 // Every runner of the buckets but those contacted after `since`.
                 let (all, online) = futures_util::future::try_join(
-                    self.ids_of(types, &IdSource::All, buckets),
-                    self.ids_of(types, &IdSource::ContactedAfter(*since), buckets),
+                    self.ids_of(partitions, &IdSource::All),
+                    self.ids_of(partitions, &IdSource::ContactedAfter(*since)),
                 )
                 .await?;
                 let online: BTreeSet<i64> = online.into_iter().map(|(_, id)| id).collect();
@@ -804,70 +817,65 @@ impl Store {
                     .collect());
             }
         };
-        self.ids_of(types, &source, buckets).await
+        self.ids_of(partitions, &source).await
     }
 
     /// The ids in one source's partitions of these types and buckets, each with its
     /// partition's type, in id order.
     async fn ids_of(
         &self,
-        types: &[RunnerType],
+        partitions: &[(RunnerType, i64)],
         source: &IdSource,
-        buckets: &[i64],
     ) -> Result<Vec<(RunnerType, i64)>, ApiError> {
-        let queries = buckets.iter().flat_map(|bucket| {
-            types.iter().map(move |runner_type| {
-                let query = self.client.query().table_name(&self.table);
-                let type_name = runner_type.as_str();
-                let (query, key_attribute) = match source {
-                    IdSource::All => (
-                        query
-                            .index_name(keys::GSI3)
-                            .key_condition_expression("#k = :k")
-                            .expression_attribute_names("#k", keys::GSI3_PK)
-                            .expression_attribute_values(
-                                ":k",
-                                AttributeValue::S(keys::runner_ids(type_name, *bucket)),
-                            ),
-                        keys::GSI3_SK,
-                    ),
-                    IdSource::Facet(facet) => (
-                        query
-                            .key_condition_expression("pk = :k")
-                            .expression_attribute_values(
-                                ":k",
-                                AttributeValue::S(keys::runner_facet_partition(
-                                    facet, type_name, *bucket,
-                                )),
-                            ),
-                        keys::SK,
-                    ),
-                    IdSource::ContactedAfter(since) => (
-                        query
-                            .key_condition_expression("pk = :k")
-                            .filter_expression("#at > :since")
-                            .expression_attribute_names("#at", "at")
-                            .expression_attribute_values(
-                                ":k",
-                                AttributeValue::S(keys::runner_contact_partition(
-                                    type_name, *bucket,
-                                )),
-                            )
-                            .expression_attribute_values(
-                                ":since",
-                                AttributeValue::N(since.millis().to_string()),
-                            )
-                            .consistent_read(true),
-                        keys::SK,
-                    ),
-                };
-                let runner_type = *runner_type;
-                let ids = self.ids_from_keys(query, key_attribute, usize::MAX);
-                async move {
-                    let (ids, _) = ids.await?;
-                    Ok::<_, ApiError>(ids.into_iter().map(move |id| (runner_type, id)))
-                }
-            })
+        let queries = partitions.iter().map(|(runner_type, bucket)| {
+            let query = self.client.query().table_name(&self.table);
+            let type_name = runner_type.as_str();
+            let (query, key_attribute) = match source {
+                IdSource::All => (
+                    query
+                        .index_name(keys::GSI3)
+                        .key_condition_expression("#k = :k")
+                        .expression_attribute_names("#k", keys::GSI3_PK)
+                        .expression_attribute_values(
+                            ":k",
+                            AttributeValue::S(keys::runner_ids(type_name, *bucket)),
+                        ),
+                    keys::GSI3_SK,
+                ),
+                IdSource::Facet(facet) => (
+                    query
+                        .key_condition_expression("pk = :k")
+                        .expression_attribute_values(
+                            ":k",
+                            AttributeValue::S(keys::runner_facet_partition(
+                                facet, type_name, *bucket,
+                            )),
+                        ),
+                    keys::SK,
+                ),
+                IdSource::ContactedAfter(since) => (
+                    query
+                        .key_condition_expression("pk = :k")
+                        .filter_expression("#at > :since")
+                        .expression_attribute_names("#at", "at")
+                        .expression_attribute_values(
+                            ":k",
+                            AttributeValue::S(keys::runner_contact_partition(type_name, *bucket)),
+                        )
+                        .expression_attribute_values(
+                            ":since",
+                            AttributeValue::N(since.millis().to_string()),
+                        )
+                        .consistent_read(true),
+                    keys::SK,
+                ),
+            };
+            let runner_type = *runner_type;
+            let ids = self.ids_from_keys(query, key_attribute, usize::MAX);
+            async move {
+                let (ids, _) = ids.await?;
+                Ok::<_, ApiError>(ids.into_iter().map(move |id| (runner_type, id)))
+            }
         });
         let mut typed: Vec<(RunnerType, i64)> =
             try_join_all(queries).await?.into_iter().flatten().collect();
@@ -896,8 +904,9 @@ impl Store {
         if counts.total(types) > MAX_INTERSECTED {
             return Ok(None);
         }
-        let buckets: Vec<i64> = counts.per_bucket(types).into_keys().collect();
-        let candidates = self.typed_bucket_ids(types, Some(rarest), &buckets).await?;
+        // Only the partitions that hold some of the rarest's runners.
+        let partitions = counts.partitions(types);
+        let candidates = self.typed_bucket_ids(&partitions, Some(rarest)).await?;
         let others: Vec<&Criterion> = criteria
             .iter()
             .map(|(criterion, _)| criterion)
