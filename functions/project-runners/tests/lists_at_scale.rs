@@ -252,6 +252,21 @@ async fn check_page(
     response.usage.calls
 }
 
+/// The first, middle and last pages of `/runners/all?{query}` (see [`check_page`]).
+async fn check_first_middle_last(
+    app: &TestApp,
+    query: &str,
+    expected: &[i64],
+    per_page: usize,
+    round_trips: u32,
+) {
+    let last = expected.len().div_ceil(per_page).max(1);
+    for page in [1, last.div_ceil(2), last] {
+        let path = format!("/api/v4/runners/all?{query}");
+        check_page(app, ADMIN, &path, expected, page, per_page, round_trips).await;
+    }
+}
+
 #[tokio::test]
 async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() {
     let model = Model::new();
@@ -469,20 +484,7 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         ("status=active&paused=true", |_| false),
     ];
     for (query, keep) in facets {
-        let expected = model.ids(keep);
-        let last = expected.len().div_ceil(100).max(1);
-        for page in [1, last.div_ceil(2), last] {
-            check_page(
-                &app,
-                ADMIN,
-                &format!("/api/v4/runners/all?{query}"),
-                &expected,
-                page,
-                100,
-                3,
-            )
-            .await;
-        }
+        check_first_middle_last(&app, query, &model.ids(keep), 100, 3).await;
     }
 
     // Several criteria: the rarest's ids, checked against the others' entries, then the
@@ -500,20 +502,7 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         }),
     ];
     for (query, keep) in intersected {
-        let expected = model.ids(keep);
-        let last = expected.len().div_ceil(50).max(1);
-        for page in [1, last.div_ceil(2), last] {
-            check_page(
-                &app,
-                ADMIN,
-                &format!("/api/v4/runners/all?{query}"),
-                &expected,
-                page,
-                50,
-                4,
-            )
-            .await;
-        }
+        check_first_middle_last(&app, query, &model.ids(keep), 50, 4).await;
     }
     // More criteria than that, or staleness, walk the runners, and agree with the model.
     let calls = check_page(
