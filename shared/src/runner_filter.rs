@@ -113,6 +113,15 @@ pub enum Criterion {
     Offline { since: Timestamp },
 }
 
+/// The time after which a runner's last contact must lie for it to be online at `now`: the
+/// `since` of [`Criterion::Online`] and [`Criterion::Offline`].
+pub fn online_since(now: Timestamp, online_timeout_secs: i64) -> Timestamp {
+    Timestamp::from_millis(
+        now.millis()
+            .saturating_sub(online_timeout_secs.saturating_mul(1000)),
+    )
+}
+
 impl Criterion {
     /// Whether `runner` is kept: a list leaves out an entry whose runner no longer matches.
     pub fn admits(&self, runner: &Runner) -> bool {

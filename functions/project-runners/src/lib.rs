@@ -126,8 +126,7 @@ impl Listed<'_> {
         let page = PageRequest::read(&mut reader);
         let timeout = state.settings.online_timeout_secs;
         let now = Timestamp::now();
-        let since =
-            Timestamp::from_millis(now.millis().saturating_sub(timeout.saturating_mul(1000)));
+        let since = runners_shared::runner_filter::online_since(now, timeout);
         let counted = counted_parts(&filter, since);
         // The instance runners read beside the links: as many as a walk counts, or, for a
         // counted page near the start, as far as the page's end (a deeper one is placed by the

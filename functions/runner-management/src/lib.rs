@@ -108,7 +108,7 @@ async fn list_all(
     // they are shown to admins only.
     let now = Timestamp::now();
     let timeout = state.settings.online_timeout_secs;
-    let since = Timestamp::from_millis(now.millis().saturating_sub(timeout.saturating_mul(1000)));
+    let since = runners_shared::runner_filter::online_since(now, timeout);
     let counted = filter
         .counted_criteria(since)
         .filter(|(_, criteria)| criteria.len() <= MAX_INTERSECTED_CRITERIA);

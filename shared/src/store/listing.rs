@@ -785,11 +785,15 @@ impl Store {
             .iter()
             .flat_map(|bucket| types.iter().map(move |runner_type| (*runner_type, *bucket)))
             .collect();
-        let typed = self.typed_bucket_ids(&partitions, criterion).await?;
-        Ok(merged_ids(vec![(
-            typed.into_iter().map(|(_, id)| id).collect(),
-            false,
-        )]))
+        // In id order already; an id indexed under two types (mid-retype) once.
+        let mut ids: Vec<i64> = self
+            .typed_bucket_ids(&partitions, criterion)
+            .await?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        ids.dedup();
+        Ok(ids)
     }
 
     /// The ids of the runners of these types and buckets (`partitions`), all of them or those
@@ -895,13 +899,14 @@ impl Store {
         criteria: &[(Criterion, RunnerCounts)],
         page: PageRequest,
     ) -> Result<Option<(Vec<Runner>, PageInfo)>, ApiError> {
-        let Some((rarest, counts)) = criteria
+        let Some((total, rarest, counts)) = criteria
             .iter()
-            .min_by_key(|(_, counts)| counts.total(types))
+            .map(|(criterion, counts)| (counts.total(types), criterion, counts))
+            .min_by_key(|(total, _, _)| *total)
         else {
             return Ok(None);
         };
-        if counts.total(types) > MAX_INTERSECTED {
+        if total > MAX_INTERSECTED {
             return Ok(None);
         }
         // Only the partitions that hold some of the rarest's runners.
