@@ -70,15 +70,26 @@ def world():
         if tags:
             entry["tag_list"] = tags
         # Half never contacted; of the rest, most seen within the last minute (online), one
-        # in 5 three hours ago (offline), one in 50 going quiet 45 to 60 minutes ago (online,
-        # near the timeout: the contact entries a count reads).
+        # in 10 three hours ago (offline), one in 10 eight days ago (stale), one in 50 going
+        # quiet 45 to 60 minutes ago (online, near the timeout: the contact entries a count
+        # reads). Of the never contacted, one in 3 was created ten days ago (stale), one in 50
+        # a week less 2 minutes to 23 hours ago (near the stale threshold: the entries a stale
+        # count reads, as many as fall in the part of that day after it), the rest with the seed.
         if rid % 2 == 0:
-            if rid % 10 == 0:
+            if rid % 20 == 0:
+                entry["contacted_at"] = ago(days=8, minutes=rid % 600)
+            elif rid % 20 == 10:
                 entry["contacted_at"] = ago(hours=3)
             elif rid % 100 == 2:
                 entry["contacted_at"] = ago(minutes=45 + rid % 15)
             else:
                 entry["contacted_at"] = ago(seconds=rid % 60)
+        elif rid % 100 == 1:
+            entry["created_at"] = ago(days=7, minutes=-2 - rid % 1380)
+        elif rid % 6 == 1:
+            entry["created_at"] = ago(days=10)
+        else:
+            entry["created_at"] = ago(seconds=rid % 60)
         if rid % 7 == 0:
             entry["active"] = False
         runners.append(entry)
@@ -250,11 +261,17 @@ def main():
                 ("status=online, page 200 (middle)", "status=online&page=200"),
                 ("status=online, page 390 (near the end)", "status=online&page=390"),
                 ("status=offline&type=project_type, page 500 (near the end)",
-                 "status=offline&type=project_type&page=500")]:
+                 "status=offline&type=project_type&page=500"),
+                ("status=stale (21,333), page 1", "status=stale"),
+                ("status=stale, page 107 (middle)", "status=stale&page=107"),
+                ("status=stale, page 214, the last", "status=stale&page=214"),
+                ("status=stale&type=group_type, the last page",
+                 "status=stale&type=group_type&page=11"),
+                ("tag_list=gpu&status=stale (two criteria), page 1",
+                 "tag_list=gpu&status=stale")]:
             measure("GET /runners/all", "admin", what, f"/api/v4/runners/all?per_page=100&{query}",
                     ADMIN)
-        for what, query in [("walked: status=stale, page 1", "status=stale"),
-                            ("walked: tag_list=docker&status=online, page 1",
+        for what, query in [("walked: tag_list=docker&status=online, page 1",
                              "tag_list=docker&status=online")]:
             measure("GET /runners/all", "admin", what, f"/api/v4/runners/all?per_page=100&{query}",
                     ADMIN, WALKED_REPEATS)
@@ -266,7 +283,8 @@ def main():
                             ("tag_list=docker, page 34, the last", "tag_list=docker&page=34"),
                             ("status=paused (1,434), page 15, the last", "status=paused&page=15"),
                             ("status=online, page 41 (middle)", "status=online&page=41"),
-                            ("status=offline, page 60 (near the end)", "status=offline&page=60")]:
+                            ("status=offline, page 60 (near the end)", "status=offline&page=60"),
+                            ("status=stale, page 1", "status=stale")]:
             measure("GET /projects/:id/runners", "admin, project three groups deep", what,
                     f"/api/v4/projects/{deep}/runners?per_page=100&{query}", ADMIN)
         measure("GET /groups/:id/runners", "admin, a leaf group", "page 101, the last",
@@ -275,6 +293,8 @@ def main():
                 "/api/v4/groups/500/runners?per_page=100&tag_list=docker&page=34", ADMIN)
         measure("GET /groups/:id/runners", "admin, a leaf group", "status=offline, page 60 (near the end)",
                 "/api/v4/groups/500/runners?per_page=100&status=offline&page=60", ADMIN)
+        measure("GET /groups/:id/runners", "admin, a leaf group", "status=stale, page 1",
+                "/api/v4/groups/500/runners?per_page=100&status=stale", ADMIN)
         jobs = f"/api/v4/runners/{BUSY_RUNNER}/jobs?per_page=100"
         for what, query, token in [
                 ("page 1", "", ADMIN), ("page 500 (middle)", "&page=500", ADMIN),

@@ -104,13 +104,15 @@ impl Facet {
     }
 }
 
-/// What a counted list keeps of the runners of its types: those with a facet, or those
-/// contacted after a time (online) or not (offline: never, or not since).
+/// What a counted list keeps of the runners of its types: those with a facet, those
+/// contacted after a time (online) or not (offline: never, or not since), or those last seen
+/// (contacted, or else created) before a time (stale).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Criterion {
     Facet(Facet),
     Online { since: Timestamp },
     Offline { since: Timestamp },
+    Stale { before: Timestamp },
 }
 
 /// The time after which a runner's last contact must lie for it to be online at `now`: the
@@ -122,6 +124,17 @@ pub fn online_since(now: Timestamp, online_timeout_secs: i64) -> Timestamp {
     )
 }
 
+/// The time before which a runner last seen is stale at `now`: the `before` of
+/// [`Criterion::Stale`].
+pub fn stale_before(now: Timestamp) -> Timestamp {
+    Timestamp::from_millis(now.millis().saturating_sub(STALE_AFTER_MS))
+}
+
+/// When a runner was last seen, for staleness: its last contact, or else its creation.
+pub fn last_seen(contacted_at: Option<Timestamp>, created_at: Timestamp) -> Timestamp {
+    contacted_at.unwrap_or(created_at)
+}
+
 impl Criterion {
     /// Whether `runner` is kept: a list leaves out an entry whose runner no longer matches.
     pub fn admits(&self, runner: &Runner) -> bool {
@@ -130,6 +143,9 @@ impl Criterion {
             Criterion::Facet(facet) => Facet::of(runner).contains(facet),
             Criterion::Online { since } => online(since),
             Criterion::Offline { since } => !online(since),
+            Criterion::Stale { before } => {
+                last_seen(runner.contacted_at, runner.created_at) < *before
+            }
         }
     }
 }
@@ -211,20 +227,25 @@ impl RunnerFilter {
     /// a type `scope`): such a list is counted per type and needs no runner's attributes.
     /// `None` when the filter looks at anything else.
     pub fn only_types(&self) -> Option<Vec<RunnerType>> {
-        // The time only matters to `online` and `offline`, which are criteria.
-        let (types, criteria) = self.counted_criteria(Timestamp::from_millis(0))?;
+        // The time only matters to `online`, `offline` and `stale`, which are criteria.
+        let (types, criteria) = self.counted_criteria(Timestamp::from_millis(0), 0)?;
         criteria.is_empty().then_some(types)
     }
 
-    /// The runner types a match may have and the criteria it must all meet, when that is all
-    /// the filter asks (types, tags, active or paused, never contacted, online or offline with
-    /// `since` the online timeout before now): such a list can be counted. `None` when it asks
-    /// for stale runners or versions. A filter that no runner passes (`status=active` with
-    /// `paused=true`) has no types.
-    pub fn counted_criteria(&self, since: Timestamp) -> Option<(Vec<RunnerType>, Vec<Criterion>)> {
+    /// The runner types a match may have and the criteria it must all meet at `now`, when that
+    /// is all the filter asks (types, tags, active or paused, never contacted, online or
+    /// offline, stale): such a list can be counted. `None` when it asks for versions. A filter
+    /// that no runner passes (`status=active` with `paused=true`) has no types.
+    pub fn counted_criteria(
+        &self,
+        now: Timestamp,
+        online_timeout_secs: i64,
+    ) -> Option<(Vec<RunnerType>, Vec<Criterion>)> {
         if self.version_prefix.is_some() {
             return None;
         }
+        let since = online_since(now, online_timeout_secs);
+        let mut stale = false;
         let mut types = vec![RunnerType::Instance, RunnerType::Group, RunnerType::Project];
         let mut paused = std::collections::BTreeSet::new();
         let mut online = std::collections::BTreeSet::new();
@@ -239,6 +260,7 @@ impl RunnerFilter {
                 "online" => _ = online.insert(true),
                 "offline" => _ = online.insert(false),
                 "never_contacted" => never_contacted = true,
+                "stale" => stale = true,
                 "specific" => types.retain(|t| *t != RunnerType::Instance),
                 "shared" => types.retain(|t| *t == RunnerType::Instance),
                 other => {
@@ -281,6 +303,11 @@ impl RunnerFilter {
             true => Criterion::Online { since },
             false => Criterion::Offline { since },
         }));
+        if stale {
+            criteria.push(Criterion::Stale {
+                before: stale_before(now),
+            });
+        }
         Some((types, criteria))
     }
 
@@ -292,10 +319,7 @@ impl RunnerFilter {
         let online = runner
             .contacted_at
             .is_some_and(|at| at.within(now, online_timeout_secs.saturating_mul(1000)));
-        let stale = now
-            .millis()
-            .saturating_sub(runner.contacted_at.unwrap_or(runner.created_at).millis())
-            > STALE_AFTER_MS;
+        let stale = last_seen(runner.contacted_at, runner.created_at) < stale_before(now);
         let word = |word: &str| match word {
             "never_contacted" => runner.contacted_at.is_none(),
             "stale" => stale,
@@ -384,7 +408,7 @@ mod tests {
         let criteria = |query: &str| {
             filter(query, RunnerList::All)
                 .unwrap()
-                .counted_criteria(since)
+                .counted_criteria(Timestamp::from_millis(NOW), 3_600)
         };
         let tag = |t: &str| Criterion::Facet(Facet::Tag(t.to_owned()));
         let paused = |p: bool| Criterion::Facet(Facet::Paused(p));
@@ -442,7 +466,19 @@ mod tests {
             )),
             "nothing is both"
         );
-        for walked in ["scope=stale", "version_prefix=15"] {
+        let before = Timestamp::from_millis(NOW - STALE_AFTER_MS);
+        assert_eq!(
+            criteria("status=stale&type=group_type"),
+            Some((vec![Group], vec![Criterion::Stale { before }]))
+        );
+        assert_eq!(
+            criteria("scope=stale&status=never_contacted").map(|(_, c)| c),
+            Some(vec![
+                Criterion::Facet(Facet::NeverContacted),
+                Criterion::Stale { before }
+            ])
+        );
+        for walked in ["version_prefix=15", "scope=stale&version_prefix=15"] {
             assert_eq!(criteria(walked), None, "{walked}");
         }
         let mut runner = Runner::new(

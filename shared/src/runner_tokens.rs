@@ -12,8 +12,8 @@ use crate::runner::{
     AccessLevel, MAX_SYSTEM_ID_CHARS, Runner, RunnerChanges, RunnerInfo, RunnerType,
 };
 use crate::store::{
-    ContactState, CreateRunnerError, Heartbeat, IdSequence, RegistrationScope, Store, TokenRecord,
-    back_off,
+    ContactState, CreateRunnerError, Heartbeat, IdSequence, RegistrationScope, SeenBefore, Store,
+    TokenRecord, back_off,
 };
 use crate::time::Timestamp;
 use crate::token_expiry::{TokenExpiry, unexpired};
@@ -232,6 +232,8 @@ pub struct RunnerToken {
     pub managers: Option<BTreeMap<String, Timestamp>>,
     /// The runner's type (see `TokenRecord::Runner`).
     pub runner_type: Option<crate::runner::RunnerType>,
+    /// When the runner was created (see `TokenRecord::Runner`).
+    pub runner_created_at: Option<Timestamp>,
 }
 
 impl RunnerToken {
@@ -247,6 +249,7 @@ impl RunnerToken {
                 managers,
                 expires_at,
                 runner_type,
+                runner_created_at,
             }) if unexpired(expires_at, Timestamp::now()) => Ok(Self {
                 runner_id,
                 digest,
@@ -255,18 +258,22 @@ impl RunnerToken {
                 managers,
                 expires_at,
                 runner_type,
+                runner_created_at,
             }),
             _ => Err(ApiError::Forbidden),
         }
     }
 
-    /// What the token says of the runner: its type (when the token knows it) and last contact.
+    /// What the token says of the runner: its type and when it was last seen (its last
+    /// contact, or else its creation), when the token knows them.
     fn contact_state(&self) -> ContactState {
+        let seen = match (self.heartbeat_at, self.runner_created_at) {
+            (Some(last), _) => SeenBefore::Contacted(last),
+            (None, Some(created_at)) => SeenBefore::Created(created_at),
+            (None, None) => return ContactState::Unknown,
+        };
         match self.runner_type {
-            Some(runner_type) => ContactState::Known {
-                runner_type,
-                last: self.heartbeat_at,
-            },
+            Some(runner_type) => ContactState::Known { runner_type, seen },
             None => ContactState::Unknown,
         }
     }

@@ -126,8 +126,7 @@ impl Listed<'_> {
         let page = PageRequest::read(&mut reader);
         let timeout = state.settings.online_timeout_secs;
         let now = Timestamp::now();
-        let since = runners_shared::runner_filter::online_since(now, timeout);
-        let counted = counted_parts(&filter, since);
+        let counted = counted_parts(&filter, now, timeout);
         // The instance runners read beside the links: as many as a walk counts, or, for a
         // counted page near the start, as far as the page's end (a deeper one is placed by the
         // counts, whatever its position).
@@ -225,8 +224,12 @@ struct CountedList {
     criterion: Option<Criterion>,
 }
 
-fn counted_parts(filter: &RunnerFilter, since: Timestamp) -> Option<CountedList> {
-    let (types, mut criteria) = filter.counted_criteria(since)?;
+fn counted_parts(
+    filter: &RunnerFilter,
+    now: Timestamp,
+    online_timeout_secs: i64,
+) -> Option<CountedList> {
+    let (types, mut criteria) = filter.counted_criteria(now, online_timeout_secs)?;
     if criteria.len() > 1 {
         return None;
     }

@@ -25,14 +25,29 @@ const GROUP_RUNNERS: i64 = 100;
 type ModelRunner = (i64, &'static str, Vec<i64>, Option<i64>);
 
 const MINUTE: i64 = 60_000;
+const WEEK: i64 = 7 * 24 * 60 * MINUTE;
+
+/// An age near a week (when a runner goes stale), on the side `stale` says: spread over 23
+/// hours, so that some lie in the part of the day holding the threshold that comes after it
+/// (read from the index by time, not the day counts) at almost any time of day, and none within
+/// 2 minutes of the threshold, so that the test's own duration moves none across.
+fn about_a_week(id: i64, stale: bool) -> i64 {
+    let off = 2 * MINUTE + (id * 7_919) % (23 * 60 * MINUTE);
+    if stale { WEEK + off } else { WEEK - off }
+}
 
 /// How long before the seed a runner was last contacted (`None`: never). They lie on both
 /// sides of the online timeout (an hour), in and out of the contact span that holds it, but
-/// none within a minute of it, so that the test's own duration moves none across.
+/// none within a minute of it, so that the test's own duration moves none across; and on both
+/// sides of the stale threshold (a week).
 fn contacted_ago_ms(id: i64) -> Option<i64> {
     match id % 5 {
         0 => None,
-        1 => Some(120 * MINUTE),
+        1 => Some(match id % 20 {
+            1 => about_a_week(id, true),
+            11 => about_a_week(id, false),
+            _ => 120 * MINUTE,
+        }),
         2 => Some(MINUTE),
         3 => {
             let minutes = 40 + (id * 7) % 39;
@@ -45,6 +60,25 @@ fn contacted_ago_ms(id: i64) -> Option<i64> {
 /// Whether the seed's runner is online (contacted within the hour).
 fn online(id: i64) -> bool {
     contacted_ago_ms(id).is_some_and(|ago| ago < 60 * MINUTE)
+}
+
+/// How long before the seed a never-contacted runner was created (`None`: the fixture's
+/// default, 1970): on both sides of the stale threshold, or well within it.
+fn created_ago_ms(id: i64) -> Option<i64> {
+    match (contacted_ago_ms(id), id % 30) {
+        (Some(_), _) => None,
+        (None, 0 | 15) => Some(about_a_week(id, false)),
+        (None, 5 | 20) => Some(3 * 24 * 60 * MINUTE),
+        (None, 10) => Some(about_a_week(id, true)),
+        (None, _) => None,
+    }
+}
+
+/// Whether the seed's runner is stale: last seen (contacted, or else created) over a week ago.
+fn stale(id: i64) -> bool {
+    contacted_ago_ms(id)
+        .or(created_ago_ms(id))
+        .is_none_or(|ago| ago > WEEK)
 }
 
 /// The seed as a model: each group's parent, each project's group, each runner.
@@ -138,6 +172,10 @@ impl Model {
                 if let Some(ago) = contacted_ago_ms(*id) {
                     let at = runners_shared::time::Timestamp::from_millis(now - ago);
                     runner["contacted_at"] = json!(at.to_string());
+                }
+                if let Some(ago) = created_ago_ms(*id) {
+                    let at = runners_shared::time::Timestamp::from_millis(now - ago);
+                    runner["created_at"] = json!(at.to_string());
                 }
                 if !projects.is_empty() {
                     runner["projects"] = json!(projects);
@@ -360,6 +398,7 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         ("paused=false", |id| id % 7 != 0),
         ("status=online", online),
         ("status=offline", |id| !online(id)),
+        ("status=stale", stale),
     ] {
         let filtered: Vec<i64> = expected.iter().copied().filter(|id| keep(*id)).collect();
         let last = filtered.len().div_ceil(100);
@@ -421,21 +460,22 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         4,
     )
     .await;
-    let group_offline: Vec<i64> = group_list
-        .iter()
-        .copied()
-        .filter(|id| !online(*id))
-        .collect();
-    check_page(
-        &app,
-        ADMIN,
-        &format!("/api/v4/groups/{group}/runners?status=offline"),
-        &group_offline,
-        group_offline.len().div_ceil(100),
-        100,
-        4,
-    )
-    .await;
+    for (status, keep) in [
+        ("offline", (|id| !online(id)) as fn(i64) -> bool),
+        ("stale", stale),
+    ] {
+        let filtered: Vec<i64> = group_list.iter().copied().filter(|id| keep(*id)).collect();
+        check_page(
+            &app,
+            ADMIN,
+            &format!("/api/v4/groups/{group}/runners?status={status}"),
+            &filtered,
+            filtered.len().div_ceil(100),
+            100,
+            4,
+        )
+        .await;
+    }
 
     // A filter on one facet (a tag, active or paused), with or without types, is counted
     // like a list of types: its counts and the facet's index, whatever the page.
@@ -457,7 +497,7 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         );
     }
     type Keep = fn(&ModelRunner) -> bool;
-    let facets: [(&str, Keep); 11] = [
+    let facets: [(&str, Keep); 13] = [
         // A tag with the active flag: one facet of its own.
         ("tag_list=docker&paused=true", |r| r.0 % 21 == 0),
         ("tag_list=docker&status=active&type=project_type", |r| {
@@ -482,6 +522,13 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
             r.0 % 3 == 0 && r.1 != "instance_type"
         }),
         ("status=active&paused=true", |_| false),
+        // Stale: every runner but those last seen after a week ago, from the last-seen
+        // counts of the days after the one holding that time, and the entries of that day
+        // after it.
+        ("status=stale", |r| stale(r.0)),
+        ("scope=stale&type=group_type", |r| {
+            stale(r.0) && r.1 == "group_type"
+        }),
     ];
     for (query, keep) in facets {
         check_first_middle_last(&app, query, &model.ids(keep), 100, 3).await;
@@ -490,7 +537,7 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
     // Several criteria: the rarest's ids, checked against the others' entries, then the
     // page: four round trips wherever the page is.
     type Both = fn(&ModelRunner) -> bool;
-    let intersected: [(&str, Both); 3] = [
+    let intersected: [(&str, Both); 5] = [
         ("tag_list=docker&status=online", |r| {
             r.0 % 3 == 0 && online(r.0)
         }),
@@ -500,11 +547,17 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         ("status=online&paused=true&tag_list=docker", |r| {
             r.0 % 21 == 0 && online(r.0)
         }),
+        ("tag_list=docker&status=stale", |r| {
+            r.0 % 3 == 0 && stale(r.0)
+        }),
+        ("scope=stale&status=never_contacted", |r| {
+            stale(r.0) && contacted_ago_ms(r.0).is_none()
+        }),
     ];
     for (query, keep) in intersected {
         check_first_middle_last(&app, query, &model.ids(keep), 50, 4).await;
     }
-    // More criteria than that, or staleness, walk the runners, and agree with the model.
+    // More criteria than that walk the runners, and agree with the model.
     let calls = check_page(
         &app,
         ADMIN,
@@ -521,17 +574,6 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         calls >= 3,
         "token and at least two Query pages: {calls} calls"
     );
-    check_page(
-        &app,
-        ADMIN,
-        "/api/v4/runners/all?status=stale",
-        // Never contacted, and made by the fixture long ago.
-        &model.ids(|r| contacted_ago_ms(r.0).is_none()),
-        2,
-        100,
-        10,
-    )
-    .await;
     let owned_tagged: Vec<i64> = specific.iter().copied().filter(|id| id % 3 == 0).collect();
     check_page(
         &app,
@@ -720,8 +762,17 @@ async fn facet_filters(app: &TestApp, runners: &[Value]) -> Vec<(String, Vec<i64
             .and_then(runners_shared::time::Timestamp::parse)
             .is_some_and(|at| at.millis() > hour_ago)
     };
+    let week_ago = hour_ago + 60 * MINUTE - WEEK;
+    let stale = move |d: &Value| {
+        let seen = match d["contacted_at"].as_str() {
+            Some(at) => at,
+            None => d["created_at"].as_str().expect("created_at"),
+        };
+        runners_shared::time::Timestamp::parse(seen).is_some_and(|at| at.millis() < week_ago)
+    };
     let mut filters = vec![
         ("status=online".to_owned(), keep(&online)),
+        ("status=stale".to_owned(), keep(&stale)),
         ("status=offline".to_owned(), keep(&|d| !online(d))),
         ("paused=true".to_owned(), keep(&|d| d["active"] == false)),
         ("status=active".to_owned(), keep(&|d| d["active"] == true)),
@@ -1303,4 +1354,112 @@ async fn a_runner_with_every_link_it_may_have_and_fifty_tags_is_deleted_with_its
             .is_empty(),
         "the contact entry went after the commit"
     );
+}
+
+#[tokio::test]
+async fn runners_leave_stale_with_a_heartbeat_and_go_stale_when_a_week_passes() {
+    let now = runners_shared::time::Timestamp::now().millis();
+    let ago = |ms: i64| runners_shared::time::Timestamp::from_millis(now - ms).to_string();
+    // Runners 3 (contacted) and 4 (never, created) were last seen a week less 12 seconds ago:
+    // they go stale during the test, with no write, found from the entries of the day
+    // holding the threshold (or, if the threshold starts its day, from that day's counts).
+    let app = app_seeded(json!({
+        "users": [{"id": 1, "username": "admin", "admin": true, "tokens": [{"token": ADMIN}]}],
+        "groups": [{"id": 1, "name": "Root", "path": "root"}],
+        "projects": [{"id": 10, "name": "A", "path": "a", "namespace_id": 1}],
+        "runners": [
+            {"id": 1, "token": "r1", "runner_type": "instance_type", "contacted_at": ago(8 * WEEK / 7)},
+            {"id": 2, "token": "r2", "runner_type": "instance_type", "created_at": ago(10 * WEEK / 7)},
+            {"id": 3, "token": "r3", "runner_type": "project_type", "projects": [10],
+             "contacted_at": ago(WEEK - 12_000)},
+            {"id": 4, "token": "r4", "runner_type": "instance_type", "created_at": ago(WEEK - 12_000)},
+            {"id": 5, "token": "r5", "runner_type": "instance_type", "created_at": ago(WEEK - 12_000)},
+            {"id": 1_500, "token": "r1500", "runner_type": "instance_type", "contacted_at": ago(MINUTE)}
+        ]
+    }))
+    .await;
+    let listed = |query: &'static str| {
+        let app = &app;
+        async move {
+            let found = list(app, ADMIN, &format!("/api/v4/runners/all?{query}"))
+                .await
+                .expect(200);
+            assert!(found.usage.round_trips <= 3, "{query}: {:?}", found.usage);
+            assert_eq!(total(&found), ids(&found).len(), "{query}");
+            ids(&found)
+        }
+    };
+    assert_eq!(listed("status=stale").await, [1, 2]);
+    assert_eq!(
+        listed("status=stale&type=project_type").await,
+        Vec::<i64>::new()
+    );
+
+    // A heartbeat after eight days, and a first one after ten: both seen now. Runner 2's
+    // token item is from before tokens kept their runner's creation: its heartbeat reads the
+    // runner, and the token learns it.
+    let digest = runners_shared::auth::TokenDigest::of("r2");
+    app.store
+        .client()
+        .update_item()
+        .table_name(app.store.table())
+        .set_key(Some(runners_shared::store::item::key_of(keys::token(
+            digest.as_str(),
+        ))))
+        .update_expression("REMOVE runner_created_at")
+        .send()
+        .await
+        .expect("an older token item");
+    for token in ["r1", "r2"] {
+        assert_eq!(verify(&app, token).await, 200);
+    }
+    assert_eq!(listed("status=stale").await, Vec::<i64>::new());
+    assert_eq!(listed("").await, [1, 2, 3, 4, 5, 1_500]);
+    let token = app.store.find_token(&digest).await.unwrap();
+    assert!(
+        matches!(
+            token,
+            Some(runners_shared::store::TokenRecord::Runner {
+                runner_created_at: Some(_),
+                ..
+            })
+        ),
+        "{token:?}"
+    );
+
+    // A registered runner is not stale; enabling runner 4 in a project moves its last-seen
+    // count to the project type; deleting runner 5 takes it out.
+    app.post("/api/v4/projects/10/runners")
+        .header("PRIVATE-TOKEN", ADMIN)
+        .json(json!({"runner_id": 4}))
+        .send()
+        .await
+        .expect(201);
+    app.delete("/api/v4/runners/5")
+        .header("PRIVATE-TOKEN", ADMIN)
+        .send()
+        .await
+        .expect(204);
+
+    // The week passes for runners 3 and 4.
+    let wait = now + 12_500 - runners_shared::time::Timestamp::now().millis();
+    tokio::time::sleep(std::time::Duration::from_millis(wait.max(0) as u64)).await;
+    assert_eq!(listed("status=stale").await, [3, 4]);
+    assert_eq!(listed("status=stale&type=project_type").await, [3, 4]);
+    assert_eq!(
+        listed("status=stale&type=instance_type").await,
+        Vec::<i64>::new()
+    );
+    let project = list(&app, ADMIN, "/api/v4/projects/10/runners?status=stale")
+        .await
+        .expect(200);
+    assert_eq!(ids(&project), [3, 4]);
+    assert!(project.usage.round_trips <= 4, "{:?}", project.usage);
+    // Their first heartbeats after it: fresh again, counted once.
+    for token in ["r3", "r4"] {
+        assert_eq!(verify(&app, token).await, 200);
+    }
+    assert_eq!(listed("status=stale").await, Vec::<i64>::new());
+    assert_eq!(listed("status=never_contacted").await, Vec::<i64>::new());
+    assert_eq!(listed("").await, [1, 2, 3, 4, 1_500]);
 }

@@ -102,15 +102,14 @@ async fn list_all(
     let filter = RunnerFilter::read(&mut reader, RunnerList::All);
     let page = PageRequest::read(&mut reader);
     // Counted: a filter on types and criteria (tags, active or paused, never contacted,
-    // online or offline). One criterion's page is placed by its counts; several are
+    // online, offline or stale). One criterion's page is placed by its counts; several are
     // intersected when the rarest is small enough. The counts (small partitions) are read
     // beside the caller's token, so that a page costs three round trips (four intersected);
     // they are shown to admins only.
     let now = Timestamp::now();
     let timeout = state.settings.online_timeout_secs;
-    let since = runners_shared::runner_filter::online_since(now, timeout);
     let counted = filter
-        .counted_criteria(since)
+        .counted_criteria(now, timeout)
         .filter(|(_, criteria)| criteria.len() <= MAX_INTERSECTED_CRITERIA);
     let (caller, counts) = futures_util::future::try_join(
         authenticate(&state.store, &headers, &params, Access::Read),

@@ -379,6 +379,13 @@ async fn rebuilding_the_lists_of_a_table_written_before_them() {
         .await
         .expect(200);
     let owned_before = get(&app, OWNER, "/api/v4/runners").await.expect(200);
+    let stale_before = get(&app, ADMIN, "/api/v4/runners/all?status=stale")
+        .await
+        .expect(200);
+    let never_contacted = get(&app, ADMIN, "/api/v4/runners/all?status=never_contacted")
+        .await
+        .expect(200);
+    assert!(!ids(&never_contacted).is_empty());
     let client = app.store.client();
     let table = app.store.table();
     let key = |(pk, sk): (String, String)| {
@@ -413,6 +420,7 @@ async fn rebuilding_the_lists_of_a_table_written_before_them() {
     for (pk, prefix) in [
         (keys::RUNNER_COUNTS.to_owned(), String::new()),
         (keys::RUNNER_FACET_COUNTS.to_owned(), String::new()),
+        (keys::RUNNER_SEEN_COUNTS.to_owned(), String::new()),
         (keys::runner_job_counts(1), String::new()),
         (keys::runner_job_counts(2), String::new()),
     ]
@@ -440,6 +448,22 @@ async fn rebuilding_the_lists_of_a_table_written_before_them() {
             .delete_item()
             .table_name(table)
             .set_key(Some(key(k)))
+            .send()
+            .await
+            .unwrap();
+    }
+    // `never_contacted` entries as they were before they held the runner's creation.
+    for runner in never_contacted.body.as_array().unwrap() {
+        let entry = keys::runner_facet(
+            "never_contacted",
+            runner["runner_type"].as_str().unwrap(),
+            runner["id"].as_i64().unwrap(),
+        );
+        client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key(entry)))
+            .update_expression("REMOVE created, gsi3pk, gsi3sk")
             .send()
             .await
             .unwrap();
@@ -512,6 +536,15 @@ async fn rebuilding_the_lists_of_a_table_written_before_them() {
     assert_eq!(all_after.header("x-total"), all_before.header("x-total"));
     let owned_after = get(&app, OWNER, "/api/v4/runners").await.expect(200);
     assert_eq!(ids(&owned_after), ids(&owned_before));
+    let stale_after = get(&app, ADMIN, "/api/v4/runners/all?status=stale")
+        .await
+        .expect(200);
+    assert!(!ids(&stale_after).is_empty());
+    assert_eq!(ids(&stale_after), ids(&stale_before));
+    assert_eq!(
+        stale_after.header("x-total"),
+        stale_before.header("x-total")
+    );
     let jobs_after = get(&app, ADMIN, "/api/v4/runners/2/jobs?per_page=1")
         .await
         .expect(200);

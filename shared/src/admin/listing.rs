@@ -231,8 +231,8 @@ pub async fn rebuild_listing(store: &Store, jobs: JobCounts) -> Result<RebuildSu
             changes
                 .subtree_puts
                 .into_iter()
-                .chain(changes.facet_puts)
                 .map(key_item)
+                .chain(changes.facet_puts.iter().map(|entry| entry.item()))
                 .chain(changes.contact_put.map(|entry| entry.item())),
         );
         let expected =
@@ -343,6 +343,7 @@ async fn existing_counter_keys(store: &Store) -> Result<Vec<(String, String)>, S
         keys::RUNNER_COUNTS,
         keys::RUNNER_FACET_COUNTS,
         keys::RUNNER_CONTACT_COUNTS,
+        keys::RUNNER_SEEN_COUNTS,
         keys::LISTING_OUTBOX,
     ] {
         let query = store

@@ -84,6 +84,24 @@ pub fn runner_facet_partition(facet: &str, runner_type: &str, bucket: i64) -> St
 
 pub const FACET_PREFIX: &str = "RUNNER_FACET#";
 
+/// Reads a facet entry's partition back: its runner type and bucket.
+pub fn parse_runner_facet(pk: &str) -> Option<(&str, i64)> {
+    let mut parts = pk.strip_prefix(FACET_PREFIX)?.split('#');
+    let runner_type = parts.next()?;
+    let bucket = parts.next()?.parse().ok()?;
+    Some((runner_type, bucket))
+}
+
+/// The GSI3 keys of a never-contacted runner's `never_contacted` facet entry: a shard, then
+/// its creation time and id, so that the never-contacted runners created in a given span are
+/// one range read per shard (the runners about to become stale).
+pub fn new_runners_by_time(runner_id: i64, created_at: i64) -> (String, String) {
+    (
+        format!("NEW_RUNNERS_AT#{}", runner_id.rem_euclid(CONTACT_SHARDS)),
+        format!("{}#{}", padded(created_at), padded(runner_id)),
+    )
+}
+
 /// The partition of every facet count: one item per facet, id bucket and slot, with one
 /// attribute per runner type (named as the type) counting that bucket's runners of the type with
 /// the facet. Each item stays a few hundred bytes however many tags runners carry, and
@@ -166,23 +184,46 @@ pub const RUNNER_CONTACT_COUNTS: &str = "RUNNER_CONTACT_COUNTS";
 
 /// The contact count item that counts this runner, last contacted `at`.
 pub fn runner_contact_count(at: i64, runner_id: i64) -> (String, String) {
+    span_count(RUNNER_CONTACT_COUNTS, contact_span(at), runner_id)
+}
+
+/// How long one span of the last-seen counts lasts: each runner is counted in the day it was
+/// last seen (contacted, or else created), so that the runners seen since a week ago (not
+/// stale) are the counts of the days after the one holding that time, plus the entries of
+/// that day's part after it.
+pub const SEEN_SPAN_MS: i64 = 86_400_000;
+
+pub fn seen_span(at: i64) -> i64 {
+    at.div_euclid(SEEN_SPAN_MS)
+}
+
+/// The partition of the last-seen counts: one item per day, id bucket and slot, one count per
+/// runner type.
+pub const RUNNER_SEEN_COUNTS: &str = "RUNNER_SEEN_COUNTS";
+
+/// The last-seen count item that counts this runner, last seen `at`.
+pub fn runner_seen_count(at: i64, runner_id: i64) -> (String, String) {
+    span_count(RUNNER_SEEN_COUNTS, seen_span(at), runner_id)
+}
+
+fn span_count(partition: &str, span: i64, runner_id: i64) -> (String, String) {
     (
-        RUNNER_CONTACT_COUNTS.to_owned(),
+        partition.to_owned(),
         format!(
             "{}{}#{}",
-            contact_span_prefix(contact_span(at)),
+            contact_span_prefix(span),
             padded(runner_bucket(runner_id)),
             runner_id.rem_euclid(RUNNER_COUNT_SLOTS)
         ),
     )
 }
 
-/// The sort key prefix of one contact span's counts.
+/// The sort key prefix of one span's counts (of contacts, or of last-seen days).
 pub fn contact_span_prefix(span: i64) -> String {
     format!("{}#", padded(span))
 }
 
-/// Reads a contact count's sort key back: its span and bucket.
+/// Reads a contact or last-seen count's sort key back: its span and bucket.
 pub fn parse_runner_contact_count(sk: &str) -> Option<(i64, i64)> {
     let mut parts = sk.split('#');
     let span = parts.next()?.parse().ok()?;
@@ -470,6 +511,16 @@ mod tests {
         assert_eq!(parse_runner_contact_count(&sk), Some((7, 12)));
         assert!(sk.starts_with(&contact_span_prefix(7)));
         assert_eq!(contact_span(7 * CONTACT_SPAN_MS - 1), 6);
+        let (pk, sk) = runner_seen_count(3 * SEEN_SPAN_MS - 1, 12_345);
+        assert_eq!(pk, RUNNER_SEEN_COUNTS);
+        assert_eq!(parse_runner_contact_count(&sk), Some((2, 12)));
+        assert_eq!(
+            parse_runner_facet(&runner_facet("never_contacted", "group_type", 12_345).0),
+            Some(("group_type", 12))
+        );
+        let (shard, by_time) = new_runners_by_time(12_345, at);
+        assert_eq!(shard, "NEW_RUNNERS_AT#1");
+        assert!(by_time < new_runners_by_time(1, at + 1).1);
         let (shard, by_time) = runner_contacts_by_time(12_345, at);
         assert_eq!(shard, "RUNNER_CONTACTS_AT#1");
         assert!(

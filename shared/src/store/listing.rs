@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::metrics;
 use crate::pagination::{PageInfo, PageRequest};
 use crate::runner::{Runner, RunnerType};
-use crate::runner_filter::{Criterion, Facet};
+use crate::runner_filter::{Criterion, Facet, last_seen};
 use crate::time::Timestamp;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use futures_util::future::try_join_all;
@@ -52,13 +52,47 @@ pub(crate) struct ListingChanges {
     pub counts: Vec<CountChange>,
     pub subtree_puts: Vec<(String, String)>,
     pub subtree_deletes: Vec<(String, String)>,
-    pub facet_puts: Vec<(String, String)>,
+    pub facet_puts: Vec<FacetEntry>,
     pub facet_deletes: Vec<(String, String)>,
     /// The runner's contact entry, written (with its last contact) or deleted in the write's
     /// own transaction: a heartbeat rewrites it every minute, and one that went after the
     /// transaction could overwrite a newer contact.
     pub contact_put: Option<ContactEntry>,
     pub contact_delete: Option<(String, String)>,
+}
+
+/// A facet index entry ([`keys::runner_facet`]). A `never_contacted` entry also holds its
+/// runner's creation time (`created`), and is on GSI3 by it ([`keys::new_runners_by_time`]):
+/// a never-contacted runner is stale from its creation time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct FacetEntry {
+    pub key: (String, String),
+    /// A `never_contacted` entry's runner id and creation time.
+    created: Option<(i64, Timestamp)>,
+}
+
+impl FacetEntry {
+    fn of(runner: &Runner, facet: &Facet) -> Self {
+        Self {
+            key: keys::runner_facet(&facet.name(), runner.runner_type.as_str(), runner.id),
+            created: (*facet == Facet::NeverContacted).then_some((runner.id, runner.created_at)),
+        }
+    }
+
+    pub fn item(&self) -> Item {
+        let entry = super::item::ItemBuilder::keyed(self.key.clone());
+        match self.created {
+            Some((id, created_at)) => {
+                let (by_time, created_and_id) = keys::new_runners_by_time(id, created_at.millis());
+                entry
+                    .n("created", created_at.millis())
+                    .s(keys::GSI3_PK, by_time)
+                    .s(keys::GSI3_SK, created_and_id)
+                    .build()
+            }
+            None => entry.build(),
+        }
+    }
 }
 
 /// A contacted runner's contact entry ([`keys::runner_contact`]).
@@ -107,7 +141,8 @@ impl Tally {
     }
 
     /// Every runner count a runner is in: `value` of its type and bucket, its type on each of
-    /// its facets' counts and, once contacted, on its last contact's span.
+    /// its facets' counts, on the day it was last seen and, once contacted, on its last
+    /// contact's span.
     fn add_runner(&mut self, runner: &Runner, delta: i64) {
         let runner_type = runner.runner_type.as_str();
         self.add(keys::runner_count(runner_type, runner.id), "value", delta);
@@ -118,6 +153,12 @@ impl Tally {
                 delta,
             );
         }
+        let seen = last_seen(runner.contacted_at, runner.created_at);
+        self.add(
+            keys::runner_seen_count(seen.millis(), runner.id),
+            runner_type,
+            delta,
+        );
         if let Some(at) = runner.contacted_at {
             self.add(
                 keys::runner_contact_count(at.millis(), runner.id),
@@ -140,10 +181,10 @@ impl Tally {
 }
 
 /// The facet index entries of a runner.
-fn facet_entries(runner: &Runner) -> BTreeSet<(String, String)> {
+fn facet_entries(runner: &Runner) -> BTreeSet<FacetEntry> {
     Facet::of(runner)
         .iter()
-        .map(|facet| keys::runner_facet(&facet.name(), runner.runner_type.as_str(), runner.id))
+        .map(|facet| FacetEntry::of(runner, facet))
         .collect()
 }
 
@@ -183,7 +224,10 @@ pub(crate) fn listing_changes(before: Option<&Runner>, after: Option<&Runner>) -
             .map(|g| keys::subtree_runner(*g, id))
             .collect(),
         facet_puts: new_facets.difference(&old_facets).cloned().collect(),
-        facet_deletes: old_facets.difference(&new_facets).cloned().collect(),
+        facet_deletes: old_facets
+            .difference(&new_facets)
+            .map(|entry| entry.key.clone())
+            .collect(),
         contact_put,
         contact_delete,
     }
@@ -203,26 +247,47 @@ pub(crate) fn contact_as_read(read: &Runner) -> (&'static str, Option<AttributeV
     }
 }
 
-/// A heartbeat's changes to a runner of `runner_type` last contacted at `previous`, now
-/// contacted `at`: its contact entry, its contact count moved to `at`'s span, and, on its
-/// first contact, its `never_contacted` count and entry.
+/// When a runner was last seen before a heartbeat: its last contact, or (never contacted) its
+/// creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeenBefore {
+    Contacted(Timestamp),
+    Created(Timestamp),
+}
+
+/// A heartbeat's changes to a runner of `runner_type` last seen as `previous`, now contacted
+/// `at`: its contact entry, its contact count moved to `at`'s span, its last-seen count moved
+/// to `at`'s day, and, on its first contact, its `never_contacted` count and entry.
 pub(crate) fn contact_changes(
     runner_type: RunnerType,
     id: i64,
-    previous: Option<Timestamp>,
+    previous: SeenBefore,
     at: Timestamp,
 ) -> ListingChanges {
     let type_name = runner_type.as_str();
     let mut counts = Tally::default();
     counts.add(keys::runner_contact_count(at.millis(), id), type_name, 1);
+    counts.add(keys::runner_seen_count(at.millis(), id), type_name, 1);
     let mut facet_deletes = Vec::new();
     match previous {
-        Some(previous) => counts.add(
-            keys::runner_contact_count(previous.millis(), id),
-            type_name,
-            -1,
-        ),
-        None => {
+        SeenBefore::Contacted(previous) => {
+            counts.add(
+                keys::runner_contact_count(previous.millis(), id),
+                type_name,
+                -1,
+            );
+            counts.add(
+                keys::runner_seen_count(previous.millis(), id),
+                type_name,
+                -1,
+            );
+        }
+        SeenBefore::Created(created_at) => {
+            counts.add(
+                keys::runner_seen_count(created_at.millis(), id),
+                type_name,
+                -1,
+            );
             let facet = Facet::NeverContacted.name();
             counts.add(keys::runner_facet_count(&facet, id), type_name, -1);
             facet_deletes.push(keys::runner_facet(&facet, type_name, id));
@@ -259,54 +324,114 @@ pub(crate) fn key_item(key: (String, String)) -> Item {
 /// parallel id ranges: 16,000 entries are under DynamoDB's 1 MB page.
 pub const SUBTREE_RANGE: u64 = 16_000;
 
-/// The GSI3 sort key range of the contact entries after `since` in `since`'s own span (whose
-/// count is not read whole), if there is any such time.
-fn contacts_after_in_span(since: Timestamp) -> Option<(String, String)> {
-    let first_at = since.millis().saturating_add(1);
-    let span = keys::contact_span(since.millis());
-    let last_at = span
-        .saturating_add(1)
-        .saturating_mul(keys::CONTACT_SPAN_MS)
-        .saturating_sub(1);
-    (first_at <= last_at).then(|| {
-        (
-            keys::runner_contacts_by_time(0, first_at).1,
-            keys::runner_contacts_by_time(i64::MAX, last_at).1,
-        )
-    })
+/// A GSI3 index of entries by a runner time, sharded 8 ways by id.
+#[derive(Debug, Clone, Copy)]
+enum ByTime {
+    /// The contact entries, by last contact ([`keys::runner_contacts_by_time`]).
+    Contacts,
+    /// The `never_contacted` facet entries, by creation ([`keys::new_runners_by_time`]).
+    NewRunners,
+}
+
+impl ByTime {
+    fn keys(self, runner_id: i64, at: i64) -> (String, String) {
+        match self {
+            ByTime::Contacts => keys::runner_contacts_by_time(runner_id, at),
+            ByTime::NewRunners => keys::new_runners_by_time(runner_id, at),
+        }
+    }
+
+    /// An entry's type and bucket, from its table partition key.
+    fn parse(self, pk: &str) -> Option<(&str, i64)> {
+        match self {
+            ByTime::Contacts => keys::parse_runner_contact(pk),
+            ByTime::NewRunners => keys::parse_runner_facet(pk),
+        }
+    }
+}
+
+/// Runners counted by a time of theirs, per span of that time, with GSI3 indexes of their
+/// entries by it: what places a page of the runners whose time is after a given one.
+struct Timeline {
+    counts: &'static str,
+    span_ms: i64,
+    indexes: &'static [ByTime],
+}
+
+impl Timeline {
+    /// Last contact, in 15-minute spans: online and offline.
+    const CONTACTS: Timeline = Timeline {
+        counts: keys::RUNNER_CONTACT_COUNTS,
+        span_ms: keys::CONTACT_SPAN_MS,
+        indexes: &[ByTime::Contacts],
+    };
+    /// Last seen (contact, or else creation), in days: stale.
+    const SEEN: Timeline = Timeline {
+        counts: keys::RUNNER_SEEN_COUNTS,
+        span_ms: keys::SEEN_SPAN_MS,
+        indexes: &[ByTime::Contacts, ByTime::NewRunners],
+    };
+
+    /// For the runners whose time is at or after `first`: the first span whose counts are
+    /// read whole, and the GSI3 sort key range of the entries read before it (the part of
+    /// `first`'s span from `first` on), unless `first` starts its span.
+    fn split(&self, first: i64) -> (i64, Option<(String, String)>) {
+        let span = first.div_euclid(self.span_ms);
+        if first.rem_euclid(self.span_ms) == 0 {
+            return (span, None);
+        }
+        let last = span
+            .saturating_add(1)
+            .saturating_mul(self.span_ms)
+            .saturating_sub(1);
+        // Both indexes spell their sort keys alike: time, then id.
+        let range = (
+            ByTime::Contacts.keys(0, first).1,
+            ByTime::Contacts.keys(i64::MAX, last).1,
+        );
+        (span.saturating_add(1), Some(range))
+    }
 }
 
 /// The most runners the rarest of several criteria may have for a list to intersect them
 /// rather than walk: its keys, and the others' entries of those runners, are each under 1 MB.
 pub const MAX_INTERSECTED: u64 = 5_000;
 
-/// The entry whose presence (a facet's) or time (a contact's) says whether a runner of this
-/// type meets `criterion`.
-fn entry_of(criterion: &Criterion, runner_type: RunnerType, id: i64) -> (String, String) {
+/// The entries whose presence (a facet's) or time (a contact's, a `never_contacted` entry's
+/// creation) say whether a runner of this type meets `criterion`.
+fn entries_of(criterion: &Criterion, runner_type: RunnerType, id: i64) -> Vec<(String, String)> {
+    let type_name = runner_type.as_str();
     match criterion {
-        Criterion::Facet(facet) => keys::runner_facet(&facet.name(), runner_type.as_str(), id),
+        Criterion::Facet(facet) => vec![keys::runner_facet(&facet.name(), type_name, id)],
         Criterion::Online { .. } | Criterion::Offline { .. } => {
-            keys::runner_contact(runner_type.as_str(), id)
+            vec![keys::runner_contact(type_name, id)]
         }
+        Criterion::Stale { .. } => vec![
+            keys::runner_contact(type_name, id),
+            keys::runner_facet(&Facet::NeverContacted.name(), type_name, id),
+        ],
     }
 }
 
-/// Whether the runner whose entry for `criterion` is `entry` (`None`: it has none) meets it.
-fn entry_admits(criterion: &Criterion, entry: Option<&Item>) -> bool {
-    let contacted_after = |since: &Timestamp| {
-        entry
-            .and_then(|item| {
-                ItemReader::new(item, "contact entry")
-                    .opt_n("at")
-                    .ok()
-                    .flatten()
-            })
-            .is_some_and(|at| at > since.millis())
+/// Whether the runner whose entries for `criterion` (from [`entries_of`], in order) are
+/// `entries` (`None`: it has not that one) meets it.
+fn entries_admit(criterion: &Criterion, entries: &[Option<&Item>]) -> bool {
+    let time = |index: usize, attribute: &str| {
+        entries.get(index).copied().flatten().and_then(|item| {
+            ItemReader::new(item, "index entry")
+                .opt_n(attribute)
+                .ok()
+                .flatten()
+        })
     };
+    let online = |since: &Timestamp| time(0, "at").is_some_and(|at| at > since.millis());
     match criterion {
-        Criterion::Facet(_) => entry.is_some(),
-        Criterion::Online { since } => contacted_after(since),
-        Criterion::Offline { since } => !contacted_after(since),
+        Criterion::Facet(_) => entries.first().is_some_and(Option::is_some),
+        Criterion::Online { since } => online(since),
+        Criterion::Offline { since } => !online(since),
+        Criterion::Stale { before } => time(0, "at")
+            .or_else(|| time(1, "created"))
+            .is_some_and(|seen| seen < before.millis()),
     }
 }
 
@@ -318,6 +443,10 @@ enum IdSource {
     Facet(String),
     /// The contact entries, those after a time.
     ContactedAfter(Timestamp),
+    /// The contact entries, those before a time.
+    ContactedBefore(Timestamp),
+    /// The `never_contacted` entries, of runners created before a time.
+    CreatedBefore(Timestamp),
 }
 
 /// How many runners of each type are in each id bucket.
@@ -615,10 +744,12 @@ impl Store {
         changes: &ListingChanges,
     ) -> Result<Vec<TransactWriteItem>, ApiError> {
         let mut entries = Vec::new();
-        for key in changes.subtree_puts.iter().chain(&changes.facet_puts) {
+        let items = (changes.subtree_puts.iter().cloned().map(key_item))
+            .chain(changes.facet_puts.iter().map(FacetEntry::item));
+        for item in items {
             let put = Put::builder()
                 .table_name(&self.table)
-                .set_item(Some(key_item(key.clone())))
+                .set_item(Some(item))
                 .build()
                 .map_err(build_error)?;
             entries.push(TransactWriteItem::builder().put(put).build());
@@ -644,6 +775,12 @@ impl Store {
                     futures_util::future::try_join(self.type_counts(), self.online_counts(*since))
                         .await?;
                 Ok(all.minus(&online))
+            }
+            Some(Criterion::Stale { before }) => {
+                let (all, seen) =
+                    futures_util::future::try_join(self.type_counts(), self.seen_counts(*before))
+                        .await?;
+                Ok(all.minus(&seen))
             }
         }
     }
@@ -702,42 +839,50 @@ impl Store {
         Ok(counts)
     }
 
-    /// The counts of the runners last contacted after `since`: the contact counts of every
-    /// span after the one holding `since` (one Query, consistent), plus the contact entries of
-    /// that span's part after `since` (GSI3, its shards in parallel, beside it): normally the
-    /// few runners that went quiet a little less than the online timeout ago.
+    /// The counts of the runners last contacted after `since` (online).
     async fn online_counts(&self, since: Timestamp) -> Result<RunnerCounts, ApiError> {
-        let span = keys::contact_span(since.millis());
+        self.counts_from(&Timeline::CONTACTS, since.millis().saturating_add(1))
+            .await
+    }
+
+    /// The counts of the runners last seen at or after `before` (not stale).
+    async fn seen_counts(&self, before: Timestamp) -> Result<RunnerCounts, ApiError> {
+        self.counts_from(&Timeline::SEEN, before.millis()).await
+    }
+
+    /// The counts of the runners whose time on `timeline` is at or after `first`: its counts of
+    /// every span after the one holding `first` (one Query, consistent), plus the GSI3 entries
+    /// of that span's part from `first` on (each index's shards in parallel, beside it):
+    /// normally the few runners whose time is a little after `first`.
+    async fn counts_from(&self, timeline: &Timeline, first: i64) -> Result<RunnerCounts, ApiError> {
+        let (from_span, range) = timeline.split(first);
         let spans = self
             .client
             .query()
             .table_name(&self.table)
             .consistent_read(true)
             .key_condition_expression("pk = :pk AND sk >= :from")
-            .expression_attribute_values(
-                ":pk",
-                AttributeValue::S(keys::RUNNER_CONTACT_COUNTS.to_owned()),
-            )
+            .expression_attribute_values(":pk", AttributeValue::S(timeline.counts.to_owned()))
             .expression_attribute_values(
                 ":from",
-                AttributeValue::S(keys::contact_span_prefix(span.saturating_add(1))),
+                AttributeValue::S(keys::contact_span_prefix(from_span)),
             );
         let mut counts = RunnerCounts::default();
         let spans = self.query_pages(spans, |item| {
-            let reader = ItemReader::new(item, "contact count");
+            let reader = ItemReader::new(item, "span count");
             let sk = reader.s(keys::SK)?;
             let (_, bucket) = keys::parse_runner_contact_count(&sk)
-                .ok_or_else(|| ApiError::internal(format!("contact count key {sk}")))?;
+                .ok_or_else(|| ApiError::internal(format!("span count key {sk}")))?;
             counts.add_types(&reader, bucket)?;
             Ok(false)
         });
-        // No range when `since` is its span's last millisecond.
-        let range = contacts_after_in_span(since);
         let shards = range.iter().flat_map(|(first, last)| {
-            (0..keys::CONTACT_SHARDS).map(move |shard| (shard, first, last))
+            timeline.indexes.iter().flat_map(move |index| {
+                (0..keys::CONTACT_SHARDS).map(move |shard| (index, shard, first, last))
+            })
         });
-        let shards = shards.map(|(shard, first, last)| {
-            let (partition, _) = keys::runner_contacts_by_time(shard, 0);
+        let shards = shards.map(|(index, shard, first, last)| {
+            let (partition, _) = index.keys(shard, 0);
             let query = self
                 .client
                 .query()
@@ -752,10 +897,9 @@ impl Store {
             async move {
                 let mut found = Vec::new();
                 self.query_pages(query, |item| {
-                    let pk = ItemReader::new(item, "contact entry").s(keys::PK)?;
-                    let unreadable = || ApiError::internal(format!("contact entry key {pk}"));
-                    let (runner_type, bucket) =
-                        keys::parse_runner_contact(&pk).ok_or_else(unreadable)?;
+                    let pk = ItemReader::new(item, "index entry").s(keys::PK)?;
+                    let unreadable = || ApiError::internal(format!("index entry key {pk}"));
+                    let (runner_type, bucket) = index.parse(&pk).ok_or_else(unreadable)?;
                     found.push((
                         RunnerType::parse(runner_type).ok_or_else(unreadable)?,
                         bucket,
@@ -820,6 +964,17 @@ impl Store {
                     .filter(|(_, id)| !online.contains(id))
                     .collect());
             }
+            Some(Criterion::Stale { before }) => {
+                // Contacted before `before`, or never and created before it.
+                let (contacted, new) = futures_util::future::try_join(
+                    self.ids_of(partitions, &IdSource::ContactedBefore(*before)),
+                    self.ids_of(partitions, &IdSource::CreatedBefore(*before)),
+                )
+                .await?;
+                let mut ids: Vec<(RunnerType, i64)> = contacted.into_iter().chain(new).collect();
+                ids.sort_unstable_by_key(|(_, id)| *id);
+                return Ok(ids);
+            }
         };
         self.ids_of(partitions, &source).await
     }
@@ -857,20 +1012,42 @@ impl Store {
                         ),
                     keys::SK,
                 ),
-                IdSource::ContactedAfter(since) => (
+                IdSource::ContactedAfter(time) | IdSource::ContactedBefore(time) => (
                     query
                         .key_condition_expression("pk = :k")
-                        .filter_expression("#at > :since")
+                        .filter_expression(match source {
+                            IdSource::ContactedAfter(_) => "#at > :time",
+                            _ => "#at < :time",
+                        })
                         .expression_attribute_names("#at", "at")
                         .expression_attribute_values(
                             ":k",
                             AttributeValue::S(keys::runner_contact_partition(type_name, *bucket)),
                         )
                         .expression_attribute_values(
-                            ":since",
-                            AttributeValue::N(since.millis().to_string()),
+                            ":time",
+                            AttributeValue::N(time.millis().to_string()),
                         )
                         .consistent_read(true),
+                    keys::SK,
+                ),
+                IdSource::CreatedBefore(before) => (
+                    query
+                        .key_condition_expression("pk = :k")
+                        .filter_expression("#created < :before")
+                        .expression_attribute_names("#created", "created")
+                        .expression_attribute_values(
+                            ":k",
+                            AttributeValue::S(keys::runner_facet_partition(
+                                &Facet::NeverContacted.name(),
+                                type_name,
+                                *bucket,
+                            )),
+                        )
+                        .expression_attribute_values(
+                            ":before",
+                            AttributeValue::N(before.millis().to_string()),
+                        ),
                     keys::SK,
                 ),
             };
@@ -922,7 +1099,7 @@ impl Store {
             .flat_map(|(runner_type, id)| {
                 others
                     .iter()
-                    .map(move |criterion| entry_of(criterion, *runner_type, *id))
+                    .flat_map(move |criterion| entries_of(criterion, *runner_type, *id))
             })
             .collect();
         let found: BTreeMap<(String, String), Item> = self
@@ -935,10 +1112,11 @@ impl Store {
             .into_iter()
             .filter(|(runner_type, id)| {
                 others.iter().all(|criterion| {
-                    entry_admits(
-                        criterion,
-                        found.get(&entry_of(criterion, *runner_type, *id)),
-                    )
+                    let entries: Vec<Option<&Item>> = entries_of(criterion, *runner_type, *id)
+                        .iter()
+                        .map(|key| found.get(key))
+                        .collect();
+                    entries_admit(criterion, &entries)
                 })
             })
             .map(|(_, id)| id)
@@ -1095,6 +1273,11 @@ mod tests {
         )
     }
 
+    /// The keys of the facet entries put.
+    fn put_keys(changes: &ListingChanges) -> Vec<(String, String)> {
+        changes.facet_puts.iter().map(|e| e.key.clone()).collect()
+    }
+
     /// The change of each counter item's runner count (`value`).
     fn totals(changes: &ListingChanges) -> Vec<((String, String), i64)> {
         changes
@@ -1135,10 +1318,24 @@ mod tests {
             // Each facet moves between types within its one count item.
             expected.push((keys::runner_facet_count(facet, 1_234), moved.clone()));
         }
+        // So does its last-seen day's count (never contacted: the day it was created).
+        expected.push((keys::runner_seen_count(1, 1_234), moved.clone()));
         expected.sort();
         assert_eq!(changes.counts, expected);
+        let never_contacted = changes
+            .facet_puts
+            .iter()
+            .find(|entry| entry.key.0.ends_with("#never_contacted"))
+            .expect("a never_contacted entry")
+            .item();
+        assert_eq!(never_contacted["created"].as_n().unwrap(), "1");
         assert_eq!(
-            changes.facet_puts,
+            never_contacted[keys::GSI3_SK].as_s().unwrap(),
+            &keys::new_runners_by_time(1_234, 1).1,
+            "on GSI3 by creation time, for the runners about to go stale"
+        );
+        assert_eq!(
+            put_keys(&changes),
             [
                 keys::runner_facet("active", "project_type", 1_234),
                 keys::runner_facet("active+tag:docker", "project_type", 1_234),
@@ -1210,7 +1407,7 @@ mod tests {
             totals(&deleted),
             [(keys::runner_count("group_type", 9), -1)]
         );
-        assert_eq!(deleted.facet_deletes, created.facet_puts);
+        assert_eq!(deleted.facet_deletes, put_keys(&created));
         assert_eq!(deleted.subtree_deletes, created.subtree_puts);
         assert_eq!(listing_changes(None, None), ListingChanges::default());
     }
@@ -1249,7 +1446,7 @@ mod tests {
         );
         let entry = |facet| keys::runner_facet(facet, "project_type", 77);
         assert_eq!(
-            changes.facet_puts,
+            put_keys(&changes),
             [
                 entry("paused"),
                 entry("paused+tag:arm"),
@@ -1321,27 +1518,96 @@ mod tests {
     }
 
     #[test]
-    fn the_contacts_read_beside_the_counts_are_those_after_the_timeout_in_its_span() {
+    fn the_entries_read_beside_the_counts_are_those_of_the_first_spans_part_from_the_time() {
         let span = 40 * keys::CONTACT_SPAN_MS;
-        let (first, last) = contacts_after_in_span(Timestamp::from_millis(span + 5)).unwrap();
+        let (from_span, range) = Timeline::CONTACTS.split(span + 6);
+        assert_eq!(from_span, 41, "the spans after the one holding the time");
+        let (first, last) = range.unwrap();
         assert!(first > keys::runner_contacts_by_time(i64::MAX, span + 5).1);
         assert!(first <= keys::runner_contacts_by_time(0, span + 6).1);
         assert!(last >= keys::runner_contacts_by_time(123, span + keys::CONTACT_SPAN_MS - 1).1);
         assert!(last < keys::runner_contacts_by_time(0, span + keys::CONTACT_SPAN_MS).1);
         assert_eq!(
-            contacts_after_in_span(Timestamp::from_millis(span - 1)),
-            None,
-            "the span's last millisecond: nothing after it in the span"
+            Timeline::CONTACTS.split(span),
+            (40, None),
+            "a time that starts its span: that span whole, no entries"
         );
+        let day = 9 * keys::SEEN_SPAN_MS;
+        let (from_day, range) = Timeline::SEEN.split(day + 1);
+        assert_eq!(from_day, 10);
+        let (first, last) = range.unwrap();
+        assert!(first <= keys::new_runners_by_time(0, day + 1).1);
+        assert!(last >= keys::new_runners_by_time(7, day + keys::SEEN_SPAN_MS - 1).1);
+        assert!(last < keys::new_runners_by_time(0, day + keys::SEEN_SPAN_MS).1);
+    }
+
+    #[test]
+    fn a_heartbeat_moves_the_last_seen_count_only_across_days() {
+        let day = |n: i64, ms: i64| Timestamp::from_millis(n * keys::SEEN_SPAN_MS + ms);
+        let seen_counts = |changes: &ListingChanges| -> Vec<CountChange> {
+            changes
+                .counts
+                .iter()
+                .filter(|((pk, _), _)| pk == keys::RUNNER_SEEN_COUNTS)
+                .cloned()
+                .collect()
+        };
+        let moved = |from: Timestamp, to: Timestamp| {
+            vec![
+                (
+                    keys::runner_seen_count(from.millis(), 9),
+                    BTreeMap::from([("group_type".to_owned(), -1)]),
+                ),
+                (
+                    keys::runner_seen_count(to.millis(), 9),
+                    BTreeMap::from([("group_type".to_owned(), 1)]),
+                ),
+            ]
+        };
+        let first = contact_changes(
+            RunnerType::Group,
+            9,
+            SeenBefore::Created(day(2, 5)),
+            day(30, 7),
+        );
+        assert_eq!(
+            seen_counts(&first),
+            moved(day(2, 5), day(30, 7)),
+            "from the day it was created"
+        );
+        let next_day = contact_changes(
+            RunnerType::Group,
+            9,
+            SeenBefore::Contacted(day(30, 7)),
+            day(31, 0),
+        );
+        assert_eq!(seen_counts(&next_day), moved(day(30, 7), day(31, 0)));
+        let same_day = contact_changes(
+            RunnerType::Group,
+            9,
+            SeenBefore::Contacted(day(31, 0)),
+            day(31, keys::CONTACT_SPAN_MS),
+        );
+        assert_eq!(seen_counts(&same_day), []);
     }
 
     #[test]
     fn a_heartbeat_moves_the_count_only_across_spans() {
         let span = |n: i64, ms: i64| Timestamp::from_millis(n * keys::CONTACT_SPAN_MS + ms);
-        let same = contact_changes(RunnerType::Group, 9, Some(span(3, 1)), span(3, 60_001));
+        let same = contact_changes(
+            RunnerType::Group,
+            9,
+            SeenBefore::Contacted(span(3, 1)),
+            span(3, 60_001),
+        );
         assert!(same.counts.is_empty(), "{:?}", same.counts);
         assert_eq!(same.contact_put.map(|e| e.at), Some(span(3, 60_001)));
-        let across = contact_changes(RunnerType::Group, 9, Some(span(3, 1)), span(4, 2));
+        let across = contact_changes(
+            RunnerType::Group,
+            9,
+            SeenBefore::Contacted(span(3, 1)),
+            span(4, 2),
+        );
         assert_eq!(
             across.counts,
             [
@@ -1355,7 +1621,12 @@ mod tests {
                 ),
             ]
         );
-        let first = contact_changes(RunnerType::Group, 9, None, span(4, 2));
+        let first = contact_changes(
+            RunnerType::Group,
+            9,
+            SeenBefore::Created(Timestamp::from_millis(1)),
+            span(4, 2),
+        );
         assert_eq!(first.counts.len(), 2, "the span's count, never_contacted's");
         assert_eq!(
             first.facet_deletes,

@@ -18,6 +18,7 @@ mod tokens;
 
 #[cfg(feature = "admin")]
 pub(crate) use jobs::running_job_item;
+pub use listing::SeenBefore;
 #[cfg(feature = "admin")]
 pub(crate) use runners::link_item;
 pub use runners::{ContactState, CreateRunnerError, Heartbeat, MAX_LINKS_PER_RUNNER};

@@ -2,6 +2,7 @@
 
 use super::directory::{group_ref_from, group_ref_item, project_ref_from, project_ref_item};
 use super::item::{Item, ItemBuilder, ItemReader, key_of};
+use super::listing::SeenBefore;
 use super::tokens::TokenRecord;
 use super::{Store, build_error, is_size_limit, keys, storage_error, too_large};
 use crate::auth::TokenDigest;
@@ -29,14 +30,15 @@ pub(crate) const MAX_TRANSACTION_ACTIONS: usize = 100;
 /// What a runner's token says of its contacts, for its heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContactState {
-    /// The runner's type and last contact (`None`: never contacted), which the heartbeat
-    /// moves its listing from.
+    /// The runner's type and when it was last seen (its last contact, or its creation), which
+    /// the heartbeat moves its listing from.
     Known {
         runner_type: RunnerType,
-        last: Option<Timestamp>,
+        seen: SeenBefore,
     },
-    /// The token item does not know the runner's type (it was written before it kept it): the
-    /// heartbeat reads the runner, and tells the token.
+    /// The token item does not know the runner's type, or its creation before its first
+    /// contact (it was written before it kept them): the heartbeat reads the runner, and
+    /// tells the token.
     Unknown,
 }
 
@@ -44,7 +46,7 @@ pub enum ContactState {
 struct Contacted {
     id: i64,
     runner_type: RunnerType,
-    last: Option<Timestamp>,
+    seen: SeenBefore,
     /// Read from the runner item, not the token: the token learns its type.
     read: bool,
 }
@@ -428,17 +430,20 @@ impl Store {
         const ATTEMPTS: usize = 3;
         for _ in 0..ATTEMPTS {
             let runner = match contact {
-                ContactState::Known { runner_type, last } => Contacted {
+                ContactState::Known { runner_type, seen } => Contacted {
                     id: runner_id,
                     runner_type,
-                    last,
+                    seen,
                     read: false,
                 },
                 ContactState::Unknown => match self.get_runner(runner_id).await? {
                     Some(runner) if runner.token_digest == *token => Contacted {
                         id: runner_id,
                         runner_type: runner.runner_type,
-                        last: runner.contacted_at,
+                        seen: match runner.contacted_at {
+                            Some(last) => SeenBefore::Contacted(last),
+                            None => SeenBefore::Created(runner.created_at),
+                        },
                         read: true,
                     },
                     _ => return Ok(false),
@@ -485,10 +490,10 @@ impl Store {
         let type_value = AttributeValue::S(runner.runner_type.as_str().to_owned());
         runner_update = runner_update.expression_attribute_values(":type", type_value.clone());
         let condition = "attribute_exists(pk) AND token_digest = :digest AND runner_type = :type";
-        runner_update = match runner.last {
+        runner_update = match runner.seen {
             // Its last contact in the span the token says (where it is counted), not exactly
             // the token's: heartbeats of one runner's hosts at once then all land.
-            Some(last) => {
+            SeenBefore::Contacted(last) => {
                 let span = keys::contact_span(last.millis());
                 let first = span.saturating_mul(keys::CONTACT_SPAN_MS);
                 let end = first.saturating_add(keys::CONTACT_SPAN_MS - 1);
@@ -502,9 +507,15 @@ impl Store {
                     )
                     .expression_attribute_values(":span_last", AttributeValue::N(end.to_string()))
             }
-            None => runner_update.condition_expression(format!(
-                "{condition} AND attribute_not_exists(contacted_at)"
-            )),
+            // Its creation as the token says: the day it is counted as last seen.
+            SeenBefore::Created(created_at) => runner_update
+                .condition_expression(format!(
+                    "{condition} AND attribute_not_exists(contacted_at) AND created_at = :created"
+                ))
+                .expression_attribute_values(
+                    ":created",
+                    AttributeValue::N(created_at.millis().to_string()),
+                ),
         };
         let mut sets = vec!["contacted_at = :at".to_owned()];
         for (attribute, value) in reported {
@@ -532,6 +543,13 @@ impl Store {
         if runner.read {
             token_sets.push("runner_type = :type");
             token_update = token_update.expression_attribute_values(":type", type_value);
+            if let SeenBefore::Created(created_at) = runner.seen {
+                token_sets.push("runner_created_at = :runner_created");
+                token_update = token_update.expression_attribute_values(
+                    ":runner_created",
+                    AttributeValue::N(created_at.millis().to_string()),
+                );
+            }
         }
         if let Some(system_id) = &heartbeat.system_id {
             token_update = if known_managers {
@@ -555,7 +573,7 @@ impl Store {
             .map_err(build_error)?;
         actions.push(TransactWriteItem::builder().update(token_update).build());
         let changes =
-            super::listing::contact_changes(runner.runner_type, runner_id, runner.last, at);
+            super::listing::contact_changes(runner.runner_type, runner_id, runner.seen, at);
         actions.extend(self.contact_actions(&changes)?);
         actions.extend(self.count_updates(&changes.counts)?);
         actions.extend(self.entry_actions(&changes)?);

@@ -44,6 +44,9 @@ pub enum TokenRecord {
         /// The runner's type, kept in step with it, so that its first heartbeat knows its
         /// listing keys without reading it. `None` on items written before.
         runner_type: Option<RunnerType>,
+        /// When the runner was created, so that its first heartbeat knows the day it was last
+        /// seen (its last-seen count) without reading it. `None` on items written before.
+        runner_created_at: Option<Timestamp>,
     },
     Registration(RegistrationScope),
     PersonalAccess(PersonalAccessToken),
@@ -66,12 +69,14 @@ impl TokenRecord {
                 managers,
                 expires_at,
                 runner_type,
+                runner_created_at,
             } => {
                 let mut base = base
                     .s("kind", KIND_RUNNER)
                     .n("runner_id", *runner_id)
                     .opt_time("heartbeat_at", *heartbeat_at)
                     .opt_time("expires_at", *expires_at)
+                    .opt_time("runner_created_at", *runner_created_at)
                     .opt_s("runner_type", runner_type.map(|t| t.as_str().to_owned()));
                 if let Some(queues) = queues {
                     base = base.strings("queues", queues);
@@ -124,6 +129,7 @@ impl TokenRecord {
                     .opt_s("runner_type")
                     .as_deref()
                     .and_then(RunnerType::parse),
+                runner_created_at: r.opt_time("runner_created_at")?,
             }),
             KIND_REGISTRATION => {
                 let missing =
@@ -168,6 +174,7 @@ impl TokenRecord {
             managers: Some(BTreeMap::new()),
             expires_at: runner.token_expires_at,
             runner_type: Some(runner.runner_type),
+            runner_created_at: Some(runner.created_at),
         }
     }
 }
