@@ -92,6 +92,8 @@ def world():
             entry["created_at"] = ago(seconds=rid % 60)
         if rid % 7 == 0:
             entry["active"] = False
+        if rid % 4 < 3:  # a quarter each on 15.1.2, 15.10.0 and 16.0.1, a quarter none
+            entry["version"] = ["15.1.2", "15.10.0", "16.0.1"][rid % 4]
         runners.append(entry)
 
     rid = 0
@@ -268,7 +270,13 @@ def main():
                 ("status=stale&type=group_type, the last page",
                  "status=stale&type=group_type&page=11"),
                 ("tag_list=gpu&status=stale (two criteria), page 1",
-                 "tag_list=gpu&status=stale")]:
+                 "tag_list=gpu&status=stale"),
+                ("version_prefix=16.0 (25,000), page 125 (middle)",
+                 "version_prefix=16.0&page=125"),
+                ("version_prefix=15&type=group_type (2,500), page 25, the last",
+                 "version_prefix=15&type=group_type&page=25"),
+                ("tag_list=gpu&version_prefix=15.1 (two criteria), page 1",
+                 "tag_list=gpu&version_prefix=15.1")]:
             measure("GET /runners/all", "admin", what, f"/api/v4/runners/all?per_page=100&{query}",
                     ADMIN)
         for what, query in [("walked: tag_list=docker&status=online, page 1",

@@ -65,6 +65,33 @@ pub enum Facet {
     TagPaused(String, bool),
     /// Never contacted: the runner's first heartbeat takes it out.
     NeverContacted,
+    /// A prefix of the version the runner last reported, cut at a dot (`15`, `15.1`,
+    /// `15.1.2` of `15.1.2`): `version_prefix` matches whole components. Only prefixes of at
+    /// most [`MAX_VERSION_PREFIX_COMPONENTS`] components and [`MAX_TAG_CHARS`] characters are
+    /// facets, so that a runner has a few and their keys stay short; a longer
+    /// `version_prefix` walks.
+    VersionPrefix(String),
+}
+
+/// The most components (dot-separated) of a version prefix that is a facet.
+pub const MAX_VERSION_PREFIX_COMPONENTS: usize = 3;
+
+/// Whether a `version_prefix` (without its trailing dot) is short enough to be a facet.
+fn is_counted_version_prefix(prefix: &str) -> bool {
+    prefix.matches('.').count() < MAX_VERSION_PREFIX_COMPONENTS
+        && prefix.chars().count() <= MAX_TAG_CHARS
+}
+
+/// The version prefix facets of a runner that reported `version`: each prefix that ends where
+/// a dot starts, and the whole version, that is short enough.
+pub fn version_prefixes(version: &str) -> Vec<String> {
+    version
+        .match_indices('.')
+        .map(|(at, _)| &version[..at])
+        .chain([version])
+        .filter(|prefix| is_counted_version_prefix(prefix))
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Facet {
@@ -87,6 +114,14 @@ impl Facet {
                     .is_none()
                     .then_some(Facet::NeverContacted),
             )
+            .chain(
+                runner
+                    .info
+                    .version
+                    .iter()
+                    .flat_map(|version| version_prefixes(version))
+                    .map(Facet::VersionPrefix),
+            )
             .collect()
     }
 
@@ -100,6 +135,7 @@ impl Facet {
             // The flag first: no tag facet's name starts this way.
             Facet::TagPaused(tag, true) => format!("paused+tag:{tag}"),
             Facet::TagPaused(tag, false) => format!("active+tag:{tag}"),
+            Facet::VersionPrefix(prefix) => format!("version:{prefix}"),
         }
     }
 }
@@ -234,14 +270,17 @@ impl RunnerFilter {
 
     /// The runner types a match may have and the criteria it must all meet at `now`, when that
     /// is all the filter asks (types, tags, active or paused, never contacted, online or
-    /// offline, stale): such a list can be counted. `None` when it asks for versions. A filter
-    /// that no runner passes (`status=active` with `paused=true`) has no types.
+    /// offline, stale, a version prefix of up to 3 components): such a list can be counted.
+    /// `None` when it asks for a longer version prefix. A filter that no runner passes
+    /// (`status=active` with `paused=true`) has no types.
     pub fn counted_criteria(
         &self,
         now: Timestamp,
         online_timeout_secs: i64,
     ) -> Option<(Vec<RunnerType>, Vec<Criterion>)> {
-        if self.version_prefix.is_some() {
+        if let Some(prefix) = &self.version_prefix
+            && !is_counted_version_prefix(prefix)
+        {
             return None;
         }
         let since = online_since(now, online_timeout_secs);
@@ -298,6 +337,7 @@ impl RunnerFilter {
         if never_contacted {
             facets.push(Facet::NeverContacted);
         }
+        facets.extend(self.version_prefix.clone().map(Facet::VersionPrefix));
         let mut criteria: Vec<Criterion> = facets.into_iter().map(Criterion::Facet).collect();
         criteria.extend(online.into_iter().map(|online| match online {
             true => Criterion::Online { since },
@@ -379,6 +419,51 @@ mod tests {
             tag_list: tags.iter().map(|t| (*t).to_owned()).collect(),
             created_at: Timestamp::from_millis(NOW - 1000),
             version: None,
+        }
+    }
+
+    #[test]
+    fn a_counted_version_prefix_is_a_facet_of_exactly_the_runners_it_matches() {
+        assert_eq!(version_prefixes("15.1.2"), ["15", "15.1", "15.1.2"]);
+        assert_eq!(
+            version_prefixes("16.1.0~beta.5.gf131a6a1"),
+            ["16", "16.1", "16.1.0~beta"],
+            "three components at most"
+        );
+        assert_eq!(version_prefixes(".5"), ["", ".5"]);
+        assert!(version_prefixes(&"1".repeat(MAX_TAG_CHARS + 1)).is_empty());
+        let versions = [
+            "15", "15.1", "15.1.2", "15.10.0", "16.0.0.1", ".5", "15.1.", "x",
+        ];
+        let prefixes = [
+            "15", "15.1", "15.1.2", "15.", "1", "16.0.0", "16.0.0.1", ".",
+        ];
+        for version in versions {
+            let mut runner = Runner::new(
+                1,
+                RunnerType::Instance,
+                crate::auth::TokenDigest::of("t"),
+                Timestamp::from_millis(0),
+            );
+            runner.info.version = Some(version.to_owned());
+            let facts = RunnerFacts::from(&runner);
+            for prefix in prefixes {
+                let filter = filter(&format!("version_prefix={prefix}"), RunnerList::All).unwrap();
+                let matched = filter.matches(&facts, Timestamp::from_millis(NOW), 3_600);
+                match filter.counted_criteria(Timestamp::from_millis(NOW), 3_600) {
+                    Some((_, criteria)) => {
+                        let [Criterion::Facet(facet)] = criteria.as_slice() else {
+                            panic!("{prefix}: {criteria:?}");
+                        };
+                        assert_eq!(
+                            Facet::of(&runner).contains(facet),
+                            matched,
+                            "{prefix} of {version}"
+                        );
+                    }
+                    None => assert_eq!(prefix, "16.0.0.1", "only longer prefixes walk"),
+                }
+            }
         }
     }
 
@@ -478,7 +563,17 @@ mod tests {
                 Criterion::Stale { before }
             ])
         );
-        for walked in ["version_prefix=15", "scope=stale&version_prefix=15"] {
+        assert_eq!(
+            criteria("version_prefix=15.1.&type=group_type"),
+            Some((
+                vec![Group],
+                vec![Criterion::Facet(Facet::VersionPrefix("15.1".into()))]
+            ))
+        );
+        for walked in [
+            "version_prefix=15.1.2.3",
+            "scope=stale&version_prefix=1.2.3.4",
+        ] {
             assert_eq!(criteria(walked), None, "{walked}");
         }
         let mut runner = Runner::new(

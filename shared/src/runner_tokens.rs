@@ -12,8 +12,8 @@ use crate::runner::{
     AccessLevel, MAX_SYSTEM_ID_CHARS, Runner, RunnerChanges, RunnerInfo, RunnerType,
 };
 use crate::store::{
-    ContactState, CreateRunnerError, Heartbeat, IdSequence, RegistrationScope, SeenBefore, Store,
-    TokenRecord, back_off,
+    ContactState, CreateRunnerError, Heartbeat, IdSequence, LastVersion, RegistrationScope,
+    SeenBefore, Store, TokenRecord, back_off,
 };
 use crate::time::Timestamp;
 use crate::token_expiry::{TokenExpiry, unexpired};
@@ -234,6 +234,8 @@ pub struct RunnerToken {
     pub runner_type: Option<crate::runner::RunnerType>,
     /// When the runner was created (see `TokenRecord::Runner`).
     pub runner_created_at: Option<Timestamp>,
+    /// The version the runner last reported (see `TokenRecord::Runner`).
+    pub runner_version: LastVersion,
 }
 
 impl RunnerToken {
@@ -250,6 +252,7 @@ impl RunnerToken {
                 expires_at,
                 runner_type,
                 runner_created_at,
+                runner_version,
             }) if unexpired(expires_at, Timestamp::now()) => Ok(Self {
                 runner_id,
                 digest,
@@ -259,6 +262,7 @@ impl RunnerToken {
                 expires_at,
                 runner_type,
                 runner_created_at,
+                runner_version,
             }),
             _ => Err(ApiError::Forbidden),
         }
@@ -273,7 +277,11 @@ impl RunnerToken {
             (None, None) => return ContactState::Unknown,
         };
         match self.runner_type {
-            Some(runner_type) => ContactState::Known { runner_type, seen },
+            Some(runner_type) => ContactState::Known {
+                runner_type,
+                seen,
+                version: self.runner_version.clone(),
+            },
             None => ContactState::Unknown,
         }
     }

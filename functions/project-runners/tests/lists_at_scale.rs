@@ -81,6 +81,13 @@ fn stale(id: i64) -> bool {
         .is_none_or(|ago| ago > WEEK)
 }
 
+/// The version the seed's runner reported, if any.
+fn version_of(id: i64) -> Option<&'static str> {
+    ["15.1.2", "15.10.0", "16.0.1"]
+        .get(id as usize % 4)
+        .copied()
+}
+
 /// The seed as a model: each group's parent, each project's group, each runner.
 struct Model {
     parents: BTreeMap<i64, Option<i64>>,
@@ -188,6 +195,9 @@ impl Model {
                 }
                 if id % 7 == 0 {
                     runner["active"] = json!(false);
+                }
+                if let Some(version) = version_of(*id) {
+                    runner["version"] = json!(version);
                 }
                 runner
             })
@@ -497,7 +507,7 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         );
     }
     type Keep = fn(&ModelRunner) -> bool;
-    let facets: [(&str, Keep); 13] = [
+    let facets: [(&str, Keep); 15] = [
         // A tag with the active flag: one facet of its own.
         ("tag_list=docker&paused=true", |r| r.0 % 21 == 0),
         ("tag_list=docker&status=active&type=project_type", |r| {
@@ -529,6 +539,11 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         ("scope=stale&type=group_type", |r| {
             stale(r.0) && r.1 == "group_type"
         }),
+        // A version prefix of up to three components: a facet of the versions it matches.
+        ("version_prefix=15", |r| r.0 % 4 < 2),
+        ("version_prefix=16.0.&type=project_type", |r| {
+            r.0 % 4 == 2 && r.1 == "project_type"
+        }),
     ];
     for (query, keep) in facets {
         check_first_middle_last(&app, query, &model.ids(keep), 100, 3).await;
@@ -537,7 +552,7 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
     // Several criteria: the rarest's ids, checked against the others' entries, then the
     // page: four round trips wherever the page is.
     type Both = fn(&ModelRunner) -> bool;
-    let intersected: [(&str, Both); 5] = [
+    let intersected: [(&str, Both); 6] = [
         ("tag_list=docker&status=online", |r| {
             r.0 % 3 == 0 && online(r.0)
         }),
@@ -552,6 +567,9 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         }),
         ("scope=stale&status=never_contacted", |r| {
             stale(r.0) && contacted_ago_ms(r.0).is_none()
+        }),
+        ("version_prefix=15.1&status=online", |r| {
+            r.0 % 4 == 0 && online(r.0)
         }),
     ];
     for (query, keep) in intersected {
@@ -1462,4 +1480,137 @@ async fn runners_leave_stale_with_a_heartbeat_and_go_stale_when_a_week_passes() 
     assert_eq!(listed("status=stale").await, Vec::<i64>::new());
     assert_eq!(listed("status=never_contacted").await, Vec::<i64>::new());
     assert_eq!(listed("").await, [1, 2, 3, 4, 1_500]);
+}
+
+#[tokio::test]
+async fn version_prefix_lists_follow_the_versions_runners_report() {
+    // Every heartbeat written, so that a runner can report one version after another.
+    let settings = runners_shared::Settings {
+        heartbeat_interval_secs: 0,
+        ..runners_shared::Settings::default()
+    };
+    let app = TestApp::with_settings(settings, |state| {
+        project_runners::router(state.clone())
+            .merge(runner_management::router(state.clone()))
+            .merge(runner_token::router(state))
+    })
+    .await;
+    app.seed(json!({
+        "settings": {"runners_registration_token": "instance-registration"},
+        "users": [{"id": 1, "username": "admin", "admin": true, "tokens": [{"token": ADMIN}]}],
+        "groups": [{"id": 1, "name": "Root", "path": "root"}],
+        "projects": [{"id": 10, "name": "A", "path": "a", "namespace_id": 1}],
+        "runners": [
+            {"id": 1, "token": "r1", "runner_type": "instance_type", "version": "15.1.2"},
+            {"id": 2, "token": "r2", "runner_type": "instance_type", "version": "15.10.0"},
+            {"id": 3, "token": "r3", "runner_type": "project_type", "projects": [10], "version": "16.0.0"},
+            {"id": 4, "token": "r4", "runner_type": "instance_type"}
+        ]
+    }))
+    .await;
+    let listed = |query: String, round_trips: u32| {
+        let app = &app;
+        async move {
+            let found = list(app, ADMIN, &format!("/api/v4/runners/all?{query}"))
+                .await
+                .expect(200);
+            assert!(
+                found.usage.round_trips <= round_trips,
+                "{query}: {:?}",
+                found.usage
+            );
+            assert_eq!(total(&found), ids(&found).len(), "{query}");
+            ids(&found)
+        }
+    };
+    let prefix = |p: &str| format!("version_prefix={p}");
+    assert_eq!(listed(prefix("15"), 3).await, [1, 2]);
+    assert_eq!(listed(prefix("15.1."), 3).await, [1]);
+    assert_eq!(listed(prefix("16&type=project_type"), 3).await, [3]);
+    assert_eq!(listed(prefix("15.1.2.0"), 10).await, Vec::<i64>::new());
+
+    // Registered with a version; an upgrade, a first version and the same version reported.
+    let registered = app
+        .post("/api/v4/runners")
+        .json(json!({"token": "instance-registration", "info": {"version": "15.1.9"}}))
+        .send()
+        .await
+        .expect(201);
+    let registered = registered.body["id"].as_i64().expect("an id");
+    let verify_as = |token: &'static str, version: &'static str| {
+        let app = &app;
+        async move {
+            app.post("/api/v4/runners/verify")
+                .json(json!({"token": token, "info": {"version": version}}))
+                .send()
+                .await
+                .expect(200)
+                .usage
+        }
+    };
+    // The token knows the version: the token, then the heartbeat, whether the version moves
+    // or not.
+    for (token, version) in [("r2", "15.10.0"), ("r1", "16.0.1"), ("r4", "15.1.7")] {
+        let usage = verify_as(token, version).await;
+        assert_eq!((usage.round_trips, usage.calls), (2, 2), "{token}");
+    }
+    assert_eq!(listed(prefix("15"), 3).await, [2, 4, registered]);
+    assert_eq!(listed(prefix("15.1"), 3).await, [4, registered]);
+    assert_eq!(listed(prefix("16"), 3).await, [1, 3]);
+    assert_eq!(listed(prefix("16.0.1"), 3).await, [1]);
+    // With another criterion: intersected.
+    assert_eq!(
+        listed(format!("{}&status=online", prefix("15")), 4).await,
+        [2, 4]
+    );
+
+    // A token item from before tokens kept the version: the same version costs nothing more;
+    // another is found by the heartbeat's condition, and the runner read.
+    let digest = runners_shared::auth::TokenDigest::of("r2");
+    app.store
+        .client()
+        .update_item()
+        .table_name(app.store.table())
+        .set_key(Some(runners_shared::store::item::key_of(keys::token(
+            digest.as_str(),
+        ))))
+        .update_expression("REMOVE runner_version")
+        .send()
+        .await
+        .expect("an older token item");
+    let same = verify_as("r2", "15.10.0").await;
+    assert_eq!((same.round_trips, same.calls), (2, 2));
+    app.store
+        .client()
+        .update_item()
+        .table_name(app.store.table())
+        .set_key(Some(runners_shared::store::item::key_of(keys::token(
+            digest.as_str(),
+        ))))
+        .update_expression("REMOVE runner_version")
+        .send()
+        .await
+        .expect("an older token item");
+    let upgraded = verify_as("r2", "16.1.0").await;
+    assert_eq!((upgraded.round_trips, upgraded.calls), (4, 4));
+    assert_eq!(listed(prefix("16"), 3).await, [1, 2, 3]);
+    assert_eq!(listed(prefix("15.10"), 3).await, Vec::<i64>::new());
+
+    // Two hosts of runner 3 reporting different versions at once: whichever lands last, the
+    // runner is listed under its version and no other.
+    let beats = futures_util::future::join_all(
+        (0..4).map(|i| verify_as("r3", if i % 2 == 0 { "16.0.0" } else { "17.2.0" })),
+    )
+    .await;
+    assert_eq!(beats.len(), 4);
+    let details = list(&app, ADMIN, "/api/v4/runners/3").await.expect(200);
+    let version = details.body["version"]
+        .as_str()
+        .expect("a version")
+        .to_owned();
+    let major = version.split('.').next().unwrap().to_owned();
+    let other = if major == "16" { "17" } else { "16" };
+    assert!(listed(prefix(&major), 3).await.contains(&3), "{version}");
+    assert!(!listed(prefix(other), 3).await.contains(&3), "{version}");
+    assert_eq!(listed(prefix(&version), 3).await, [3]);
 }

@@ -26,6 +26,17 @@ impl ItemBuilder {
         self
     }
 
+    /// A string, or DynamoDB's `NULL` for `None`: an attribute whose absence means something
+    /// else (not known) than its value being none.
+    pub fn s_or_null(mut self, name: &str, value: Option<impl Into<String>>) -> Self {
+        let value = match value {
+            Some(v) => AttributeValue::S(v.into()),
+            None => AttributeValue::Null(true),
+        };
+        self.0.insert(name.to_owned(), value);
+        self
+    }
+
     pub fn opt_s(self, name: &str, value: Option<impl Into<String>>) -> Self {
         match value {
             Some(v) => self.s(name, v),

@@ -255,14 +255,23 @@ pub enum SeenBefore {
     Created(Timestamp),
 }
 
+/// A heartbeat's change of the version its runner reports: from `was` (`None`: none) to `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VersionMove<'a> {
+    pub was: Option<&'a str>,
+    pub now: &'a str,
+}
+
 /// A heartbeat's changes to a runner of `runner_type` last seen as `previous`, now contacted
 /// `at`: its contact entry, its contact count moved to `at`'s span, its last-seen count moved
-/// to `at`'s day, and, on its first contact, its `never_contacted` count and entry.
+/// to `at`'s day, on its first contact its `never_contacted` count and entry, and, when it
+/// reports another version, its version prefix facets.
 pub(crate) fn contact_changes(
     runner_type: RunnerType,
     id: i64,
     previous: SeenBefore,
     at: Timestamp,
+    version: Option<VersionMove<'_>>,
 ) -> ListingChanges {
     let type_name = runner_type.as_str();
     let mut counts = Tally::default();
@@ -293,8 +302,31 @@ pub(crate) fn contact_changes(
             facet_deletes.push(keys::runner_facet(&facet, type_name, id));
         }
     }
+    let mut facet_puts = Vec::new();
+    if let Some(VersionMove { was, now }) = version {
+        let prefixes = |version: Option<&str>| -> BTreeSet<String> {
+            version
+                .map(crate::runner_filter::version_prefixes)
+                .unwrap_or_default()
+                .into_iter()
+                .collect()
+        };
+        let (old, new) = (prefixes(was), prefixes(Some(now)));
+        for (moved, delta) in [(old.difference(&new), -1), (new.difference(&old), 1)] {
+            for prefix in moved {
+                let facet = Facet::VersionPrefix(prefix.clone()).name();
+                counts.add(keys::runner_facet_count(&facet, id), type_name, delta);
+                let key = keys::runner_facet(&facet, type_name, id);
+                match delta {
+                    1 => facet_puts.push(FacetEntry { key, created: None }),
+                    _ => facet_deletes.push(key),
+                }
+            }
+        }
+    }
     ListingChanges {
         counts: counts.changes(),
+        facet_puts,
         facet_deletes,
         contact_put: Some(ContactEntry {
             runner_type,
@@ -1569,6 +1601,7 @@ mod tests {
             9,
             SeenBefore::Created(day(2, 5)),
             day(30, 7),
+            None,
         );
         assert_eq!(
             seen_counts(&first),
@@ -1580,6 +1613,7 @@ mod tests {
             9,
             SeenBefore::Contacted(day(30, 7)),
             day(31, 0),
+            None,
         );
         assert_eq!(seen_counts(&next_day), moved(day(30, 7), day(31, 0)));
         let same_day = contact_changes(
@@ -1587,6 +1621,7 @@ mod tests {
             9,
             SeenBefore::Contacted(day(31, 0)),
             day(31, keys::CONTACT_SPAN_MS),
+            None,
         );
         assert_eq!(seen_counts(&same_day), []);
     }
@@ -1599,6 +1634,7 @@ mod tests {
             9,
             SeenBefore::Contacted(span(3, 1)),
             span(3, 60_001),
+            None,
         );
         assert!(same.counts.is_empty(), "{:?}", same.counts);
         assert_eq!(same.contact_put.map(|e| e.at), Some(span(3, 60_001)));
@@ -1607,6 +1643,7 @@ mod tests {
             9,
             SeenBefore::Contacted(span(3, 1)),
             span(4, 2),
+            None,
         );
         assert_eq!(
             across.counts,
@@ -1626,12 +1663,58 @@ mod tests {
             9,
             SeenBefore::Created(Timestamp::from_millis(1)),
             span(4, 2),
+            None,
         );
         assert_eq!(first.counts.len(), 2, "the span's count, never_contacted's");
         assert_eq!(
             first.facet_deletes,
             [keys::runner_facet("never_contacted", "group_type", 9)]
         );
+    }
+
+    #[test]
+    fn a_heartbeat_with_another_version_moves_only_the_prefixes_that_change() {
+        let at = Timestamp::from_millis(5 * keys::CONTACT_SPAN_MS);
+        let entry =
+            |prefix: &str| keys::runner_facet(&format!("version:{prefix}"), "project_type", 9);
+        let count = |prefix: &str, delta: i64| {
+            (
+                keys::runner_facet_count(&format!("version:{prefix}"), 9),
+                BTreeMap::from([("project_type".to_owned(), delta)]),
+            )
+        };
+        let upgraded = contact_changes(
+            RunnerType::Project,
+            9,
+            SeenBefore::Contacted(at),
+            at,
+            Some(VersionMove {
+                was: Some("15.1.2"),
+                now: "15.2.0",
+            }),
+        );
+        assert_eq!(put_keys(&upgraded), [entry("15.2"), entry("15.2.0")]);
+        assert_eq!(upgraded.facet_deletes, [entry("15.1"), entry("15.1.2")]);
+        let mut expected = vec![
+            count("15.1", -1),
+            count("15.1.2", -1),
+            count("15.2", 1),
+            count("15.2.0", 1),
+        ];
+        expected.sort();
+        assert_eq!(upgraded.counts, expected, "`15` stays");
+        let first = contact_changes(
+            RunnerType::Project,
+            9,
+            SeenBefore::Contacted(at),
+            at,
+            Some(VersionMove {
+                was: None,
+                now: "16",
+            }),
+        );
+        assert_eq!(put_keys(&first), [entry("16")]);
+        assert_eq!(first.counts, [count("16", 1)]);
     }
 
     fn page(page: u64, per_page: u64) -> PageRequest {

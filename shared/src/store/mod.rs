@@ -22,7 +22,7 @@ pub use listing::SeenBefore;
 #[cfg(feature = "admin")]
 pub(crate) use runners::link_item;
 pub use runners::{ContactState, CreateRunnerError, Heartbeat, MAX_LINKS_PER_RUNNER};
-pub use tokens::{RegistrationScope, TokenRecord};
+pub use tokens::{LastVersion, RegistrationScope, TokenRecord};
 
 use crate::config::StorageTimeouts;
 use crate::error::ApiError;

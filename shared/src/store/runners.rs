@@ -3,7 +3,7 @@
 use super::directory::{group_ref_from, group_ref_item, project_ref_from, project_ref_item};
 use super::item::{Item, ItemBuilder, ItemReader, key_of};
 use super::listing::SeenBefore;
-use super::tokens::TokenRecord;
+use super::tokens::{LastVersion, TokenRecord};
 use super::{Store, build_error, is_size_limit, keys, storage_error, too_large};
 use crate::auth::TokenDigest;
 use crate::error::ApiError;
@@ -28,13 +28,14 @@ const SPILLED_WRITES_IN_FLIGHT: usize = 16;
 pub(crate) const MAX_TRANSACTION_ACTIONS: usize = 100;
 
 /// What a runner's token says of its contacts, for its heartbeat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContactState {
     /// The runner's type and when it was last seen (its last contact, or its creation), which
     /// the heartbeat moves its listing from.
     Known {
         runner_type: RunnerType,
         seen: SeenBefore,
+        version: LastVersion,
     },
     /// The token item does not know the runner's type, or its creation before its first
     /// contact (it was written before it kept them): the heartbeat reads the runner, and
@@ -47,8 +48,20 @@ struct Contacted {
     id: i64,
     runner_type: RunnerType,
     seen: SeenBefore,
+    /// The version it reported last (its version prefix facets).
+    version: KnownVersion,
     /// Read from the runner item, not the token: the token learns its type.
     read: bool,
+}
+
+/// What a heartbeat knows of the version a runner reported before this one.
+enum KnownVersion {
+    /// From its token item or its own (`None`: it reported none).
+    Was(Option<String>),
+    /// The token item does not know (it is older): taken to be the one reported now (a
+    /// runner's version rarely changes), on condition that the runner's is; else the runner
+    /// is read.
+    AsReported,
 }
 
 /// What a heartbeat (`POST /runners/verify`) records: the address and the `info` fields other
@@ -429,11 +442,19 @@ impl Store {
     ) -> Result<bool, ApiError> {
         const ATTEMPTS: usize = 3;
         for _ in 0..ATTEMPTS {
-            let runner = match contact {
-                ContactState::Known { runner_type, seen } => Contacted {
-                    id: runner_id,
+            let runner = match &contact {
+                ContactState::Known {
                     runner_type,
                     seen,
+                    version,
+                } => Contacted {
+                    id: runner_id,
+                    runner_type: *runner_type,
+                    seen: *seen,
+                    version: match version {
+                        LastVersion::Known(version) => KnownVersion::Was(version.clone()),
+                        LastVersion::Unknown => KnownVersion::AsReported,
+                    },
                     read: false,
                 },
                 ContactState::Unknown => match self.get_runner(runner_id).await? {
@@ -444,6 +465,7 @@ impl Store {
                             Some(last) => SeenBefore::Contacted(last),
                             None => SeenBefore::Created(runner.created_at),
                         },
+                        version: KnownVersion::Was(runner.info.version.clone()),
                         read: true,
                     },
                     _ => return Ok(false),
@@ -489,34 +511,32 @@ impl Store {
             .expression_attribute_values(":digest", AttributeValue::S(token.as_str().to_owned()));
         let type_value = AttributeValue::S(runner.runner_type.as_str().to_owned());
         runner_update = runner_update.expression_attribute_values(":type", type_value.clone());
-        let condition = "attribute_exists(pk) AND token_digest = :digest AND runner_type = :type";
-        runner_update = match runner.seen {
+        let mut conditions =
+            vec!["attribute_exists(pk) AND token_digest = :digest AND runner_type = :type"];
+        match runner.seen {
             // Its last contact in the span the token says (where it is counted), not exactly
             // the token's: heartbeats of one runner's hosts at once then all land.
             SeenBefore::Contacted(last) => {
                 let span = keys::contact_span(last.millis());
                 let first = span.saturating_mul(keys::CONTACT_SPAN_MS);
                 let end = first.saturating_add(keys::CONTACT_SPAN_MS - 1);
-                runner_update
-                    .condition_expression(format!(
-                        "{condition} AND contacted_at BETWEEN :span_first AND :span_last"
-                    ))
+                conditions.push("contacted_at BETWEEN :span_first AND :span_last");
+                runner_update = runner_update
                     .expression_attribute_values(
                         ":span_first",
                         AttributeValue::N(first.to_string()),
                     )
-                    .expression_attribute_values(":span_last", AttributeValue::N(end.to_string()))
+                    .expression_attribute_values(":span_last", AttributeValue::N(end.to_string()));
             }
             // Its creation as the token says: the day it is counted as last seen.
-            SeenBefore::Created(created_at) => runner_update
-                .condition_expression(format!(
-                    "{condition} AND attribute_not_exists(contacted_at) AND created_at = :created"
-                ))
-                .expression_attribute_values(
+            SeenBefore::Created(created_at) => {
+                conditions.push("attribute_not_exists(contacted_at) AND created_at = :created");
+                runner_update = runner_update.expression_attribute_values(
                     ":created",
                     AttributeValue::N(created_at.millis().to_string()),
-                ),
-        };
+                );
+            }
+        }
         let mut sets = vec!["contacted_at = :at".to_owned()];
         for (attribute, value) in reported {
             if let Some(value) = value {
@@ -527,7 +547,34 @@ impl Store {
                 );
             }
         }
+        // A reported version moves the runner's version prefix facets when it is another one,
+        // on condition of the version they were computed from.
+        let mut version_move = None;
+        if let Some(reported) = &info.version {
+            let was = match &runner.version {
+                KnownVersion::AsReported => {
+                    conditions.push("version = :version");
+                    Some(reported.as_str())
+                }
+                KnownVersion::Was(Some(was)) => {
+                    conditions.push("version = :was_version");
+                    runner_update = runner_update.expression_attribute_values(
+                        ":was_version",
+                        AttributeValue::S(was.clone()),
+                    );
+                    Some(was.as_str())
+                }
+                KnownVersion::Was(None) => {
+                    conditions.push("attribute_not_exists(version)");
+                    None
+                }
+            };
+            if was != Some(reported.as_str()) {
+                version_move = Some(super::listing::VersionMove { was, now: reported });
+            }
+        }
         let runner_update = runner_update
+            .condition_expression(conditions.join(" AND "))
             .update_expression(format!("SET {}", sets.join(", ")))
             .expression_attribute_values(":at", at_value.clone())
             .build()
@@ -540,6 +587,16 @@ impl Store {
             .expression_attribute_values(":at", at_value.clone());
         let mut actions = vec![TransactWriteItem::builder().update(runner_update).build()];
         let mut token_sets = vec!["heartbeat_at = :at"];
+        // The token learns the version reported, unless it holds it already.
+        if let Some(reported) = &info.version {
+            let holds = !runner.read
+                && matches!(&runner.version, KnownVersion::Was(Some(was)) if was == reported);
+            if !holds {
+                token_sets.push("runner_version = :version");
+                token_update = token_update
+                    .expression_attribute_values(":version", AttributeValue::S(reported.clone()));
+            }
+        }
         if runner.read {
             token_sets.push("runner_type = :type");
             token_update = token_update.expression_attribute_values(":type", type_value);
@@ -572,8 +629,13 @@ impl Store {
             .build()
             .map_err(build_error)?;
         actions.push(TransactWriteItem::builder().update(token_update).build());
-        let changes =
-            super::listing::contact_changes(runner.runner_type, runner_id, runner.seen, at);
+        let changes = super::listing::contact_changes(
+            runner.runner_type,
+            runner_id,
+            runner.seen,
+            at,
+            version_move,
+        );
         actions.extend(self.contact_actions(&changes)?);
         actions.extend(self.count_updates(&changes.counts)?);
         actions.extend(self.entry_actions(&changes)?);

@@ -24,6 +24,15 @@ pub enum RegistrationScope {
     Project(ProjectRef),
 }
 
+/// What a runner's token item knows of the version the runner last reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LastVersion {
+    /// The item was written before tokens kept it.
+    Unknown,
+    /// That version (`None`: it reported none).
+    Known(Option<String>),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenRecord {
     /// A runner authentication token. `heartbeat_at` copies the runner's last recorded contact
@@ -47,6 +56,9 @@ pub enum TokenRecord {
         /// When the runner was created, so that its first heartbeat knows the day it was last
         /// seen (its last-seen count) without reading it. `None` on items written before.
         runner_created_at: Option<Timestamp>,
+        /// The version the runner last reported, so that a heartbeat knows whether it moves
+        /// its version prefix facets without reading it.
+        runner_version: LastVersion,
     },
     Registration(RegistrationScope),
     PersonalAccess(PersonalAccessToken),
@@ -70,6 +82,7 @@ impl TokenRecord {
                 expires_at,
                 runner_type,
                 runner_created_at,
+                runner_version,
             } => {
                 let mut base = base
                     .s("kind", KIND_RUNNER)
@@ -83,6 +96,9 @@ impl TokenRecord {
                 }
                 if let Some(managers) = managers {
                     base = base.map("managers", manager_heartbeats_item(managers));
+                }
+                if let LastVersion::Known(version) = runner_version {
+                    base = base.s_or_null("runner_version", version.clone());
                 }
                 base
             }
@@ -130,6 +146,10 @@ impl TokenRecord {
                     .as_deref()
                     .and_then(RunnerType::parse),
                 runner_created_at: r.opt_time("runner_created_at")?,
+                runner_version: match item.get("runner_version") {
+                    None => LastVersion::Unknown,
+                    Some(_) => LastVersion::Known(r.opt_s("runner_version")),
+                },
             }),
             KIND_REGISTRATION => {
                 let missing =
@@ -175,6 +195,7 @@ impl TokenRecord {
             expires_at: runner.token_expires_at,
             runner_type: Some(runner.runner_type),
             runner_created_at: Some(runner.created_at),
+            runner_version: LastVersion::Known(runner.info.version.clone()),
         }
     }
 }
