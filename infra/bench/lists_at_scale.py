@@ -292,7 +292,11 @@ def main():
                             ("status=paused (1,434), page 15, the last", "status=paused&page=15"),
                             ("status=online, page 41 (middle)", "status=online&page=41"),
                             ("status=offline, page 60 (near the end)", "status=offline&page=60"),
-                            ("status=stale, page 1", "status=stale")]:
+                            ("status=stale, page 1", "status=stale"),
+                            ("tag_list=gpu&status=online (two criteria), page 1",
+                             "tag_list=gpu&status=online"),
+                            ("tag_list=gpu&version_prefix=16&paused=false (three criteria), page 1",
+                             "tag_list=gpu&version_prefix=16&paused=false")]:
             measure("GET /projects/:id/runners", "admin, project three groups deep", what,
                     f"/api/v4/projects/{deep}/runners?per_page=100&{query}", ADMIN)
         measure("GET /groups/:id/runners", "admin, a leaf group", "page 101, the last",
@@ -303,6 +307,10 @@ def main():
                 "/api/v4/groups/500/runners?per_page=100&status=offline&page=60", ADMIN)
         measure("GET /groups/:id/runners", "admin, a leaf group", "status=stale, page 1",
                 "/api/v4/groups/500/runners?per_page=100&status=stale", ADMIN)
+        measure("GET /groups/:id/runners", "admin, a leaf group",
+                "walked: tag_list=docker&status=stale (each over 1,000 instance runners), page 1",
+                "/api/v4/groups/500/runners?per_page=100&tag_list=docker&status=stale", ADMIN,
+                WALKED_REPEATS)
         jobs = f"/api/v4/runners/{BUSY_RUNNER}/jobs?per_page=100"
         for what, query, token in [
                 ("page 1", "", ADMIN), ("page 500 (middle)", "&page=500", ADMIN),

@@ -27,6 +27,7 @@ use runners_shared::runner_filter::{Criterion, RunnerFilter, RunnerList};
 use runners_shared::runner_tokens::modified_since;
 use runners_shared::store::RUNNER_WRITE_ATTEMPTS;
 use runners_shared::store::directory::MemberOf;
+use runners_shared::store::listing::MAX_INTERSECTED_CRITERIA;
 use runners_shared::store::lists::HEAD_PAGE_END;
 use runners_shared::store::projects::LinkChange;
 use runners_shared::store::{MAX_LINKS_PER_RUNNER, back_off};
@@ -133,21 +134,27 @@ impl Listed<'_> {
         let instance_limit = match &counted {
             None => Some(page.scan_limit()),
             Some(CountedList {
-                instance,
-                criterion: None,
-                ..
-            }) if !instance.is_empty() && page.end() <= HEAD_PAGE_END => Some(page.end()),
+                instance, criteria, ..
+            }) if criteria.is_empty() && !instance.is_empty() && page.end() <= HEAD_PAGE_END => {
+                Some(page.end())
+            }
             Some(_) => None,
         };
-        let criterion = counted.as_ref().and_then(|c| c.criterion.as_ref());
         let (memberships, linked, counts, instance_runners) = futures_util::future::join4(
             access::memberships_of(&state.store, caller),
             state.store.linked_runner_ids(&self.sources),
-            OptionFuture::from(
-                counted
-                    .is_some()
-                    .then(|| state.store.runner_counts(criterion)),
-            ),
+            OptionFuture::from(counted.as_ref().map(|counted| {
+                // One count for no criterion or one; one per criterion for several.
+                let criteria: Vec<Option<&Criterion>> = match counted.criteria.as_slice() {
+                    [] => vec![None],
+                    criteria => criteria.iter().map(Some).collect(),
+                };
+                futures_util::future::try_join_all(
+                    criteria
+                        .into_iter()
+                        .map(|criterion| state.store.runner_counts(criterion)),
+                )
+            })),
             OptionFuture::from(instance_limit.map(|limit| {
                 let limit = usize::try_from(limit).unwrap_or(usize::MAX);
                 state.store.runners_of_type(RunnerType::Instance, limit)
@@ -158,30 +165,62 @@ impl Listed<'_> {
         let (counts, instance_runners) = (counts.transpose()?, instance_runners.transpose()?);
         (self.check)(&memberships)?;
         reader.finish()?;
-        let (runners, info) = match (counted, counts) {
+        let counted_page = match (counted, counts) {
             (Some(counted), Some(counts)) => {
-                let listed = if counted.linked { linked } else { Vec::new() };
+                let listed = if counted.linked {
+                    linked.clone()
+                } else {
+                    Vec::new()
+                };
                 let types = &counted.instance;
-                match &counted.criterion {
-                    Some(criterion) => {
-                        state
-                            .store
-                            .faceted_page(listed, types, criterion, &counts, page)
-                            .await?
-                    }
-                    None => {
+                match (counted.criteria.as_slice(), counts.as_slice()) {
+                    ([], [counts]) => {
                         let first = instance_runners
                             .as_ref()
                             .map(|(runners, _)| runners.as_slice());
+                        Some(
+                            state
+                                .store
+                                .counted_page(listed, types, None, counts, first, page)
+                                .await?,
+                        )
+                    }
+                    ([criterion], [counts]) => Some(
                         state
                             .store
-                            .counted_page(listed, types, None, &counts, first, page)
+                            .faceted_page(listed, types, criterion, counts, page)
+                            .await?,
+                    ),
+                    (criteria, counts) => {
+                        let with_counts: Vec<_> = criteria
+                            .iter()
+                            .cloned()
+                            .zip(counts.iter().cloned())
+                            .collect();
+                        state
+                            .store
+                            .listed_intersected_page(listed, types, &with_counts, page)
                             .await?
                     }
                 }
             }
-            _ => {
-                let (instance_runners, instance_exhausted) = instance_runners.unwrap_or_default();
+            _ => None,
+        };
+        let (runners, info) = match counted_page {
+            Some(found) => found,
+            None => {
+                // A walk: the instance runners up to the scan limit, unless read already.
+                let instance_runners = match instance_runners {
+                    Some(read) => read,
+                    None => {
+                        let limit = usize::try_from(page.scan_limit()).unwrap_or(usize::MAX);
+                        state
+                            .store
+                            .runners_of_type(RunnerType::Instance, limit)
+                            .await?
+                    }
+                };
+                let (instance_runners, instance_exhausted) = instance_runners;
                 let ids: Vec<i64> = linked
                     .into_iter()
                     .chain(instance_runners.iter().map(|r| r.id))
@@ -215,13 +254,14 @@ impl Listed<'_> {
 
 /// How a project's or group's list is counted rather than walked: when the filter asks for
 /// types that take either all linked runners (group and project runners) or none, and for at
-/// most one facet.
+/// most [`MAX_INTERSECTED_CRITERIA`] criteria (several are intersected when the rarest is
+/// small enough, else walked).
 struct CountedList {
     /// Whether the linked runners are listed.
     linked: bool,
     /// The instance type, if it is listed.
     instance: Vec<RunnerType>,
-    criterion: Option<Criterion>,
+    criteria: Vec<Criterion>,
 }
 
 fn counted_parts(
@@ -229,8 +269,8 @@ fn counted_parts(
     now: Timestamp,
     online_timeout_secs: i64,
 ) -> Option<CountedList> {
-    let (types, mut criteria) = filter.counted_criteria(now, online_timeout_secs)?;
-    if criteria.len() > 1 {
+    let (types, criteria) = filter.counted_criteria(now, online_timeout_secs)?;
+    if criteria.len() > MAX_INTERSECTED_CRITERIA {
         return None;
     }
     let linked = [RunnerType::Group, RunnerType::Project].map(|t| types.contains(&t));
@@ -246,7 +286,7 @@ fn counted_parts(
     Some(CountedList {
         linked,
         instance,
-        criterion: criteria.pop(),
+        criteria,
     })
 }
 

@@ -425,6 +425,33 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
             .await;
         }
     }
+    // Several criteria: the rarest's instance runners (at most 1,000) are read whole beside
+    // the project's own, then cut with them: four round trips, whatever the page.
+    for (query, keep) in [
+        (
+            "tag_list=docker&status=online",
+            (|id| id % 3 == 0 && online(id)) as fn(i64) -> bool,
+        ),
+        ("status=stale&paused=false", |id| stale(id) && id % 7 != 0),
+        ("version_prefix=15&status=offline&tag_list=docker", |id| {
+            id % 4 < 2 && !online(id) && id % 3 == 0
+        }),
+    ] {
+        let filtered: Vec<i64> = expected.iter().copied().filter(|id| keep(*id)).collect();
+        let last = filtered.len().div_ceil(20);
+        for page in [1, last / 2, last] {
+            check_page(
+                &app,
+                ADMIN,
+                &format!("/api/v4/projects/{deep}/runners?{query}"),
+                &filtered,
+                page.max(1),
+                20,
+                4,
+            )
+            .await;
+        }
+    }
     let own_tagged: Vec<i64> = model
         .ids(|r| r.0 % 3 == 0 && r.1 != "instance_type")
         .into_iter()
@@ -473,6 +500,7 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
     for (status, keep) in [
         ("offline", (|id| !online(id)) as fn(i64) -> bool),
         ("stale", stale),
+        ("online&tag_list=docker", |id| online(id) && id % 3 == 0),
     ] {
         let filtered: Vec<i64> = group_list.iter().copied().filter(|id| keep(*id)).collect();
         check_page(
@@ -1613,4 +1641,97 @@ async fn version_prefix_lists_follow_the_versions_runners_report() {
     assert!(listed(prefix(&major), 3).await.contains(&3), "{version}");
     assert!(!listed(prefix(other), 3).await.contains(&3), "{version}");
     assert_eq!(listed(prefix(&version), 3).await, [3]);
+}
+
+#[tokio::test]
+async fn a_projects_list_on_criteria_that_each_match_many_instance_runners_walks_them() {
+    // 1,100 instance runners with both tags: each criterion matches more than the 1,000 a
+    // list reads whole, so the list walks, and still answers right.
+    let mut runners: Vec<Value> = (1..=1_100)
+        .map(|id| {
+            let tags = if id % 250 == 0 {
+                json!(["docker", "linux", "gpu"])
+            } else {
+                json!(["docker", "linux"])
+            };
+            json!({"id": id, "token": format!("r{id}"), "runner_type": "instance_type",
+                   "tag_list": tags})
+        })
+        .collect();
+    runners.push(
+        json!({"id": 5_000, "token": "own", "runner_type": "project_type",
+                        "projects": [10], "tag_list": ["linux", "docker"]}),
+    );
+    runners.push(
+        json!({"id": 5_001, "token": "other", "runner_type": "project_type",
+                        "projects": [10], "tag_list": ["linux"]}),
+    );
+    let app = app_seeded(json!({
+        "users": [{"id": 1, "username": "admin", "admin": true, "tokens": [{"token": ADMIN}]}],
+        "groups": [{"id": 1, "name": "Root", "path": "root"}],
+        "projects": [{"id": 10, "name": "A", "path": "a", "namespace_id": 1}],
+        "runners": runners
+    }))
+    .await;
+    let expected: Vec<i64> = (1..=1_100).chain([5_000]).collect();
+    for page in [1, 6, 12] {
+        check_page(
+            &app,
+            ADMIN,
+            "/api/v4/projects/10/runners?tag_list=docker,linux",
+            &expected,
+            page,
+            100,
+            5,
+        )
+        .await;
+    }
+    // With a rare criterion among them, the rarest's instance runners are read whole.
+    check_page(
+        &app,
+        ADMIN,
+        "/api/v4/projects/10/runners?tag_list=docker,gpu",
+        &[250, 500, 750, 1_000],
+        1,
+        100,
+        4,
+    )
+    .await;
+    // Which of the two ways each took.
+    let intersected = |query: &str| {
+        let app = &app;
+        let query = query.to_owned();
+        async move {
+            let params = runners_shared::params::Params::from_query(&query).unwrap();
+            let filter = runners_shared::runner_filter::RunnerFilter::read(
+                &mut params.reader(),
+                runners_shared::runner_filter::RunnerList::All,
+            );
+            let now = runners_shared::time::Timestamp::now();
+            let (types, criteria) = filter.counted_criteria(now, 3_600).unwrap();
+            let mut with_counts = Vec::new();
+            for criterion in criteria {
+                let counts = app.store.runner_counts(Some(&criterion)).await.unwrap();
+                with_counts.push((criterion, counts));
+            }
+            let instance: Vec<_> = types
+                .into_iter()
+                .filter(|t| *t == runners_shared::runner::RunnerType::Instance)
+                .collect();
+            let page = runners_shared::pagination::PageRequest {
+                page: 1,
+                per_page: 100,
+            };
+            app.store
+                .listed_intersected_page(vec![5_000, 5_001], &instance, &with_counts, page)
+                .await
+                .unwrap()
+                .map(|(runners, _)| runners.iter().map(|r| r.id).collect::<Vec<_>>())
+        }
+    };
+    assert_eq!(intersected("tag_list=docker,linux").await, None);
+    assert_eq!(
+        intersected("tag_list=docker,gpu").await,
+        Some(vec![250, 500, 750, 1_000])
+    );
 }

@@ -32,6 +32,7 @@ use runners_shared::runner_tokens::modified_since;
 use runners_shared::store::RUNNER_WRITE_ATTEMPTS;
 use runners_shared::store::back_off;
 use runners_shared::store::directory::JOB_STATUSES;
+use runners_shared::store::listing::MAX_INTERSECTED_CRITERIA;
 use runners_shared::store::lists::RunnerIndex;
 use runners_shared::time::Timestamp;
 use runners_shared::user_runners::{CreateRunnerRequest, create_runner};
@@ -87,10 +88,6 @@ async fn list_owned(
         &uri,
     ))
 }
-
-/// The most criteria a `/runners/all` filter may intersect (each costs a read of its counts)
-/// before it walks instead.
-const MAX_INTERSECTED_CRITERIA: usize = 4;
 
 async fn list_all(
     State(state): State<AppState>,

@@ -429,6 +429,15 @@ impl Timeline {
 /// rather than walk: its keys, and the others' entries of those runners, are each under 1 MB.
 pub const MAX_INTERSECTED: u64 = 5_000;
 
+/// The most criteria a filter may intersect (each costs a read of its counts) before the list
+/// walks instead.
+pub const MAX_INTERSECTED_CRITERIA: usize = 4;
+
+/// The most instance runners the rarest of several criteria may have for a project's or
+/// group's list to read them whole rather than walk: about 1 MB of runner items, so that the
+/// page needs no read after them.
+pub const MAX_INTERSECTED_WHOLE: u64 = 1_000;
+
 /// The entries whose presence (a facet's) or time (a contact's, a `never_contacted` entry's
 /// creation) say whether a runner of this type meets `criterion`.
 fn entries_of(criterion: &Criterion, runner_type: RunnerType, id: i64) -> Vec<(String, String)> {
@@ -1165,6 +1174,59 @@ impl Store {
                     .all(|(criterion, _)| criterion.admits(runner))
         });
         Ok(Some((runners, info)))
+    }
+
+    /// One page of a project's or group's list filtered on several criteria (each with its
+    /// counts, read beside the links): the `listed` runners (its own, read whole) and the
+    /// runners of `types` that meet every criterion, in id order, with the exact total, when
+    /// the rarest criterion has at most [`MAX_INTERSECTED_WHOLE`] runners of those types: their
+    /// ids are read from its buckets beside the listed runners, then those runners whole, and
+    /// the page is cut from the matches. `None` when every criterion has more: the caller walks.
+    pub async fn listed_intersected_page(
+        &self,
+        mut listed: Vec<i64>,
+        types: &[RunnerType],
+        criteria: &[(Criterion, RunnerCounts)],
+        page: PageRequest,
+    ) -> Result<Option<(Vec<Runner>, PageInfo)>, ApiError> {
+        let Some((total, rarest, counts)) = criteria
+            .iter()
+            .map(|(criterion, counts)| (counts.total(types), criterion, counts))
+            .min_by_key(|(total, _, _)| *total)
+        else {
+            return Ok(None);
+        };
+        if total > MAX_INTERSECTED_WHOLE {
+            return Ok(None);
+        }
+        listed.sort_unstable();
+        listed.dedup();
+        let partitions = counts.partitions(types);
+        let (linked, candidates) = futures_util::future::try_join(
+            self.get_runners(&listed),
+            self.typed_bucket_ids(&partitions, Some(rarest)),
+        )
+        .await?;
+        let mut candidates: Vec<i64> = candidates.into_iter().map(|(_, id)| id).collect();
+        candidates.dedup();
+        let typed = self.get_runners(&candidates).await?;
+        let meets_all = |runner: &Runner| {
+            criteria
+                .iter()
+                .all(|(criterion, _)| criterion.admits(runner))
+        };
+        let mut matched: Vec<Runner> = linked
+            .into_iter()
+            .chain(
+                typed
+                    .into_iter()
+                    .filter(|runner| types.contains(&runner.runner_type)),
+            )
+            .filter(meets_all)
+            .collect();
+        matched.sort_unstable_by_key(|runner| runner.id);
+        matched.dedup_by_key(|runner| runner.id);
+        Ok(Some(page.cut(matched, true)))
     }
 
     /// The first `limit` runners of a group's subtree set, in id order, and whether there are
