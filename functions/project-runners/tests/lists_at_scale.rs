@@ -1280,37 +1280,67 @@ async fn count_changes_a_write_left_in_an_outbox_are_applied_once_by_the_sweeper
     assert_eq!(totals().await, [0, 1]);
 }
 
+/// Makes a runner's token item as it was before tokens kept `attribute`.
+async fn forget_on_token(
+    app: &TestApp,
+    digest: &runners_shared::auth::TokenDigest,
+    attribute: &str,
+) {
+    app.store
+        .client()
+        .update_item()
+        .table_name(app.store.table())
+        .set_key(Some(runners_shared::store::item::key_of(keys::token(
+            digest.as_str(),
+        ))))
+        .update_expression(format!("REMOVE {attribute}"))
+        .send()
+        .await
+        .expect("an older token item");
+}
+
+/// A world of one admin and one group holding project 10, with these runners.
+fn one_project_world(runners: Value) -> Value {
+    json!({
+        "settings": {"runners_registration_token": "instance-registration"},
+        "users": [{"id": 1, "username": "admin", "admin": true, "tokens": [{"token": ADMIN}]}],
+        "groups": [{"id": 1, "name": "Root", "path": "root"}],
+        "projects": [{"id": 10, "name": "A", "path": "a", "namespace_id": 1}],
+        "runners": runners
+    })
+}
+
+/// The ids of `/runners/all?{query}` as the admin, checked to come within `round_trips` with a
+/// total that agrees.
+async fn listed_within(app: &TestApp, query: &str, round_trips: u32) -> Vec<i64> {
+    let found = list(app, ADMIN, &format!("/api/v4/runners/all?{query}"))
+        .await
+        .expect(200);
+    assert!(
+        found.usage.round_trips <= round_trips,
+        "{query}: {:?}",
+        found.usage
+    );
+    assert_eq!(total(&found), ids(&found).len(), "{query}");
+    ids(&found)
+}
+
 #[tokio::test]
 async fn runners_go_online_with_a_heartbeat_and_offline_when_the_timeout_passes() {
     let now = runners_shared::time::Timestamp::now().millis();
     let ago = |ms: i64| runners_shared::time::Timestamp::from_millis(now - ms).to_string();
     // The runner contacted an hour less 12 seconds ago goes offline during the test, with no
     // write: it is counted from its contact entry, then no more.
-    let app = app_seeded(json!({
-        "users": [{"id": 1, "username": "admin", "admin": true, "tokens": [{"token": ADMIN}]}],
-        "groups": [{"id": 1, "name": "Root", "path": "root"}],
-        "projects": [{"id": 10, "name": "A", "path": "a", "namespace_id": 1}],
-        "runners": [
-            {"id": 1, "token": "r1", "runner_type": "instance_type", "contacted_at": ago(120 * MINUTE)},
-            {"id": 2, "token": "r2", "runner_type": "instance_type"},
-            {"id": 3, "token": "r3", "runner_type": "project_type", "projects": [10],
-             "contacted_at": ago(60 * MINUTE - 12_000)},
-            {"id": 4, "token": "r4", "runner_type": "instance_type", "contacted_at": ago(10 * MINUTE)},
-            {"id": 1_500, "token": "r1500", "runner_type": "instance_type", "contacted_at": ago(MINUTE)}
-        ]
-    }))
+    let app = app_seeded(one_project_world(json!([
+        {"id": 1, "token": "r1", "runner_type": "instance_type", "contacted_at": ago(120 * MINUTE)},
+        {"id": 2, "token": "r2", "runner_type": "instance_type"},
+        {"id": 3, "token": "r3", "runner_type": "project_type", "projects": [10],
+         "contacted_at": ago(60 * MINUTE - 12_000)},
+        {"id": 4, "token": "r4", "runner_type": "instance_type", "contacted_at": ago(10 * MINUTE)},
+        {"id": 1_500, "token": "r1500", "runner_type": "instance_type", "contacted_at": ago(MINUTE)}
+    ])))
     .await;
-    let listed = |query: &'static str| {
-        let app = &app;
-        async move {
-            let found = list(app, ADMIN, &format!("/api/v4/runners/all?{query}"))
-                .await
-                .expect(200);
-            assert!(found.usage.round_trips <= 3, "{query}: {:?}", found.usage);
-            assert_eq!(total(&found), ids(&found).len(), "{query}");
-            ids(&found)
-        }
-    };
+    let listed = |query: &'static str| listed_within(&app, query, 3);
     assert_eq!(listed("status=online").await, [3, 4, 1_500]);
     assert_eq!(listed("status=offline").await, [1, 2]);
     assert_eq!(listed("status=online&type=project_type").await, [3]);
@@ -1409,32 +1439,17 @@ async fn runners_leave_stale_with_a_heartbeat_and_go_stale_when_a_week_passes() 
     // Runners 3 (contacted) and 4 (never, created) were last seen a week less 12 seconds ago:
     // they go stale during the test, with no write, found from the entries of the day
     // holding the threshold (or, if the threshold starts its day, from that day's counts).
-    let app = app_seeded(json!({
-        "users": [{"id": 1, "username": "admin", "admin": true, "tokens": [{"token": ADMIN}]}],
-        "groups": [{"id": 1, "name": "Root", "path": "root"}],
-        "projects": [{"id": 10, "name": "A", "path": "a", "namespace_id": 1}],
-        "runners": [
-            {"id": 1, "token": "r1", "runner_type": "instance_type", "contacted_at": ago(8 * WEEK / 7)},
-            {"id": 2, "token": "r2", "runner_type": "instance_type", "created_at": ago(10 * WEEK / 7)},
-            {"id": 3, "token": "r3", "runner_type": "project_type", "projects": [10],
-             "contacted_at": ago(WEEK - 12_000)},
-            {"id": 4, "token": "r4", "runner_type": "instance_type", "created_at": ago(WEEK - 12_000)},
-            {"id": 5, "token": "r5", "runner_type": "instance_type", "created_at": ago(WEEK - 12_000)},
-            {"id": 1_500, "token": "r1500", "runner_type": "instance_type", "contacted_at": ago(MINUTE)}
-        ]
-    }))
+    let app = app_seeded(one_project_world(json!([
+        {"id": 1, "token": "r1", "runner_type": "instance_type", "contacted_at": ago(8 * WEEK / 7)},
+        {"id": 2, "token": "r2", "runner_type": "instance_type", "created_at": ago(10 * WEEK / 7)},
+        {"id": 3, "token": "r3", "runner_type": "project_type", "projects": [10],
+         "contacted_at": ago(WEEK - 12_000)},
+        {"id": 4, "token": "r4", "runner_type": "instance_type", "created_at": ago(WEEK - 12_000)},
+        {"id": 5, "token": "r5", "runner_type": "instance_type", "created_at": ago(WEEK - 12_000)},
+        {"id": 1_500, "token": "r1500", "runner_type": "instance_type", "contacted_at": ago(MINUTE)}
+    ])))
     .await;
-    let listed = |query: &'static str| {
-        let app = &app;
-        async move {
-            let found = list(app, ADMIN, &format!("/api/v4/runners/all?{query}"))
-                .await
-                .expect(200);
-            assert!(found.usage.round_trips <= 3, "{query}: {:?}", found.usage);
-            assert_eq!(total(&found), ids(&found).len(), "{query}");
-            ids(&found)
-        }
-    };
+    let listed = |query: &'static str| listed_within(&app, query, 3);
     assert_eq!(listed("status=stale").await, [1, 2]);
     assert_eq!(
         listed("status=stale&type=project_type").await,
@@ -1445,17 +1460,7 @@ async fn runners_leave_stale_with_a_heartbeat_and_go_stale_when_a_week_passes() 
     // token item is from before tokens kept their runner's creation: its heartbeat reads the
     // runner, and the token learns it.
     let digest = runners_shared::auth::TokenDigest::of("r2");
-    app.store
-        .client()
-        .update_item()
-        .table_name(app.store.table())
-        .set_key(Some(runners_shared::store::item::key_of(keys::token(
-            digest.as_str(),
-        ))))
-        .update_expression("REMOVE runner_created_at")
-        .send()
-        .await
-        .expect("an older token item");
+    forget_on_token(&app, &digest, "runner_created_at").await;
     for token in ["r1", "r2"] {
         assert_eq!(verify(&app, token).await, 200);
     }
@@ -1523,33 +1528,16 @@ async fn version_prefix_lists_follow_the_versions_runners_report() {
             .merge(runner_token::router(state))
     })
     .await;
-    app.seed(json!({
-        "settings": {"runners_registration_token": "instance-registration"},
-        "users": [{"id": 1, "username": "admin", "admin": true, "tokens": [{"token": ADMIN}]}],
-        "groups": [{"id": 1, "name": "Root", "path": "root"}],
-        "projects": [{"id": 10, "name": "A", "path": "a", "namespace_id": 1}],
-        "runners": [
+    app.seed(one_project_world(json!([
             {"id": 1, "token": "r1", "runner_type": "instance_type", "version": "15.1.2"},
             {"id": 2, "token": "r2", "runner_type": "instance_type", "version": "15.10.0"},
             {"id": 3, "token": "r3", "runner_type": "project_type", "projects": [10], "version": "16.0.0"},
             {"id": 4, "token": "r4", "runner_type": "instance_type"}
-        ]
-    }))
+    ])))
     .await;
     let listed = |query: String, round_trips: u32| {
         let app = &app;
-        async move {
-            let found = list(app, ADMIN, &format!("/api/v4/runners/all?{query}"))
-                .await
-                .expect(200);
-            assert!(
-                found.usage.round_trips <= round_trips,
-                "{query}: {:?}",
-                found.usage
-            );
-            assert_eq!(total(&found), ids(&found).len(), "{query}");
-            ids(&found)
-        }
+        async move { listed_within(app, &query, round_trips).await }
     };
     let prefix = |p: &str| format!("version_prefix={p}");
     assert_eq!(listed(prefix("15"), 3).await, [1, 2]);
@@ -1595,30 +1583,10 @@ async fn version_prefix_lists_follow_the_versions_runners_report() {
     // A token item from before tokens kept the version: the same version costs nothing more;
     // another is found by the heartbeat's condition, and the runner read.
     let digest = runners_shared::auth::TokenDigest::of("r2");
-    app.store
-        .client()
-        .update_item()
-        .table_name(app.store.table())
-        .set_key(Some(runners_shared::store::item::key_of(keys::token(
-            digest.as_str(),
-        ))))
-        .update_expression("REMOVE runner_version")
-        .send()
-        .await
-        .expect("an older token item");
+    forget_on_token(&app, &digest, "runner_version").await;
     let same = verify_as("r2", "15.10.0").await;
     assert_eq!((same.round_trips, same.calls), (2, 2));
-    app.store
-        .client()
-        .update_item()
-        .table_name(app.store.table())
-        .set_key(Some(runners_shared::store::item::key_of(keys::token(
-            digest.as_str(),
-        ))))
-        .update_expression("REMOVE runner_version")
-        .send()
-        .await
-        .expect("an older token item");
+    forget_on_token(&app, &digest, "runner_version").await;
     let upgraded = verify_as("r2", "16.1.0").await;
     assert_eq!((upgraded.round_trips, upgraded.calls), (4, 4));
     assert_eq!(listed(prefix("16"), 3).await, [1, 2, 3]);
@@ -1666,13 +1634,7 @@ async fn a_projects_list_on_criteria_that_each_match_many_instance_runners_walks
         json!({"id": 5_001, "token": "other", "runner_type": "project_type",
                         "projects": [10], "tag_list": ["linux"]}),
     );
-    let app = app_seeded(json!({
-        "users": [{"id": 1, "username": "admin", "admin": true, "tokens": [{"token": ADMIN}]}],
-        "groups": [{"id": 1, "name": "Root", "path": "root"}],
-        "projects": [{"id": 10, "name": "A", "path": "a", "namespace_id": 1}],
-        "runners": runners
-    }))
-    .await;
+    let app = app_seeded(one_project_world(json!(runners))).await;
     let expected: Vec<i64> = (1..=1_100).chain([5_000]).collect();
     for page in [1, 6, 12] {
         check_page(

@@ -476,6 +476,21 @@ fn entries_admit(criterion: &Criterion, entries: &[Option<&Item>]) -> bool {
     }
 }
 
+/// The criterion that the fewest runners of `types` meet, with its counts, if at most `limit`
+/// do.
+fn rarest<'a>(
+    criteria: &'a [(Criterion, RunnerCounts)],
+    types: &[RunnerType],
+    limit: u64,
+) -> Option<(&'a Criterion, &'a RunnerCounts)> {
+    criteria
+        .iter()
+        .map(|(criterion, counts)| (counts.total(types), criterion, counts))
+        .min_by_key(|(total, _, _)| *total)
+        .filter(|(total, _, _)| *total <= limit)
+        .map(|(_, criterion, counts)| (criterion, counts))
+}
+
 /// Where a bucket's ids are read from.
 enum IdSource {
     /// The runner id index (GSI3): every runner.
@@ -1117,16 +1132,9 @@ impl Store {
         criteria: &[(Criterion, RunnerCounts)],
         page: PageRequest,
     ) -> Result<Option<(Vec<Runner>, PageInfo)>, ApiError> {
-        let Some((total, rarest, counts)) = criteria
-            .iter()
-            .map(|(criterion, counts)| (counts.total(types), criterion, counts))
-            .min_by_key(|(total, _, _)| *total)
-        else {
+        let Some((rarest, counts)) = rarest(criteria, types, MAX_INTERSECTED) else {
             return Ok(None);
         };
-        if total > MAX_INTERSECTED {
-            return Ok(None);
-        }
         // Only the partitions that hold some of the rarest's runners.
         let partitions = counts.partitions(types);
         let candidates = self.typed_bucket_ids(&partitions, Some(rarest)).await?;
@@ -1189,16 +1197,9 @@ impl Store {
         criteria: &[(Criterion, RunnerCounts)],
         page: PageRequest,
     ) -> Result<Option<(Vec<Runner>, PageInfo)>, ApiError> {
-        let Some((total, rarest, counts)) = criteria
-            .iter()
-            .map(|(criterion, counts)| (counts.total(types), criterion, counts))
-            .min_by_key(|(total, _, _)| *total)
-        else {
+        let Some((rarest, counts)) = rarest(criteria, types, MAX_INTERSECTED_WHOLE) else {
             return Ok(None);
         };
-        if total > MAX_INTERSECTED_WHOLE {
-            return Ok(None);
-        }
         listed.sort_unstable();
         listed.dedup();
         let partitions = counts.partitions(types);
