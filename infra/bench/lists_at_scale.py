@@ -228,6 +228,13 @@ def main():
                 "/api/v4/runners?per_page=100&tag_list=docker", OWNER, WALKED_REPEATS)
         measure("GET /runners", "Maintainer of 200 projects", "walked: status=online, page 1",
                 "/api/v4/runners?per_page=100&status=online", MAINTAINER, WALKED_REPEATS)
+        measure("GET /runners", "Owner", "tag_list=gpu (rare: its ids beside the sources), page 1",
+                "/api/v4/runners?per_page=100&tag_list=gpu", OWNER)
+        measure("GET /runners", "Owner", "tag_list=gpu, page 10",
+                "/api/v4/runners?per_page=100&tag_list=gpu&page=10", OWNER)
+        measure("GET /runners", "Maintainer of 200 projects",
+                "tag_list=gpu&status=online (two criteria), page 1",
+                "/api/v4/runners?per_page=100&tag_list=gpu&status=online", MAINTAINER)
         for what, page in [("page 1", 1), ("page 500", 500), ("page 1,000, the last", 1000)]:
             measure("GET /runners/all", "admin", what,
                     f"/api/v4/runners/all?per_page=100&page={page}", ADMIN)

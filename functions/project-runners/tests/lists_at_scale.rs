@@ -621,7 +621,10 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         "token and at least two Query pages: {calls} calls"
     );
     let owned_tagged: Vec<i64> = specific.iter().copied().filter(|id| id % 3 == 0).collect();
-    check_page(
+    // Owned lists on counted criteria: the rarest's group and project runners are read
+    // beside the sources, and only the page's runners after them (several criteria: those
+    // meeting the rarest, at most 1,000), not every candidate (2,500 here, 25 batches).
+    let calls = check_page(
         &app,
         OWNER,
         "/api/v4/runners?tag_list=docker",
@@ -631,6 +634,39 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         4,
     )
     .await;
+    assert!(calls <= 16, "{calls} calls");
+    type Owned = fn(i64) -> bool;
+    let owned_filters: [(&str, &str, &[i64], Owned); 4] = [
+        ("Owner", OWNER, &specific, |id| online(id) && id % 3 == 0),
+        ("Owner", OWNER, &specific, |id| stale(id)),
+        ("Maintainer", MAINTAINER, &maintained, |id| id % 4 == 2),
+        ("Maintainer", MAINTAINER, &maintained, |id| {
+            id % 7 == 0 && !online(id)
+        }),
+    ];
+    let queries = [
+        "tag_list=docker&status=online",
+        "status=stale",
+        "version_prefix=16.0",
+        "paused=true&status=offline",
+    ];
+    for ((who, token, candidates, keep), query) in owned_filters.into_iter().zip(queries) {
+        let filtered: Vec<i64> = candidates.iter().copied().filter(|id| keep(*id)).collect();
+        let last = filtered.len().div_ceil(50);
+        assert!(!filtered.is_empty(), "{who} {query}");
+        for page in [1, last] {
+            check_page(
+                &app,
+                token,
+                &format!("/api/v4/runners?{query}"),
+                &filtered,
+                page,
+                50,
+                4,
+            )
+            .await;
+        }
+    }
 
     // Two of the first instance runners enabled in the project become its own: the same list,
     // but now two of its own runners come before a deep page's instance runners.

@@ -7,7 +7,11 @@
 //! however many projects it holds, or parallel queries of id ranges for a page past the
 //! 10,000th, cut from the runner counts read beside the memberships) and the links of each
 //! Maintainer+ project; then the runners in batches (3). Each source is read only as far as the
-//! page and the count need.
+//! page and the count need. A filter on counted criteria (a tag, the active flag, contact,
+//! staleness, a version prefix) also reads each criterion's counts beside the memberships and,
+//! when the rarest matches at most 5,000 group and project runners, their ids beside the
+//! sources, so that only the page's runners (or, for several criteria, at most 1,000 runners
+//! meeting the rarest) are read, not every candidate.
 
 use runners_shared::AppState;
 use runners_shared::access::{MAINTAINER, Memberships};
@@ -15,30 +19,46 @@ use runners_shared::auth::Caller;
 use runners_shared::error::ApiError;
 use runners_shared::pagination::COUNT_LIMIT;
 use runners_shared::pagination::{PageInfo, PageRequest};
-use runners_shared::runner::Runner;
-use runners_shared::runner_filter::RunnerFilter;
+use runners_shared::runner::{Runner, RunnerType};
+use runners_shared::runner_filter::{Criterion, RunnerFilter};
 use runners_shared::store::keys;
+use runners_shared::store::listing::{
+    MAX_INTERSECTED_CRITERIA, MAX_INTERSECTED_WHOLE, RunnerCounts,
+};
 use runners_shared::time::Timestamp;
+use std::collections::BTreeSet;
 
-/// The caller's owned runner ids, in id order, up to `limit`, and whether there are more.
+/// The caller's owned runner ids, in id order, up to `limit`, and whether there are more; and,
+/// for a filter of counted criteria (`counted`: its types and criteria) whose rarest matches
+/// at most `MAX_INTERSECTED` group and project runners, the runners that meet it, read beside
+/// the sources (their counts beside the memberships): of the filter's types.
 async fn owned_ids(
     state: &AppState,
     caller: Caller,
     limit: usize,
-) -> Result<(Vec<i64>, bool), ApiError> {
+    counted: Option<&(Vec<RunnerType>, Vec<Criterion>)>,
+) -> Result<(Vec<i64>, bool, Option<BTreeSet<i64>>), ApiError> {
     let store = &state.store;
     // A page past the count limit needs every id before it: each group's set is then read as
     // parallel queries of id ranges, cut from the runner counts.
     let deep = limit > usize::try_from(COUNT_LIMIT + 1).unwrap_or(usize::MAX);
-    let (memberships, ranges) =
-        futures_util::future::try_join(store.memberships_of(caller.user_id), async {
+    let criteria = counted.map_or(&[][..], |(_, criteria)| criteria.as_slice());
+    let (memberships, ranges, criteria_counts) = futures_util::future::try_join3(
+        store.memberships_of(caller.user_id),
+        async {
             if deep {
                 Ok(Some(store.runner_counts(None).await?.id_ranges()))
             } else {
                 Ok(None)
             }
-        })
-        .await?;
+        },
+        futures_util::future::try_join_all(
+            criteria
+                .iter()
+                .map(|criterion| store.runner_counts(Some(criterion))),
+        ),
+    )
+    .await?;
     let memberships: Memberships = memberships.into_iter().collect();
     let ranges = &ranges;
     let groups = memberships.groups_at_least(MAINTAINER).map(|g| {
@@ -52,7 +72,25 @@ async fn owned_ids(
     let projects = memberships.projects_at_least(MAINTAINER).map(|p| {
         futures_util::future::Either::Right(store.linked_ids_upto(keys::project(p).0, limit))
     });
-    let sources = futures_util::future::try_join_all(groups.chain(projects)).await?;
+    // Owned runners are group and project runners.
+    let owned_types: Vec<RunnerType> = counted
+        .map(|(types, _)| types.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| *t != RunnerType::Instance)
+        .collect();
+    let with_counts: Vec<(Criterion, RunnerCounts)> =
+        criteria.iter().cloned().zip(criteria_counts).collect();
+    let (sources, rarest) = futures_util::future::try_join(
+        futures_util::future::try_join_all(groups.chain(projects)),
+        async {
+            if with_counts.is_empty() {
+                return Ok(None);
+            }
+            store.rarest_criterion_ids(&owned_types, &with_counts).await
+        },
+    )
+    .await?;
     let mut more = false;
     let mut ids = Vec::new();
     for (source_ids, source_has_more) in sources {
@@ -64,10 +102,21 @@ async fn owned_ids(
     ids.dedup();
     more |= ids.len() > limit;
     ids.truncate(limit);
-    Ok((ids, more))
+    let rarest = rarest.map(|typed| {
+        typed
+            .into_iter()
+            .filter(|(runner_type, _)| owned_types.contains(runner_type))
+            .map(|(_, id)| id)
+            .collect()
+    });
+    Ok((ids, more, rarest))
 }
 
-/// One page of the caller's owned runners that pass the filter, in id order.
+/// One page of the caller's owned runners that pass the filter, in id order. A filter of
+/// counted criteria whose rarest is rare enough keeps the owned runners that meet it (read
+/// beside the sources): with one criterion only the page's runners are then read; with
+/// several, those runners are read whole when they are at most `MAX_INTERSECTED_WHOLE`. Any
+/// other filter reads every candidate.
 pub async fn page(
     state: &AppState,
     caller: Caller,
@@ -75,10 +124,39 @@ pub async fn page(
     page: PageRequest,
 ) -> Result<(Vec<Runner>, PageInfo), ApiError> {
     let limit = usize::try_from(page.scan_limit()).unwrap_or(usize::MAX);
-    let (ids, more) = owned_ids(state, caller, limit).await?;
     let timeout = state.settings.online_timeout_secs;
+    let now = Timestamp::now();
+    let counted = filter
+        .counted_criteria(now, timeout)
+        .filter(|(_, criteria)| !criteria.is_empty() && criteria.len() <= MAX_INTERSECTED_CRITERIA);
+    let (ids, more, rarest) = owned_ids(state, caller, limit, counted.as_ref()).await?;
+    let (Some((types, criteria)), Some(rarest)) = (&counted, rarest) else {
+        return state
+            .store
+            .runner_page(ids, &[], more, filter, page, now, timeout)
+            .await;
+    };
+    // As a walk would count: the matches among the first `limit` candidates.
+    let exhausted = !more && ids.len() < limit;
+    let candidates: Vec<i64> = ids.into_iter().filter(|id| rarest.contains(id)).collect();
+    let meets = |runner: &Runner| {
+        types.contains(&runner.runner_type)
+            && criteria.iter().all(|criterion| criterion.admits(runner))
+    };
+    if let [_] = criteria.as_slice() {
+        let (page_ids, info) = page.cut(candidates, exhausted);
+        let mut runners = state.store.get_runners(&page_ids).await?;
+        // An entry whose runner no longer matches is not one.
+        runners.retain(meets);
+        return Ok((runners, info));
+    }
+    if u64::try_from(candidates.len()).unwrap_or(u64::MAX) <= MAX_INTERSECTED_WHOLE {
+        let runners = state.store.get_runners(&candidates).await?;
+        let matching: Vec<Runner> = runners.into_iter().filter(meets).collect();
+        return Ok(page.cut(matching, exhausted));
+    }
     state
         .store
-        .runner_page(ids, &[], more, filter, page, Timestamp::now(), timeout)
+        .runner_page(candidates, &[], !exhausted, filter, page, now, timeout)
         .await
 }

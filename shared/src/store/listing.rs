@@ -1184,6 +1184,23 @@ impl Store {
         Ok(Some((runners, info)))
     }
 
+    /// The runners of `types` that meet the rarest of `criteria` (each with its counts), each
+    /// with its type, in id order, when at most [`MAX_INTERSECTED`] do (their keys are then
+    /// under 1 MB); `None` when every criterion has more.
+    pub async fn rarest_criterion_ids(
+        &self,
+        types: &[RunnerType],
+        criteria: &[(Criterion, RunnerCounts)],
+    ) -> Result<Option<Vec<(RunnerType, i64)>>, ApiError> {
+        let Some((rarest, counts)) = rarest(criteria, types, MAX_INTERSECTED) else {
+            return Ok(None);
+        };
+        let ids = self
+            .typed_bucket_ids(&counts.partitions(types), Some(rarest))
+            .await?;
+        Ok(Some(ids))
+    }
+
     /// One page of a project's or group's list filtered on several criteria (each with its
     /// counts, read beside the links): the `listed` runners (its own, read whole) and the
     /// runners of `types` that meet every criterion, in id order, with the exact total, when
