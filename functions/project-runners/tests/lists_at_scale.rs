@@ -1733,3 +1733,60 @@ async fn a_projects_list_on_criteria_that_each_match_many_instance_runners_walks
         Some(vec![250, 500, 750, 1_000])
     );
 }
+
+#[tokio::test]
+async fn an_owned_list_on_a_rare_criterion_finds_matches_past_the_first_ten_thousand_candidates() {
+    // The Owner of group 1 owns 10,500 project runners of project 10: more candidates than a
+    // page reads (10,001). One in 250 is tagged gpu, two of them past the 10,001st; so are an
+    // instance runner and a runner of another group's project, which the Owner does not own.
+    let mut runners: Vec<Value> = (1..=10_500)
+        .map(|id| {
+            let mut runner = json!({"id": id, "token": format!("r{id}"),
+                                    "runner_type": "project_type", "projects": [10],
+                                    "tag_list": ["linux"]});
+            if id % 250 == 0 {
+                runner["tag_list"] = json!(["linux", "gpu"]);
+            }
+            runner
+        })
+        .collect();
+    runners.push(
+        json!({"id": 10_600, "token": "instance", "runner_type": "instance_type",
+                        "tag_list": ["gpu", "linux"]}),
+    );
+    runners.push(
+        json!({"id": 10_700, "token": "theirs", "runner_type": "project_type",
+                        "projects": [11], "tag_list": ["gpu", "linux"]}),
+    );
+    let app = app_seeded(json!({
+        "users": [
+            {"id": 1, "username": "admin", "admin": true, "tokens": [{"token": ADMIN}]},
+            {"id": 2, "username": "owner", "tokens": [{"token": OWNER}]}
+        ],
+        "groups": [
+            {"id": 1, "name": "Mine", "path": "mine", "members": [{"user_id": 2, "access_level": 50}]},
+            {"id": 2, "name": "Theirs", "path": "theirs"}
+        ],
+        "projects": [
+            {"id": 10, "name": "A", "path": "a", "namespace_id": 1},
+            {"id": 11, "name": "B", "path": "b", "namespace_id": 2}
+        ],
+        "runners": runners
+    }))
+    .await;
+    let expected: Vec<i64> = (1..=42).map(|n| n * 250).collect();
+    for query in ["tag_list=gpu", "tag_list=gpu,linux"] {
+        for page in [1, 2, 3] {
+            check_page(
+                &app,
+                OWNER,
+                &format!("/api/v4/runners?{query}"),
+                &expected,
+                page,
+                20,
+                4,
+            )
+            .await;
+        }
+    }
+}

@@ -14,7 +14,7 @@
 //! meeting the rarest) are read, not every candidate.
 
 use runners_shared::AppState;
-use runners_shared::access::{MAINTAINER, Memberships};
+use runners_shared::access::{self, MAINTAINER, Memberships};
 use runners_shared::auth::Caller;
 use runners_shared::error::ApiError;
 use runners_shared::pagination::COUNT_LIMIT;
@@ -27,6 +27,7 @@ use runners_shared::store::listing::{
 };
 use runners_shared::time::Timestamp;
 use std::collections::BTreeSet;
+use std::ops::Bound;
 
 /// The caller's owned runner ids, in id order, up to `limit`, and whether there are more; and,
 /// for a filter of counted criteria (`counted`: its types and criteria) whose rarest matches
@@ -37,7 +38,7 @@ async fn owned_ids(
     caller: Caller,
     limit: usize,
     counted: Option<&(Vec<RunnerType>, Vec<Criterion>)>,
-) -> Result<(Vec<i64>, bool, Option<BTreeSet<i64>>), ApiError> {
+) -> Result<(Vec<i64>, bool, Option<BTreeSet<i64>>, Memberships), ApiError> {
     let store = &state.store;
     // A page past the count limit needs every id before it: each group's set is then read as
     // parallel queries of id ranges, cut from the runner counts.
@@ -109,14 +110,16 @@ async fn owned_ids(
             .map(|(_, id)| id)
             .collect()
     });
-    Ok((ids, more, rarest))
+    Ok((ids, more, rarest, memberships))
 }
 
 /// One page of the caller's owned runners that pass the filter, in id order. A filter of
 /// counted criteria whose rarest is rare enough keeps the owned runners that meet it (read
 /// beside the sources): with one criterion only the page's runners are then read; with
-/// several, those runners are read whole when they are at most `MAX_INTERSECTED_WHOLE`. Any
-/// other filter reads every candidate.
+/// several, those runners are read whole when they are at most `MAX_INTERSECTED_WHOLE`. When
+/// the candidates go on past the first `limit`, the rarest's runners after them (at most
+/// `MAX_INTERSECTED_WHOLE`) are read whole too, and kept if the caller owns them: every match
+/// is then known, and the total exact. Any other filter reads the first `limit` candidates.
 pub async fn page(
     state: &AppState,
     caller: Caller,
@@ -129,34 +132,85 @@ pub async fn page(
     let counted = filter
         .counted_criteria(now, timeout)
         .filter(|(_, criteria)| !criteria.is_empty() && criteria.len() <= MAX_INTERSECTED_CRITERIA);
-    let (ids, more, rarest) = owned_ids(state, caller, limit, counted.as_ref()).await?;
+    let (ids, more, rarest, memberships) =
+        owned_ids(state, caller, limit, counted.as_ref()).await?;
+    let exhausted = !more && ids.len() < limit;
     let (Some((types, criteria)), Some(rarest)) = (&counted, rarest) else {
         return state
             .store
             .runner_page(ids, &[], more, filter, page, now, timeout)
             .await;
     };
-    // As a walk would count: the matches among the first `limit` candidates.
-    let exhausted = !more && ids.len() < limit;
+    // The rarest's runners past the candidates read: owned or not, only their items say.
+    let after_candidates: Vec<i64> = match (exhausted, ids.last()) {
+        (false, Some(last)) => rarest
+            .range((Bound::Excluded(*last), Bound::Unbounded))
+            .copied()
+            .collect(),
+        _ => Vec::new(),
+    };
     let candidates: Vec<i64> = ids.into_iter().filter(|id| rarest.contains(id)).collect();
     let meets = |runner: &Runner| {
         types.contains(&runner.runner_type)
             && criteria.iter().all(|criterion| criterion.admits(runner))
     };
+    let owned_match = |runner: &Runner| access::owns(runner, &memberships) && meets(runner);
+    let whole = |count: usize| u64::try_from(count).unwrap_or(u64::MAX) <= MAX_INTERSECTED_WHOLE;
+    if !whole(after_candidates.len()) {
+        // Known limit: only the matches among the first `limit` candidates are listed.
+        return state
+            .store
+            .runner_page(candidates, &[], !exhausted, filter, page, now, timeout)
+            .await;
+    }
     if let [_] = criteria.as_slice() {
-        let (page_ids, info) = page.cut(candidates, exhausted);
-        let mut runners = state.store.get_runners(&page_ids).await?;
+        // The candidates it holds are the matches (checked again once read): only the page's
+        // are read, beside the ones after the candidates.
+        let offset = usize::try_from(page.offset()).unwrap_or(usize::MAX);
+        let per_page = usize::try_from(page.per_page).unwrap_or(usize::MAX);
+        let in_page: Vec<i64> = candidates
+            .iter()
+            .copied()
+            .skip(offset)
+            .take(per_page)
+            .collect();
+        let (page_runners, after) = futures_util::future::try_join(
+            state.store.get_runners(&in_page),
+            state.store.get_runners(&after_candidates),
+        )
+        .await?;
+        let after: Vec<Runner> = after.into_iter().filter(owned_match).collect();
+        let ids: Vec<i64> = candidates
+            .iter()
+            .copied()
+            .chain(after.iter().map(|runner| runner.id))
+            .collect();
+        let (page_ids, info) = page.cut(ids, true);
+        let mut runners: Vec<Runner> = page_runners
+            .into_iter()
+            .chain(after)
+            .filter(|runner| page_ids.contains(&runner.id))
+            .collect();
         // An entry whose runner no longer matches is not one.
         runners.retain(meets);
         return Ok((runners, info));
     }
-    if u64::try_from(candidates.len()).unwrap_or(u64::MAX) <= MAX_INTERSECTED_WHOLE {
-        let runners = state.store.get_runners(&candidates).await?;
-        let matching: Vec<Runner> = runners.into_iter().filter(meets).collect();
-        return Ok(page.cut(matching, exhausted));
+    // Several criteria: the candidates the rarest holds, read whole and checked.
+    if !whole(candidates.len().saturating_add(after_candidates.len())) {
+        return state
+            .store
+            .runner_page(candidates, &[], !exhausted, filter, page, now, timeout)
+            .await;
     }
-    state
-        .store
-        .runner_page(candidates, &[], !exhausted, filter, page, now, timeout)
-        .await
+    let (read, after) = futures_util::future::try_join(
+        state.store.get_runners(&candidates),
+        state.store.get_runners(&after_candidates),
+    )
+    .await?;
+    let matches: Vec<Runner> = read
+        .into_iter()
+        .filter(meets)
+        .chain(after.into_iter().filter(owned_match))
+        .collect();
+    Ok(page.cut(matches, true))
 }
