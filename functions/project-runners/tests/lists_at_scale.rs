@@ -1747,9 +1747,21 @@ async fn an_owned_list_on_a_rare_criterion_finds_matches_past_the_first_ten_thou
             if id % 250 == 0 {
                 runner["tag_list"] = json!(["linux", "gpu"]);
             }
+            if id % 500 == 0 || id == 10_300 || id == 10_400 {
+                runner["tag_list"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!("cuda"));
+            }
             runner
         })
         .collect();
+    // 1,100 runners of the other group's project tagged cuda, all past the candidates: too
+    // many to read whole, so their ownership is read from the subtree set's keys.
+    runners.extend((11_001..=12_100).map(|id| {
+        json!({"id": id, "token": format!("r{id}"), "runner_type": "project_type",
+               "projects": [11], "tag_list": ["cuda"]})
+    }));
     runners.push(
         json!({"id": 10_600, "token": "instance", "runner_type": "instance_type",
                         "tag_list": ["gpu", "linux"]}),
@@ -1788,5 +1800,21 @@ async fn an_owned_list_on_a_rare_criterion_finds_matches_past_the_first_ten_thou
             )
             .await;
         }
+    }
+    // The pages within the candidates' matches read their runners beside the keys; the page
+    // reaching past them reads its runners after (a fifth round trip).
+    let mut cuda: Vec<i64> = (1..=21).map(|n| n * 500).chain([10_300, 10_400]).collect();
+    cuda.sort_unstable();
+    for (page, round_trips) in [(1, 4), (2, 4), (3, 5)] {
+        check_page(
+            &app,
+            OWNER,
+            "/api/v4/runners?tag_list=cuda",
+            &cuda,
+            page,
+            10,
+            round_trips,
+        )
+        .await;
     }
 }

@@ -21,6 +21,7 @@ use runners_shared::pagination::COUNT_LIMIT;
 use runners_shared::pagination::{PageInfo, PageRequest};
 use runners_shared::runner::{Runner, RunnerType};
 use runners_shared::runner_filter::{Criterion, RunnerFilter};
+use runners_shared::store::directory::MemberOf;
 use runners_shared::store::keys;
 use runners_shared::store::listing::{
     MAX_INTERSECTED_CRITERIA, MAX_INTERSECTED_WHOLE, RunnerCounts,
@@ -113,6 +114,11 @@ async fn owned_ids(
     Ok((ids, more, rarest, memberships))
 }
 
+/// The most key reads that may say which of the rarest criterion's runners after the
+/// candidates an owned list's caller owns (one per runner and Maintainer+ source): 100
+/// batches, sent together.
+const MAX_OWNERSHIP_KEYS: usize = 10_000;
+
 /// One page of the caller's owned runners that pass the filter, in id order. A filter of
 /// counted criteria whose rarest is rare enough keeps the owned runners that meet it (read
 /// beside the sources): with one criterion only the page's runners are then read; with
@@ -156,16 +162,9 @@ pub async fn page(
     };
     let owned_match = |runner: &Runner| access::owns(runner, &memberships) && meets(runner);
     let whole = |count: usize| u64::try_from(count).unwrap_or(u64::MAX) <= MAX_INTERSECTED_WHOLE;
-    if !whole(after_candidates.len()) {
-        // Known limit: only the matches among the first `limit` candidates are listed.
-        return state
-            .store
-            .runner_page(candidates, &[], !exhausted, filter, page, now, timeout)
-            .await;
-    }
     if let [_] = criteria.as_slice() {
         // The candidates it holds are the matches (checked again once read): only the page's
-        // are read, beside the ones after the candidates.
+        // are read, beside what says which runners after the candidates the caller owns.
         let offset = usize::try_from(page.offset()).unwrap_or(usize::MAX);
         let per_page = usize::try_from(page.per_page).unwrap_or(usize::MAX);
         let in_page: Vec<i64> = candidates
@@ -174,28 +173,80 @@ pub async fn page(
             .skip(offset)
             .take(per_page)
             .collect();
-        let (page_runners, after) = futures_util::future::try_join(
-            state.store.get_runners(&in_page),
-            state.store.get_runners(&after_candidates),
-        )
-        .await?;
-        let after: Vec<Runner> = after.into_iter().filter(owned_match).collect();
-        let ids: Vec<i64> = candidates
-            .iter()
-            .copied()
-            .chain(after.iter().map(|runner| runner.id))
+        let sources: Vec<MemberOf> = memberships
+            .groups_at_least(MAINTAINER)
+            .map(MemberOf::Group)
+            .chain(
+                memberships
+                    .projects_at_least(MAINTAINER)
+                    .map(MemberOf::Project),
+            )
             .collect();
+        let ownership_keys = after_candidates.len().saturating_mul(sources.len());
+        // The page's runners among the candidates; the owned matches after them, by id, and
+        // those of them that were read.
+        let (page_runners, after_ids, after_read): (Vec<Runner>, Vec<i64>, Vec<Runner>) =
+            if whole(after_candidates.len()) {
+                // Few: their items say.
+                let (page_runners, after) = futures_util::future::try_join(
+                    state.store.get_runners(&in_page),
+                    state.store.get_runners(&after_candidates),
+                )
+                .await?;
+                let after: Vec<Runner> = after.into_iter().filter(owned_match).collect();
+                (page_runners, after.iter().map(|r| r.id).collect(), after)
+            } else if ownership_keys <= MAX_OWNERSHIP_KEYS {
+                // More: their subtree entries and links say (keys only); a page reaching past
+                // the candidates then reads its runners from there (a fifth round trip).
+                let (page_runners, owned) = futures_util::future::try_join(
+                    state.store.get_runners(&in_page),
+                    state.store.runners_in_sources(&after_candidates, &sources),
+                )
+                .await?;
+                let owned: Vec<i64> = after_candidates
+                    .into_iter()
+                    .filter(|id| owned.contains(id))
+                    .collect();
+                let past = offset
+                    .saturating_add(per_page)
+                    .saturating_sub(candidates.len());
+                let skip = offset.saturating_sub(candidates.len());
+                let after_page: Vec<i64> = owned
+                    .iter()
+                    .copied()
+                    .skip(skip)
+                    .take(past.min(per_page))
+                    .collect();
+                let mut after = state.store.get_runners(&after_page).await?;
+                after.retain(owned_match);
+                // One read that no longer matches is not one.
+                let unmatched: BTreeSet<i64> = after_page
+                    .into_iter()
+                    .filter(|id| !after.iter().any(|runner| runner.id == *id))
+                    .collect();
+                let owned = owned.into_iter().filter(|id| !unmatched.contains(id));
+                (page_runners, owned.collect(), after)
+            } else {
+                // Known limit: only the matches among the first `limit` candidates are listed.
+                return state
+                    .store
+                    .runner_page(candidates, &[], !exhausted, filter, page, now, timeout)
+                    .await;
+            };
+        let ids: Vec<i64> = candidates.iter().copied().chain(after_ids).collect();
         let (page_ids, info) = page.cut(ids, true);
         let mut runners: Vec<Runner> = page_runners
             .into_iter()
-            .chain(after)
+            .chain(after_read)
             .filter(|runner| page_ids.contains(&runner.id))
             .collect();
+        runners.sort_unstable_by_key(|runner| runner.id);
         // An entry whose runner no longer matches is not one.
         runners.retain(meets);
         return Ok((runners, info));
     }
-    // Several criteria: the candidates the rarest holds, read whole and checked.
+    // Several criteria: the candidates the rarest holds, read whole and checked (known limit:
+    // when they are more, only the matches among the first `limit` candidates are listed).
     if !whole(candidates.len().saturating_add(after_candidates.len())) {
         return state
             .store

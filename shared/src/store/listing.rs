@@ -16,6 +16,7 @@
 //! deleted, enabled or disabled in a project, retagged, paused or resumed, or contacted):
 //! [`listing_changes`] and [`contact_changes`] say what changes.
 
+use super::directory::MemberOf;
 use super::item::{Item, ItemReader};
 use super::{Store, build_error, keys};
 use crate::error::ApiError;
@@ -1245,6 +1246,31 @@ impl Store {
         matched.sort_unstable_by_key(|runner| runner.id);
         matched.dedup_by_key(|runner| runner.id);
         Ok(Some(page.cut(matched, true)))
+    }
+
+    /// Which of these runners are in a group's subtree set or linked to a project of these
+    /// (`MemberOf::Group`: its subtree set; `MemberOf::Project`: its links): one key read per
+    /// runner and source, all batched at once, keys only.
+    pub async fn runners_in_sources(
+        &self,
+        ids: &[i64],
+        sources: &[MemberOf],
+    ) -> Result<BTreeSet<i64>, ApiError> {
+        let wanted: Vec<(String, String)> = sources
+            .iter()
+            .flat_map(|source| {
+                ids.iter().map(move |id| match source {
+                    MemberOf::Group(group) => keys::subtree_runner(*group, *id),
+                    MemberOf::Project(project) => keys::project_runner_link(*project, *id),
+                })
+            })
+            .collect();
+        let found = self.batch_get(wanted).await?;
+        Ok(found
+            .iter()
+            .filter_map(super::item::key_from)
+            .filter_map(|(_, sk)| keys::trailing_id(&sk))
+            .collect())
     }
 
     /// The first `limit` runners of a group's subtree set, in id order, and whether there are

@@ -440,8 +440,13 @@ impl Store {
         mut contact: ContactState,
         at: Timestamp,
     ) -> Result<bool, ApiError> {
-        const ATTEMPTS: usize = 3;
-        for _ in 0..ATTEMPTS {
+        // Hosts of one runner reporting different versions at once each move its version
+        // facets, on condition of the version they read: the losers read again, after a
+        // jittered wait so that they do not collide again.
+        for attempt in 0..super::RUNNER_WRITE_ATTEMPTS {
+            if attempt > 1 {
+                super::back_off(attempt - 1).await;
+            }
             let runner = match &contact {
                 ContactState::Known {
                     runner_type,
