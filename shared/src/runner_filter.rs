@@ -83,13 +83,21 @@ fn is_counted_version_prefix(prefix: &str) -> bool {
 }
 
 /// The version prefix facets of a runner that reported `version`: each prefix that ends where
-/// a dot starts, and the whole version, that is short enough.
+/// one of its first dots starts, and the whole version, of at most
+/// [`MAX_VERSION_PREFIX_COMPONENTS`] components and [`MAX_TAG_CHARS`] characters. Linear in
+/// the version's length (a reported version may hold 2,048 characters, all dots).
 pub fn version_prefixes(version: &str) -> Vec<String> {
-    version
+    let mut ends: Vec<usize> = version
         .match_indices('.')
-        .map(|(at, _)| &version[..at])
-        .chain([version])
-        .filter(|prefix| is_counted_version_prefix(prefix))
+        .map(|(at, _)| at)
+        .take(MAX_VERSION_PREFIX_COMPONENTS)
+        .collect();
+    if ends.len() < MAX_VERSION_PREFIX_COMPONENTS {
+        ends.push(version.len());
+    }
+    ends.into_iter()
+        .map(|end| &version[..end])
+        .filter(|prefix| prefix.chars().count() <= MAX_TAG_CHARS)
         .map(str::to_owned)
         .collect()
 }

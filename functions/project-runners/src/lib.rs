@@ -143,18 +143,11 @@ impl Listed<'_> {
         let (memberships, linked, counts, instance_runners) = futures_util::future::join4(
             access::memberships_of(&state.store, caller),
             state.store.linked_runner_ids(&self.sources),
-            OptionFuture::from(counted.as_ref().map(|counted| {
-                // One count for no criterion or one; one per criterion for several.
-                let criteria: Vec<Option<&Criterion>> = match counted.criteria.as_slice() {
-                    [] => vec![None],
-                    criteria => criteria.iter().map(Some).collect(),
-                };
-                futures_util::future::try_join_all(
-                    criteria
-                        .into_iter()
-                        .map(|criterion| state.store.runner_counts(criterion)),
-                )
-            })),
+            OptionFuture::from(
+                counted
+                    .as_ref()
+                    .map(|counted| state.store.criteria_counts(&counted.criteria)),
+            ),
             OptionFuture::from(instance_limit.map(|limit| {
                 let limit = usize::try_from(limit).unwrap_or(usize::MAX);
                 state.store.runners_of_type(RunnerType::Instance, limit)

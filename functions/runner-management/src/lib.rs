@@ -112,15 +112,7 @@ async fn list_all(
         authenticate(&state.store, &headers, &params, Access::Read),
         async {
             match &counted {
-                Some((_, criteria)) if criteria.len() <= 1 => {
-                    Ok(vec![state.store.runner_counts(criteria.first()).await?])
-                }
-                Some((_, criteria)) => {
-                    let counts = criteria
-                        .iter()
-                        .map(|criterion| state.store.runner_counts(Some(criterion)));
-                    futures_util::future::try_join_all(counts).await
-                }
+                Some((_, criteria)) => state.store.criteria_counts(criteria).await,
                 None => Ok(Vec::new()),
             }
         },

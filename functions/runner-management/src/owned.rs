@@ -54,11 +54,12 @@ async fn owned_ids(
                 Ok(None)
             }
         },
-        futures_util::future::try_join_all(
-            criteria
-                .iter()
-                .map(|criterion| store.runner_counts(Some(criterion))),
-        ),
+        async {
+            match criteria {
+                [] => Ok(Vec::new()),
+                criteria => store.criteria_counts(criteria).await,
+            }
+        },
     )
     .await?;
     let memberships: Memberships = memberships.into_iter().collect();

@@ -823,23 +823,61 @@ impl Store {
         &self,
         criterion: Option<&Criterion>,
     ) -> Result<RunnerCounts, ApiError> {
-        match criterion {
-            None => self.type_counts().await,
-            Some(Criterion::Facet(facet)) => self.facet_counts(facet).await,
-            Some(Criterion::Online { since }) => self.online_counts(*since).await,
-            Some(Criterion::Offline { since }) => {
-                let (all, online) =
-                    futures_util::future::try_join(self.type_counts(), self.online_counts(*since))
-                        .await?;
-                Ok(all.minus(&online))
+        let criteria: Vec<Criterion> = criterion.cloned().into_iter().collect();
+        let mut counts = self.criteria_counts(&criteria).await?;
+        counts
+            .pop()
+            .ok_or_else(|| ApiError::internal("no runner counts"))
+    }
+
+    /// The counts of the runners that meet each criterion, in order, all read together in one
+    /// round trip; for no criterion, one count of every runner. The runner counts that
+    /// `offline` and `stale` are counted against are read once, however many need them.
+    pub async fn criteria_counts(
+        &self,
+        criteria: &[Criterion],
+    ) -> Result<Vec<RunnerCounts>, ApiError> {
+        let against_all = |criterion: &Criterion| {
+            matches!(
+                criterion,
+                Criterion::Offline { .. } | Criterion::Stale { .. }
+            )
+        };
+        let need_all = criteria.is_empty() || criteria.iter().any(against_all);
+        let parts = criteria.iter().map(|criterion| async move {
+            match criterion {
+                Criterion::Facet(facet) => self.facet_counts(facet).await,
+                Criterion::Online { since } | Criterion::Offline { since } => {
+                    self.online_counts(*since).await
+                }
+                Criterion::Stale { before } => self.seen_counts(*before).await,
             }
-            Some(Criterion::Stale { before }) => {
-                let (all, seen) =
-                    futures_util::future::try_join(self.type_counts(), self.seen_counts(*before))
-                        .await?;
-                Ok(all.minus(&seen))
-            }
+        });
+        let (all, parts) = futures_util::future::try_join(
+            async {
+                match need_all {
+                    true => self.type_counts().await.map(Some),
+                    false => Ok(None),
+                }
+            },
+            try_join_all(parts),
+        )
+        .await?;
+        let Some(all) = all else {
+            return Ok(parts);
+        };
+        if criteria.is_empty() {
+            return Ok(vec![all]);
         }
+        // Offline and stale runners are every runner but the online or the recently seen.
+        Ok(criteria
+            .iter()
+            .zip(parts)
+            .map(|(criterion, part)| match against_all(criterion) {
+                true => all.clone().minus(&part),
+                false => part,
+            })
+            .collect())
     }
 
     /// Every runner count: `value` of each type, bucket and slot.
