@@ -22,12 +22,12 @@ use runners_shared::http::{PathParams, base_url, if_unmodified_since, paginated}
 use runners_shared::pagination::PageRequest;
 use runners_shared::params::Params;
 use runners_shared::registration_tokens::{self, ResetTarget};
-use runners_shared::runner::RunnerType;
+use runners_shared::runner::{Runner, RunnerType};
 use runners_shared::runner_filter::{Criterion, RunnerFilter, RunnerList};
 use runners_shared::runner_tokens::modified_since;
 use runners_shared::store::RUNNER_WRITE_ATTEMPTS;
 use runners_shared::store::directory::MemberOf;
-use runners_shared::store::listing::MAX_INTERSECTED_CRITERIA;
+use runners_shared::store::listing::{MAX_INTERSECTED_CRITERIA, RunnerCounts};
 use runners_shared::store::lists::HEAD_PAGE_END;
 use runners_shared::store::projects::LinkChange;
 use runners_shared::store::{MAX_LINKS_PER_RUNNER, back_off};
@@ -140,14 +140,28 @@ impl Listed<'_> {
             }
             Some(_) => None,
         };
+        // One criterion's instance runners are placed by its counts; several are intersected
+        // from the member sets of their counts.
+        let several = counted
+            .as_ref()
+            .is_some_and(|counted| counted.criteria.len() > 1);
         let (memberships, linked, counts, instance_runners) = futures_util::future::join4(
             access::memberships_of(&state.store, caller),
             state.store.linked_runner_ids(&self.sources),
-            OptionFuture::from(
-                counted
-                    .as_ref()
-                    .map(|counted| state.store.criteria_counts(&counted.criteria)),
-            ),
+            OptionFuture::from(counted.as_ref().map(|counted| async move {
+                match several {
+                    true => state
+                        .store
+                        .runners_meeting(&counted.instance, &counted.criteria)
+                        .await
+                        .map(Counted::Meeting),
+                    false => state
+                        .store
+                        .criteria_counts(&counted.criteria)
+                        .await
+                        .map(Counted::Counts),
+                }
+            })),
             OptionFuture::from(instance_limit.map(|limit| {
                 let limit = usize::try_from(limit).unwrap_or(usize::MAX);
                 state.store.runners_of_type(RunnerType::Instance, limit)
@@ -159,7 +173,7 @@ impl Listed<'_> {
         (self.check)(&memberships)?;
         reader.finish()?;
         let counted_page = match (counted, counts) {
-            (Some(counted), Some(counts)) => {
+            (Some(counted), Some(Counted::Counts(counts))) => {
                 let listed = if counted.linked {
                     linked.clone()
                 } else {
@@ -184,18 +198,40 @@ impl Listed<'_> {
                             .faceted_page(listed, types, criterion, counts, page)
                             .await?,
                     ),
-                    (criteria, counts) => {
-                        let with_counts: Vec<_> = criteria
-                            .iter()
-                            .cloned()
-                            .zip(counts.iter().cloned())
-                            .collect();
-                        state
-                            .store
-                            .listed_intersected_page(listed, types, &with_counts, page)
-                            .await?
-                    }
+                    _ => None,
                 }
+            }
+            (Some(counted), Some(Counted::Meeting(Some(instance_matches)))) => {
+                // The list's own runners are read whole and checked; the page is cut from
+                // them and the instance runners that meet every criterion.
+                let listed = match counted.linked {
+                    true => state.store.get_runners(&linked).await?,
+                    false => Vec::new(),
+                };
+                let meets = |runner: &Runner| {
+                    counted
+                        .criteria
+                        .iter()
+                        .all(|criterion| criterion.admits(runner))
+                };
+                let own: Vec<Runner> = listed.into_iter().filter(meets).collect();
+                let matching: Vec<i64> = own
+                    .iter()
+                    .map(|runner| runner.id)
+                    .chain(instance_matches)
+                    .collect();
+                let instance = &counted.instance;
+                let keep = |runner: &Runner| {
+                    meets(runner)
+                        && (own.iter().any(|r| r.id == runner.id)
+                            || instance.contains(&runner.runner_type))
+                };
+                Some(
+                    state
+                        .store
+                        .page_of_matches(matching, &own, keep, page)
+                        .await?,
+                )
             }
             _ => None,
         };
@@ -243,6 +279,13 @@ impl Listed<'_> {
             uri,
         ))
     }
+}
+
+/// What a counted list reads beside the links: one criterion's (or no criterion's) counts, or
+/// the instance runners that meet several (`None`: their member sets are not complete).
+enum Counted {
+    Counts(Vec<RunnerCounts>),
+    Meeting(Option<Vec<i64>>),
 }
 
 /// How a project's or group's list is counted rather than walked: when the filter asks for

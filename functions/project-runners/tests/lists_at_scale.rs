@@ -741,6 +741,7 @@ fn total(response: &TestResponse) -> usize {
 /// type's total and on the runners, and the lists counted per criterion with what each
 /// runner's details say (its tags, whether it is active, its last contact).
 async fn assert_counts_agree_with_the_runners(app: &TestApp) {
+    assert_member_sets_hold_what_is_counted(app).await;
     for query in [
         "",
         "type=instance_type&",
@@ -771,6 +772,66 @@ async fn assert_counts_agree_with_the_runners(app: &TestApp) {
             assert_eq!(ids(&counted), keep, "{query}{facet}");
             assert_eq!(total(&counted), keep.len(), "{query}{facet}");
         }
+    }
+}
+
+/// Every count item's member sets hold exactly as many runners as its counts, and the runner
+/// counts' sets (of each type) are exactly the runners stored.
+async fn assert_member_sets_hold_what_is_counted(app: &TestApp) {
+    let mut of_type: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    for partition in [
+        keys::RUNNER_COUNTS,
+        keys::RUNNER_FACET_COUNTS,
+        keys::RUNNER_CONTACT_COUNTS,
+        keys::RUNNER_SEEN_COUNTS,
+    ] {
+        let found = app
+            .store
+            .client()
+            .query()
+            .table_name(app.store.table())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
+            .send()
+            .await
+            .expect("a query of the test table");
+        assert!(found.last_evaluated_key.is_none(), "one page");
+        for item in found.items() {
+            for count in ["value", "instance_type", "group_type", "project_type"] {
+                let Some(counted) = item.get(count) else {
+                    continue;
+                };
+                let counted: usize = counted.as_n().unwrap().parse().unwrap();
+                let members: BTreeSet<i64> = item
+                    .get(&keys::members_of(count))
+                    .map(|set| {
+                        set.as_ns()
+                            .unwrap()
+                            .iter()
+                            .map(|id| id.parse().unwrap())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                assert_eq!(
+                    members.len(),
+                    counted,
+                    "{partition} {:?} {count}",
+                    item["sk"]
+                );
+                if partition == keys::RUNNER_COUNTS {
+                    let sk = item["sk"].as_s().unwrap();
+                    let runner_type = sk.split('#').next().unwrap().to_owned();
+                    of_type.entry(runner_type).or_default().extend(members);
+                }
+            }
+        }
+    }
+    for (runner_type, members) in of_type {
+        let stored: BTreeSet<i64> = stored_runner_ids(app, Some(&runner_type))
+            .await
+            .into_iter()
+            .collect();
+        assert_eq!(members, stored, "{runner_type}");
     }
 }
 
@@ -856,6 +917,11 @@ async fn facet_filters(app: &TestApp, runners: &[Value]) -> Vec<(String, Vec<i64
         ("status=online".to_owned(), keep(&online)),
         ("status=stale".to_owned(), keep(&stale)),
         ("status=offline".to_owned(), keep(&|d| !online(d))),
+        // Two criteria that each say who does not meet them: every runner's set, less theirs.
+        (
+            "scope=stale&status=offline".to_owned(),
+            keep(&|d| stale(d) && !online(d)),
+        ),
         ("paused=true".to_owned(), keep(&|d| d["active"] == false)),
         ("status=active".to_owned(), keep(&|d| d["active"] == true)),
         (
@@ -1424,7 +1490,8 @@ async fn runners_go_online_with_a_heartbeat_and_offline_when_the_timeout_passes(
     let beats = futures_util::future::join_all((0..6).map(|_| verify(&app, "r3"))).await;
     assert!(beats.iter().all(|status| *status == 200), "{beats:?}");
     assert_eq!(listed("status=online").await, [2, 3, 4, 1_500]);
-    assert_eq!(listed("").await, [2, 3, 4, 1_500]);
+    assert_eq!(listed("").await, [2, 3, 4, 1_500]); // Heartbeats moved the runners between spans, days and versions in the sets too.
+    assert_member_sets_hold_what_is_counted(&app).await;
 }
 
 #[tokio::test]
@@ -1548,7 +1615,8 @@ async fn runners_leave_stale_with_a_heartbeat_and_go_stale_when_a_week_passes() 
     }
     assert_eq!(listed("status=stale").await, Vec::<i64>::new());
     assert_eq!(listed("status=never_contacted").await, Vec::<i64>::new());
-    assert_eq!(listed("").await, [1, 2, 3, 4, 1_500]);
+    assert_eq!(listed("").await, [1, 2, 3, 4, 1_500]); // Heartbeats moved the runners between spans, days and versions in the sets too.
+    assert_member_sets_hold_what_is_counted(&app).await;
 }
 
 #[tokio::test]
@@ -1644,13 +1712,47 @@ async fn version_prefix_lists_follow_the_versions_runners_report() {
     let other = if major == "16" { "17" } else { "16" };
     assert!(listed(prefix(&major), 3).await.contains(&3), "{version}");
     assert!(!listed(prefix(other), 3).await.contains(&3), "{version}");
-    assert_eq!(listed(prefix(&version), 3).await, [3]);
+    assert_eq!(listed(prefix(&version), 3).await, [3]); // Heartbeats moved the runners between spans, days and versions in the sets too.
+    assert_member_sets_hold_what_is_counted(&app).await;
+}
+
+/// Removes the member sets of every facet count item, as a table written before them has
+/// none.
+async fn strip_member_sets(app: &TestApp) {
+    let client = app.store.client();
+    let found = client
+        .query()
+        .table_name(app.store.table())
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            AttributeValue::S(keys::RUNNER_FACET_COUNTS.to_owned()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(found.last_evaluated_key.is_none());
+    for item in found.items() {
+        let key: std::collections::HashMap<String, AttributeValue> = ["pk", "sk"]
+            .into_iter()
+            .map(|name| (name.to_owned(), item[name].clone()))
+            .collect();
+        client
+            .update_item()
+            .table_name(app.store.table())
+            .set_key(Some(key))
+            .update_expression("REMOVE instance_type_ids, group_type_ids, project_type_ids")
+            .send()
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::test]
-async fn a_projects_list_on_criteria_that_each_match_many_instance_runners_walks_them() {
-    // 1,100 instance runners with both tags: each criterion matches more than the 1,000 a
-    // list reads whole, so the list walks, and still answers right.
+async fn a_projects_list_on_criteria_that_each_match_many_instance_runners_intersects_their_sets() {
+    // 1,100 instance runners with both tags, a few with a third: the instance runners that
+    // meet every criterion come from the member sets of the criteria's counts, beside the
+    // links, whatever their number.
     let mut runners: Vec<Value> = (1..=1_100)
         .map(|id| {
             let tags = if id % 250 == 0 {
@@ -1659,7 +1761,7 @@ async fn a_projects_list_on_criteria_that_each_match_many_instance_runners_walks
                 json!(["docker", "linux"])
             };
             json!({"id": id, "token": format!("r{id}"), "runner_type": "instance_type",
-                   "tag_list": tags})
+                   "tag_list": tags, "active": id % 7 != 0})
         })
         .collect();
     runners.push(
@@ -1671,71 +1773,79 @@ async fn a_projects_list_on_criteria_that_each_match_many_instance_runners_walks
                         "projects": [10], "tag_list": ["linux"]}),
     );
     let app = app_seeded(one_project_world(json!(runners))).await;
-    let expected: Vec<i64> = (1..=1_100).chain([5_000]).collect();
-    for page in [1, 6, 12] {
-        check_page(
-            &app,
-            ADMIN,
-            "/api/v4/projects/10/runners?tag_list=docker,linux",
-            &expected,
-            page,
-            100,
-            5,
-        )
-        .await;
-    }
-    // With a rare criterion among them, the rarest's instance runners are read whole.
-    check_page(
-        &app,
-        ADMIN,
-        "/api/v4/projects/10/runners?tag_list=docker,gpu",
-        &[250, 500, 750, 1_000],
-        1,
-        100,
-        4,
-    )
-    .await;
-    // Which of the two ways each took.
-    let intersected = |query: &str| {
-        let app = &app;
-        let query = query.to_owned();
+    let both: Vec<i64> = (1..=1_100).chain([5_000]).collect();
+    let active: Vec<i64> = both.iter().copied().filter(|id| id % 7 != 0).collect();
+    let checks = |round_trips: u32| {
+        let (app, both, active) = (&app, &both, &active);
         async move {
-            let params = runners_shared::params::Params::from_query(&query).unwrap();
-            let filter = runners_shared::runner_filter::RunnerFilter::read(
-                &mut params.reader(),
-                runners_shared::runner_filter::RunnerList::All,
-            );
-            let now = runners_shared::time::Timestamp::now();
-            let (types, criteria) = filter.counted_criteria(now, 3_600).unwrap();
-            let mut with_counts = Vec::new();
-            for criterion in criteria {
-                let counts = app.store.runner_counts(Some(&criterion)).await.unwrap();
-                with_counts.push((criterion, counts));
+            for page in [1, 6, 12] {
+                check_page(
+                    app,
+                    ADMIN,
+                    "/api/v4/projects/10/runners?tag_list=docker,linux",
+                    both,
+                    page,
+                    100,
+                    round_trips,
+                )
+                .await;
             }
-            let instance: Vec<_> = types
-                .into_iter()
-                .filter(|t| *t == runners_shared::runner::RunnerType::Instance)
-                .collect();
-            let page = runners_shared::pagination::PageRequest {
-                page: 1,
-                per_page: 100,
-            };
-            app.store
-                .listed_intersected_page(vec![5_000, 5_001], &instance, &with_counts, page)
-                .await
-                .unwrap()
-                .map(|(runners, _)| runners.iter().map(|r| r.id).collect::<Vec<_>>())
+            for page in [1, 5, 10] {
+                check_page(
+                    app,
+                    ADMIN,
+                    "/api/v4/projects/10/runners?tag_list=docker,linux&paused=false",
+                    active,
+                    page,
+                    100,
+                    round_trips,
+                )
+                .await;
+            }
+            check_page(
+                app,
+                ADMIN,
+                "/api/v4/projects/10/runners?tag_list=docker,gpu",
+                &[250, 500, 750, 1_000],
+                1,
+                100,
+                round_trips,
+            )
+            .await;
         }
     };
-    assert_eq!(intersected("tag_list=docker,linux").await, None);
-    assert_eq!(
-        intersected("tag_list=docker,gpu").await,
-        Some(vec![250, 500, 750, 1_000])
-    );
+    // Token; links and sets; the project's own runners; the page's.
+    checks(4).await;
+    let meeting = || async {
+        let docker_gpu = ["docker", "gpu"].map(|tag| {
+            runners_shared::runner_filter::Criterion::Facet(
+                runners_shared::runner_filter::Facet::Tag(tag.to_owned()),
+            )
+        });
+        let instance = [runners_shared::runner::RunnerType::Instance];
+        app.store
+            .runners_meeting(&instance, &docker_gpu)
+            .await
+            .unwrap()
+    };
+    assert_eq!(meeting().await, Some(vec![250, 500, 750, 1_000]));
+    // A table written before member sets (a count and no set) walks, and answers the same;
+    // rebuilding the lists fills the sets.
+    strip_member_sets(&app).await;
+    assert_eq!(meeting().await, None);
+    checks(12).await;
+    runners_shared::admin::listing::rebuild_listing(
+        &app.store,
+        runners_shared::admin::listing::JobCounts::Skip,
+    )
+    .await
+    .unwrap();
+    assert_eq!(meeting().await, Some(vec![250, 500, 750, 1_000]));
+    checks(4).await;
 }
 
 #[tokio::test]
-async fn an_owned_list_on_a_rare_criterion_finds_matches_past_the_first_ten_thousand_candidates() {
+async fn an_owned_list_on_criteria_finds_every_match_past_the_first_ten_thousand_candidates() {
     // The Owner of group 1 owns 10,500 project runners of project 10: more candidates than a
     // page reads (10,001). One in 250 is tagged gpu, two of them past the 10,001st; so are an
     // instance runner and a runner of another group's project, which the Owner does not own.
@@ -1756,8 +1866,8 @@ async fn an_owned_list_on_a_rare_criterion_finds_matches_past_the_first_ten_thou
             runner
         })
         .collect();
-    // 1,100 runners of the other group's project tagged cuda, all past the candidates: too
-    // many to read whole, so their ownership is read from the subtree set's keys.
+    // 1,100 runners of the other group's project tagged cuda, all past the candidates, none
+    // the Owner's.
     runners.extend((11_001..=12_100).map(|id| {
         json!({"id": id, "token": format!("r{id}"), "runner_type": "project_type",
                "projects": [11], "tag_list": ["cuda"]})
@@ -1801,11 +1911,9 @@ async fn an_owned_list_on_a_rare_criterion_finds_matches_past_the_first_ten_thou
             .await;
         }
     }
-    // The pages within the candidates' matches read their runners beside the keys; the page
-    // reaching past them reads its runners after (a fifth round trip).
     let mut cuda: Vec<i64> = (1..=21).map(|n| n * 500).chain([10_300, 10_400]).collect();
     cuda.sort_unstable();
-    for (page, round_trips) in [(1, 4), (2, 4), (3, 5)] {
+    for page in [1, 2, 3] {
         check_page(
             &app,
             OWNER,
@@ -1813,7 +1921,35 @@ async fn an_owned_list_on_a_rare_criterion_finds_matches_past_the_first_ten_thou
             &cuda,
             page,
             10,
-            round_trips,
+            4,
+        )
+        .await;
+    }
+    // A criterion every candidate meets, and others' runners too: every match is listed,
+    // past the first 10,001 candidates as well, with the exact total.
+    let linux: Vec<i64> = (1..=10_500).collect();
+    for page in [1, 263, 525] {
+        check_page(
+            &app,
+            OWNER,
+            "/api/v4/runners?tag_list=linux",
+            &linux,
+            page,
+            20,
+            4,
+        )
+        .await;
+    }
+    let last = linux.len().div_ceil(100);
+    for page in [1, last] {
+        check_page(
+            &app,
+            OWNER,
+            "/api/v4/runners?tag_list=linux&status=never_contacted",
+            &linux,
+            page,
+            100,
+            4,
         )
         .await;
     }

@@ -100,20 +100,30 @@ async fn list_all(
     let page = PageRequest::read(&mut reader);
     // Counted: a filter on types and criteria (tags, active or paused, never contacted,
     // online, offline or stale). One criterion's page is placed by its counts; several are
-    // intersected when the rarest is small enough. The counts (small partitions) are read
-    // beside the caller's token, so that a page costs three round trips (four intersected);
-    // they are shown to admins only.
+    // intersected from the member sets of their counts. Either is read beside the caller's
+    // token, so that a page costs three round trips; they are shown to admins only.
     let now = Timestamp::now();
     let timeout = state.settings.online_timeout_secs;
     let counted = filter
         .counted_criteria(now, timeout)
         .filter(|(_, criteria)| criteria.len() <= MAX_INTERSECTED_CRITERIA);
-    let (caller, counts) = futures_util::future::try_join(
+    let several = counted
+        .as_ref()
+        .is_some_and(|(_, criteria)| criteria.len() > 1);
+    let (caller, counts, meeting) = futures_util::future::try_join3(
         authenticate(&state.store, &headers, &params, Access::Read),
         async {
             match &counted {
-                Some((_, criteria)) => state.store.criteria_counts(criteria).await,
-                None => Ok(Vec::new()),
+                Some((_, criteria)) if !several => state.store.criteria_counts(criteria).await,
+                _ => Ok(Vec::new()),
+            }
+        },
+        async {
+            match &counted {
+                Some((types, criteria)) if several => {
+                    state.store.runners_meeting(types, criteria).await
+                }
+                _ => Ok(None),
             }
         },
     )
@@ -122,22 +132,27 @@ async fn list_all(
     if !caller.admin {
         return Err(ApiError::Forbidden);
     }
-    let found = match (&counted, counts.as_slice()) {
+    let found = match (&counted, counts.as_slice(), meeting) {
         // The page is found from the counts, whatever its position.
-        (Some((types, criteria)), [counts]) if criteria.len() <= 1 => Some(
+        (Some((types, criteria)), [counts], _) => Some(
             state
                 .store
                 .counted_page(Vec::new(), types, criteria.first(), counts, None, page)
                 .await?,
         ),
-        (Some((types, criteria)), _) => {
-            let with_counts: Vec<_> = criteria.iter().cloned().zip(counts).collect();
-            state
-                .store
-                .intersected_page(types, &with_counts, page)
-                .await?
+        (Some((types, criteria)), _, Some(matching)) => {
+            let meets = |runner: &Runner| {
+                types.contains(&runner.runner_type)
+                    && criteria.iter().all(|criterion| criterion.admits(runner))
+            };
+            Some(
+                state
+                    .store
+                    .page_of_matches(matching, &[], meets, page)
+                    .await?,
+            )
         }
-        (None, _) => None,
+        _ => None,
     };
     let (runners, info) = match found {
         Some(found) => found,

@@ -7,9 +7,9 @@
 use super::writes::{delete_all, err, put_all};
 use crate::runner::Runner;
 use crate::store::Store;
-use crate::store::item::{Item, ItemBuilder, ItemReader, key_from, key_of};
+use crate::store::item::{Item, ItemBuilder, ItemReader, key_from, key_of, number_set};
 use crate::store::keys;
-use crate::store::listing::{key_item, listing_changes};
+use crate::store::listing::{CountChange, Tally, key_item, listing_changes};
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::{StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
@@ -51,6 +51,23 @@ pub enum JobCounts {
 }
 
 /// A counter item holding absolute counts (`value`, and any others).
+/// A recomputed runner count item: each count, and its member set (none when empty).
+fn runner_counter_item((key, counts): CountChange) -> Item {
+    let mut item = counts
+        .iter()
+        .fold(ItemBuilder::keyed(key), |item, (attribute, count)| {
+            item.n(attribute, count.delta)
+        })
+        .build();
+    for (attribute, count) in counts {
+        if !count.joining.is_empty() {
+            item.insert(keys::members_of(&attribute), number_set(&count.joining));
+        }
+    }
+    item
+}
+
+/// A recomputed job count item.
 fn counter_item((key, counts): ((String, String), BTreeMap<String, i64>)) -> Item {
     counts
         .into_iter()
@@ -215,18 +232,13 @@ async fn set_index_keys(
 /// `jobs` says which runners' job counts to recompute too.
 pub async fn rebuild_listing(store: &Store, jobs: JobCounts) -> Result<RebuildSummary, String> {
     let runner_items = all_runner_items(store).await?;
-    let mut counts: BTreeMap<(String, String), BTreeMap<String, i64>> = BTreeMap::new();
+    let mut counts = Tally::default();
     let mut entries = Vec::new();
     let mut unindexed = Vec::new();
     for item in &runner_items {
         let runner = Runner::from_item(item).map_err(err)?;
         let changes = listing_changes(None, Some(&runner));
-        for (key, deltas) in changes.counts {
-            let item_counts = counts.entry(key).or_default();
-            for (attribute, delta) in deltas {
-                *item_counts.entry(attribute).or_default() += delta;
-            }
-        }
+        counts.extend(changes.counts);
         entries.extend(
             changes
                 .subtree_puts
@@ -244,10 +256,13 @@ pub async fn rebuild_listing(store: &Store, jobs: JobCounts) -> Result<RebuildSu
     }
     let expected_entries: std::collections::BTreeSet<(String, String)> =
         entries.iter().filter_map(key_from).collect();
+    let counts = counts.changes();
+    let counted: std::collections::BTreeSet<&(String, String)> =
+        counts.iter().map(|(key, _)| key).collect();
     let stale: Vec<Item> = existing_counter_keys(store)
         .await?
         .into_iter()
-        .filter(|key| !counts.contains_key(key))
+        .filter(|key| !counted.contains(key))
         .map(key_of)
         .collect();
     let mut summary = RebuildSummary {
@@ -260,7 +275,7 @@ pub async fn rebuild_listing(store: &Store, jobs: JobCounts) -> Result<RebuildSu
         jobs_indexed: 0,
         orphan_entries_removed: 0,
     };
-    let counter_items = counts.into_iter().map(counter_item).collect();
+    let counter_items = counts.into_iter().map(runner_counter_item).collect();
     put_all(store, counter_items).await?;
     delete_all(store, stale).await?;
     put_all(store, entries).await?;

@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use crate::time::Timestamp;
 use aws_sdk_dynamodb::types::AttributeValue;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -221,4 +221,20 @@ pub fn key_from(item: &Item) -> Option<(String, String)> {
         reader.s(super::keys::PK).ok()?,
         reader.s(super::keys::SK).ok()?,
     ))
+}
+
+/// A number set of runner ids (not empty).
+pub fn number_set(ids: &BTreeSet<i64>) -> AttributeValue {
+    AttributeValue::Ns(ids.iter().map(i64::to_string).collect())
+}
+
+/// The ids of a number set.
+pub fn ids_of_set(value: &AttributeValue) -> Result<BTreeSet<i64>, ApiError> {
+    let unreadable = || ApiError::internal("unreadable member set");
+    value
+        .as_ns()
+        .map_err(|_| unreadable())?
+        .iter()
+        .map(|id| id.parse().map_err(|_| unreadable()))
+        .collect()
 }

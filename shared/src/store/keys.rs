@@ -240,6 +240,12 @@ pub fn parse_runner_facet_count(sk: &str) -> Option<i64> {
     sk.split('#').nth(1)?.parse().ok()
 }
 
+/// The member set beside a count attribute of a count item: the ids of the runners it counts
+/// (a number set, absent when none), changed by the same update as the count.
+pub fn members_of(count_attribute: &str) -> String {
+    format!("{count_attribute}_ids")
+}
+
 /// The partition of every runner count, one item per type, bucket and slot.
 pub const RUNNER_COUNTS: &str = "RUNNER_COUNTS";
 

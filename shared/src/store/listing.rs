@@ -25,6 +25,7 @@ use crate::pagination::{PageInfo, PageRequest};
 use crate::runner::{Runner, RunnerType};
 use crate::runner_filter::{Criterion, Facet, last_seen};
 use crate::time::Timestamp;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use futures_util::future::try_join_all;
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,8 +41,38 @@ fn subtree_groups(runner: &Runner) -> BTreeSet<i64> {
     above_projects.chain(own_group).collect()
 }
 
-/// A count item and what to add to its attributes.
-pub(crate) type CountChange = ((String, String), BTreeMap<String, i64>);
+/// What one write changes in one count of a count item: the count (`delta`), and the runners
+/// that join or leave the count's member set ([`keys::members_of`]), which holds exactly the
+/// runners counted, so that the runners meeting several criteria can be read from the sets of
+/// their counts (about 9 bytes a runner) and intersected. One runner's write makes it join or
+/// leave a set, never both.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct CountDelta {
+    pub delta: i64,
+    pub joining: BTreeSet<i64>,
+    pub leaving: BTreeSet<i64>,
+}
+
+impl CountDelta {
+    /// `runner_id` counted once more (`1`) or once less (`-1`).
+    fn add(&mut self, runner_id: i64, delta: i64) {
+        self.delta += delta;
+        let (gains, loses) = match delta > 0 {
+            true => (&mut self.joining, &mut self.leaving),
+            false => (&mut self.leaving, &mut self.joining),
+        };
+        if !loses.remove(&runner_id) {
+            gains.insert(runner_id);
+        }
+    }
+
+    fn is_nothing(&self) -> bool {
+        self.delta == 0 && self.joining.is_empty() && self.leaving.is_empty()
+    }
+}
+
+/// A count item and what to change in its counts, by attribute.
+pub(crate) type CountChange = ((String, String), BTreeMap<String, CountDelta>);
 
 /// The writes that keep the listing structures exact when a runner goes from `before` to
 /// `after` (`None`: it does not exist).
@@ -129,16 +160,34 @@ impl ContactEntry {
 
 /// Count changes being added up: per item, per attribute.
 #[derive(Default)]
-struct Tally(BTreeMap<(String, String), BTreeMap<String, i64>>);
+pub(crate) struct Tally(BTreeMap<(String, String), BTreeMap<String, CountDelta>>);
 
 impl Tally {
-    fn add(&mut self, item: (String, String), attribute: &str, delta: i64) {
-        *self
-            .0
+    /// `runner_id` counted `delta` (1 or -1) more times on `attribute` of `item`.
+    fn add(&mut self, item: (String, String), attribute: &str, runner_id: i64, delta: i64) {
+        self.0
             .entry(item)
             .or_default()
             .entry(attribute.to_owned())
-            .or_default() += delta;
+            .or_default()
+            .add(runner_id, delta);
+    }
+
+    /// Adds up a write's count changes (a rebuild's, runner by runner).
+    #[cfg(feature = "admin")]
+    pub(crate) fn extend(&mut self, changes: Vec<CountChange>) {
+        for (item, deltas) in changes {
+            let counts = self.0.entry(item).or_default();
+            for (attribute, change) in deltas {
+                let total = counts.entry(attribute).or_default();
+                for id in change.joining {
+                    total.add(id, 1);
+                }
+                for id in change.leaving {
+                    total.add(id, -1);
+                }
+            }
+        }
     }
 
     /// Every runner count a runner is in: `value` of its type and bucket, its type on each of
@@ -146,35 +195,39 @@ impl Tally {
     /// contact's span.
     fn add_runner(&mut self, runner: &Runner, delta: i64) {
         let runner_type = runner.runner_type.as_str();
-        self.add(keys::runner_count(runner_type, runner.id), "value", delta);
+        let id = runner.id;
+        self.add(keys::runner_count(runner_type, id), "value", id, delta);
         for facet in Facet::of(runner) {
             self.add(
-                keys::runner_facet_count(&facet.name(), runner.id),
+                keys::runner_facet_count(&facet.name(), id),
                 runner_type,
+                id,
                 delta,
             );
         }
         let seen = last_seen(runner.contacted_at, runner.created_at);
         self.add(
-            keys::runner_seen_count(seen.millis(), runner.id),
+            keys::runner_seen_count(seen.millis(), id),
             runner_type,
+            id,
             delta,
         );
         if let Some(at) = runner.contacted_at {
             self.add(
-                keys::runner_contact_count(at.millis(), runner.id),
+                keys::runner_contact_count(at.millis(), id),
                 runner_type,
+                id,
                 delta,
             );
         }
     }
 
-    /// The changes that are not zero, by item.
-    fn changes(self) -> Vec<CountChange> {
+    /// The changes that are not nothing, by item.
+    pub(crate) fn changes(self) -> Vec<CountChange> {
         self.0
             .into_iter()
             .filter_map(|(item, mut attributes)| {
-                attributes.retain(|_, delta| *delta != 0);
+                attributes.retain(|_, change| !change.is_nothing());
                 (!attributes.is_empty()).then_some((item, attributes))
             })
             .collect()
@@ -276,19 +329,26 @@ pub(crate) fn contact_changes(
 ) -> ListingChanges {
     let type_name = runner_type.as_str();
     let mut counts = Tally::default();
-    counts.add(keys::runner_contact_count(at.millis(), id), type_name, 1);
-    counts.add(keys::runner_seen_count(at.millis(), id), type_name, 1);
+    counts.add(
+        keys::runner_contact_count(at.millis(), id),
+        type_name,
+        id,
+        1,
+    );
+    counts.add(keys::runner_seen_count(at.millis(), id), type_name, id, 1);
     let mut facet_deletes = Vec::new();
     match previous {
         SeenBefore::Contacted(previous) => {
             counts.add(
                 keys::runner_contact_count(previous.millis(), id),
                 type_name,
+                id,
                 -1,
             );
             counts.add(
                 keys::runner_seen_count(previous.millis(), id),
                 type_name,
+                id,
                 -1,
             );
         }
@@ -296,10 +356,11 @@ pub(crate) fn contact_changes(
             counts.add(
                 keys::runner_seen_count(created_at.millis(), id),
                 type_name,
+                id,
                 -1,
             );
             let facet = Facet::NeverContacted.name();
-            counts.add(keys::runner_facet_count(&facet, id), type_name, -1);
+            counts.add(keys::runner_facet_count(&facet, id), type_name, id, -1);
             facet_deletes.push(keys::runner_facet(&facet, type_name, id));
         }
     }
@@ -316,7 +377,7 @@ pub(crate) fn contact_changes(
         for (moved, delta) in [(old.difference(&new), -1), (new.difference(&old), 1)] {
             for prefix in moved {
                 let facet = Facet::VersionPrefix(prefix.clone()).name();
-                counts.add(keys::runner_facet_count(&facet, id), type_name, delta);
+                counts.add(keys::runner_facet_count(&facet, id), type_name, id, delta);
                 let key = keys::runner_facet(&facet, type_name, id);
                 match delta {
                     1 => facet_puts.push(FacetEntry { key, created: None }),
@@ -426,71 +487,45 @@ impl Timeline {
     }
 }
 
-/// The most runners the rarest of several criteria may have for a list to intersect them
-/// rather than walk: its keys, and the others' entries of those runners, are each under 1 MB.
-pub const MAX_INTERSECTED: u64 = 5_000;
-
 /// The most criteria a filter may intersect (each costs a read of its counts) before the list
 /// walks instead.
 pub const MAX_INTERSECTED_CRITERIA: usize = 4;
 
-/// The most instance runners the rarest of several criteria may have for a project's or
-/// group's list to read them whole rather than walk: about 1 MB of runner items, so that the
-/// page needs no read after them.
-pub const MAX_INTERSECTED_WHOLE: u64 = 1_000;
+/// The runners that meet one criterion, as the member sets of its counts say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Members {
+    /// These runners.
+    Only(BTreeSet<i64>),
+    /// Every runner (of the types asked) but these: offline and stale.
+    AllBut(BTreeSet<i64>),
+}
 
-/// The entries whose presence (a facet's) or time (a contact's, a `never_contacted` entry's
-/// creation) say whether a runner of this type meets `criterion`.
-fn entries_of(criterion: &Criterion, runner_type: RunnerType, id: i64) -> Vec<(String, String)> {
-    let type_name = runner_type.as_str();
-    match criterion {
-        Criterion::Facet(facet) => vec![keys::runner_facet(&facet.name(), type_name, id)],
-        Criterion::Online { .. } | Criterion::Offline { .. } => {
-            vec![keys::runner_contact(type_name, id)]
+/// The runners that meet every criterion (each as [`Members`]), in id order; `every_runner`
+/// (of the types asked) is needed only when no criterion is [`Members::Only`].
+fn intersect(parts: Vec<Members>, every_runner: Option<BTreeSet<i64>>) -> Vec<i64> {
+    let (mut only, mut all_but) = (Vec::new(), Vec::new());
+    for part in parts {
+        match part {
+            Members::Only(ids) => only.push(ids),
+            Members::AllBut(ids) => all_but.push(ids),
         }
-        Criterion::Stale { .. } => vec![
-            keys::runner_contact(type_name, id),
-            keys::runner_facet(&Facet::NeverContacted.name(), type_name, id),
-        ],
     }
-}
-
-/// Whether the runner whose entries for `criterion` (from [`entries_of`], in order) are
-/// `entries` (`None`: it has not that one) meets it.
-fn entries_admit(criterion: &Criterion, entries: &[Option<&Item>]) -> bool {
-    let time = |index: usize, attribute: &str| {
-        entries.get(index).copied().flatten().and_then(|item| {
-            ItemReader::new(item, "index entry")
-                .opt_n(attribute)
-                .ok()
-                .flatten()
-        })
+    // Checked against the others from the smallest.
+    only.sort_unstable_by_key(BTreeSet::len);
+    let mut only = only.into_iter();
+    let Some(base) = only.next().or(every_runner) else {
+        return Vec::new();
     };
-    let online = |since: &Timestamp| time(0, "at").is_some_and(|at| at > since.millis());
-    match criterion {
-        Criterion::Facet(_) => entries.first().is_some_and(Option::is_some),
-        Criterion::Online { since } => online(since),
-        Criterion::Offline { since } => !online(since),
-        Criterion::Stale { before } => time(0, "at")
-            .or_else(|| time(1, "created"))
-            .is_some_and(|seen| seen < before.millis()),
-    }
+    let only: Vec<BTreeSet<i64>> = only.collect();
+    base.into_iter()
+        .filter(|id| only.iter().all(|ids| ids.contains(id)))
+        .filter(|id| !all_but.iter().any(|ids| ids.contains(id)))
+        .collect()
 }
 
-/// The criterion that the fewest runners of `types` meet, with its counts, if at most `limit`
-/// do.
-fn rarest<'a>(
-    criteria: &'a [(Criterion, RunnerCounts)],
-    types: &[RunnerType],
-    limit: u64,
-) -> Option<(&'a Criterion, &'a RunnerCounts)> {
-    criteria
-        .iter()
-        .map(|(criterion, counts)| (counts.total(types), criterion, counts))
-        .min_by_key(|(total, _, _)| *total)
-        .filter(|(total, _, _)| *total <= limit)
-        .map(|(_, criterion, counts)| (criterion, counts))
-}
+/// What a read of counts takes from a count item: its key and its count of each type, not its
+/// member sets.
+const COUNTS_PROJECTION: &str = "sk, instance_type, group_type, project_type";
 
 /// Where a bucket's ids are read from.
 enum IdSource {
@@ -525,15 +560,6 @@ impl RunnerCounts {
             self.add(runner_type, bucket, reader.opt_n(name)?.unwrap_or(0));
         }
         Ok(())
-    }
-
-    /// The (type, bucket) pairs of these types that hold runners.
-    fn partitions(&self, types: &[RunnerType]) -> Vec<(RunnerType, i64)> {
-        self.0
-            .iter()
-            .filter(|((runner_type, _), count)| **count > 0 && types.contains(runner_type))
-            .map(|(partition, _)| *partition)
-            .collect()
     }
 
     /// How many runners of these types there are.
@@ -907,20 +933,10 @@ impl Store {
 
     /// The counts of the runners with a facet: one Query of the facet's items.
     async fn facet_counts(&self, facet: &Facet) -> Result<RunnerCounts, ApiError> {
+        let prefix = keys::runner_facet_counts_prefix(&facet.name());
         let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :facet)")
-            .expression_attribute_values(
-                ":pk",
-                AttributeValue::S(keys::RUNNER_FACET_COUNTS.to_owned()),
-            )
-            .expression_attribute_values(
-                ":facet",
-                AttributeValue::S(keys::runner_facet_counts_prefix(&facet.name())),
-            );
+            .count_items(keys::RUNNER_FACET_COUNTS, Some(&prefix), None)
+            .projection_expression(COUNTS_PROJECTION);
         let mut counts = RunnerCounts::default();
         self.query_pages(query, |item| {
             let reader = ItemReader::new(item, "facet count");
@@ -951,17 +967,10 @@ impl Store {
     /// normally the few runners whose time is a little after `first`.
     async fn counts_from(&self, timeline: &Timeline, first: i64) -> Result<RunnerCounts, ApiError> {
         let (from_span, range) = timeline.split(first);
+        let from = keys::contact_span_prefix(from_span);
         let spans = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key_condition_expression("pk = :pk AND sk >= :from")
-            .expression_attribute_values(":pk", AttributeValue::S(timeline.counts.to_owned()))
-            .expression_attribute_values(
-                ":from",
-                AttributeValue::S(keys::contact_span_prefix(from_span)),
-            );
+            .count_items(timeline.counts, None, Some(&from))
+            .projection_expression(COUNTS_PROJECTION);
         let mut counts = RunnerCounts::default();
         let spans = self.query_pages(spans, |item| {
             let reader = ItemReader::new(item, "span count");
@@ -971,6 +980,21 @@ impl Store {
             counts.add_types(&reader, bucket)?;
             Ok(false)
         });
+        let (_, boundary) =
+            futures_util::future::try_join(spans, self.boundary_entries(timeline, range)).await?;
+        for (runner_type, bucket, _) in boundary {
+            counts.add(runner_type, bucket, 1);
+        }
+        Ok(counts)
+    }
+
+    /// The entries (type, bucket, id) of `timeline`'s GSI3 indexes in a sort key `range` (none
+    /// without one): every shard of each index, queried in parallel.
+    async fn boundary_entries(
+        &self,
+        timeline: &Timeline,
+        range: Option<(String, String)>,
+    ) -> Result<Vec<(RunnerType, i64, i64)>, ApiError> {
         let shards = range.iter().flat_map(|(first, last)| {
             timeline.indexes.iter().flat_map(move |index| {
                 (0..keys::CONTACT_SHARDS).map(move |shard| (index, shard, first, last))
@@ -992,12 +1016,14 @@ impl Store {
             async move {
                 let mut found = Vec::new();
                 self.query_pages(query, |item| {
-                    let pk = ItemReader::new(item, "index entry").s(keys::PK)?;
-                    let unreadable = || ApiError::internal(format!("index entry key {pk}"));
+                    let reader = ItemReader::new(item, "index entry");
+                    let (pk, sk) = (reader.s(keys::PK)?, reader.s(keys::SK)?);
+                    let unreadable = || ApiError::internal(format!("index entry key {pk} {sk}"));
                     let (runner_type, bucket) = index.parse(&pk).ok_or_else(unreadable)?;
                     found.push((
                         RunnerType::parse(runner_type).ok_or_else(unreadable)?,
                         bucket,
+                        sk.parse().map_err(|_| unreadable())?,
                     ));
                     Ok(false)
                 })
@@ -1005,11 +1031,171 @@ impl Store {
                 Ok::<_, ApiError>(found)
             }
         });
-        let (_, boundary) = futures_util::future::try_join(spans, try_join_all(shards)).await?;
-        for (runner_type, bucket) in boundary.into_iter().flatten() {
-            counts.add(runner_type, bucket, 1);
+        Ok(try_join_all(shards).await?.into_iter().flatten().collect())
+    }
+
+    /// The ids of the runners of `types` that meet every one of `criteria`, in id order, from
+    /// the member sets of the criteria's count items, all read together in one round trip
+    /// (about 9 bytes of JSON a runner; `offline` and `stale` as every runner but the online
+    /// or the recently seen, and every runner's set only when no criterion says who meets
+    /// it). `None` when a set does not hold as many runners as its count (a table written
+    /// before member sets, until `runnerctl rebuild-lists`): the caller walks.
+    pub async fn runners_meeting(
+        &self,
+        types: &[RunnerType],
+        criteria: &[Criterion],
+    ) -> Result<Option<Vec<i64>>, ApiError> {
+        let names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
+        let names = names.as_slice();
+        let parts = criteria.iter().map(|criterion| async move {
+            let members = match criterion {
+                Criterion::Facet(facet) => {
+                    let query = self.count_items(
+                        keys::RUNNER_FACET_COUNTS,
+                        Some(&keys::runner_facet_counts_prefix(&facet.name())),
+                        None,
+                    );
+                    self.members_in(query, names).await?.map(Members::Only)
+                }
+                Criterion::Online { since } => self
+                    .members_from(&Timeline::CONTACTS, since.millis().saturating_add(1), types)
+                    .await?
+                    .map(Members::Only),
+                Criterion::Offline { since } => self
+                    .members_from(&Timeline::CONTACTS, since.millis().saturating_add(1), types)
+                    .await?
+                    .map(Members::AllBut),
+                Criterion::Stale { before } => self
+                    .members_from(&Timeline::SEEN, before.millis(), types)
+                    .await?
+                    .map(Members::AllBut),
+            };
+            Ok::<_, ApiError>(members)
+        });
+        let only_exceptions = criteria.iter().all(|criterion| {
+            matches!(
+                criterion,
+                Criterion::Offline { .. } | Criterion::Stale { .. }
+            )
+        });
+        let every_runner = async {
+            if !only_exceptions {
+                return Ok(Some(None));
+            }
+            let per_type = types.iter().map(|runner_type| {
+                let prefix = format!("{}#", runner_type.as_str());
+                self.members_in(
+                    self.count_items(keys::RUNNER_COUNTS, Some(&prefix), None),
+                    &["value"],
+                )
+            });
+            let sets: Option<Vec<BTreeSet<i64>>> =
+                try_join_all(per_type).await?.into_iter().collect();
+            Ok::<_, ApiError>(sets.map(|sets| Some(sets.into_iter().flatten().collect())))
+        };
+        let (parts, every_runner) =
+            futures_util::future::try_join(try_join_all(parts), every_runner).await?;
+        let (Some(parts), Some(every_runner)) = (
+            parts.into_iter().collect::<Option<Vec<Members>>>(),
+            every_runner,
+        ) else {
+            tracing::warn!("runner count member sets incomplete: run `runnerctl rebuild-lists`");
+            return Ok(None);
+        };
+        Ok(Some(intersect(parts, every_runner)))
+    }
+
+    /// A Query of the count items of a partition, those whose sort key begins with `prefix`
+    /// or is at least `from`.
+    fn count_items(
+        &self,
+        partition: &str,
+        prefix: Option<&str>,
+        from: Option<&str>,
+    ) -> QueryFluentBuilder {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()));
+        match (prefix, from) {
+            (Some(prefix), _) => query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :sk)")
+                .expression_attribute_values(":sk", AttributeValue::S(prefix.to_owned())),
+            (None, Some(from)) => query
+                .key_condition_expression("pk = :pk AND sk >= :sk")
+                .expression_attribute_values(":sk", AttributeValue::S(from.to_owned())),
+            (None, None) => query.key_condition_expression("pk = :pk"),
         }
-        Ok(counts)
+    }
+
+    /// The runners in the member sets of the `counts` of the count items `query` finds (only
+    /// those counts and sets are read); `None` when a set holds another number of runners than
+    /// its count.
+    async fn members_in(
+        &self,
+        query: QueryFluentBuilder,
+        counts: &[&str],
+    ) -> Result<Option<BTreeSet<i64>>, ApiError> {
+        let mut query = query;
+        let mut projected = vec!["sk".to_owned()];
+        for (i, count) in counts.iter().enumerate() {
+            projected.push(format!("#c{i}"));
+            projected.push(format!("#m{i}"));
+            query = query
+                .expression_attribute_names(format!("#c{i}"), *count)
+                .expression_attribute_names(format!("#m{i}"), keys::members_of(count));
+        }
+        let query = query.projection_expression(projected.join(", "));
+        let (mut members, mut complete) = (BTreeSet::new(), true);
+        self.query_pages(query, |item| {
+            let reader = ItemReader::new(item, "count item");
+            for count in counts {
+                let set = match item.get(&keys::members_of(count)) {
+                    Some(set) => super::item::ids_of_set(set)?,
+                    None => BTreeSet::new(),
+                };
+                let counted = reader.opt_n(count)?.unwrap_or(0);
+                complete &= i64::try_from(set.len()).is_ok_and(|held| held == counted);
+                members.extend(set);
+            }
+            Ok(false)
+        })
+        .await?;
+        Ok(complete.then_some(members))
+    }
+
+    /// The runners of `types` whose time on `timeline` is at or after `first`, from the member
+    /// sets of every span after the one holding `first` and the GSI3 entries of that span's
+    /// part from `first` on (as [`Store::counts_from`] counts them).
+    async fn members_from(
+        &self,
+        timeline: &Timeline,
+        first: i64,
+        types: &[RunnerType],
+    ) -> Result<Option<BTreeSet<i64>>, ApiError> {
+        let (from_span, range) = timeline.split(first);
+        let names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
+        let spans = self.count_items(
+            timeline.counts,
+            None,
+            Some(&keys::contact_span_prefix(from_span)),
+        );
+        let (spans, boundary) = futures_util::future::try_join(
+            self.members_in(spans, &names),
+            self.boundary_entries(timeline, range),
+        )
+        .await?;
+        Ok(spans.map(|mut members| {
+            members.extend(
+                boundary
+                    .into_iter()
+                    .filter(|(runner_type, _, _)| types.contains(runner_type))
+                    .map(|(_, _, id)| id),
+            );
+            members
+        }))
     }
 
     /// The ids of the runners of these types in these buckets, all of them or those that meet
@@ -1159,131 +1345,23 @@ impl Store {
         Ok(typed)
     }
 
-    /// One page of the runners of `types` that meet every one of several criteria (each with
-    /// its counts, read beside the token), with the exact total, when the rarest of them has
-    /// at most [`MAX_INTERSECTED`] runners: its ids are read from its buckets, each is checked
-    /// against the other criteria's entries (a batch of key reads), then the page's runners
-    /// are read. Four round trips with the counts. `None` when every criterion has more: the
-    /// caller walks.
-    pub async fn intersected_page(
+    /// One page of the runners with the ids `matching` (those of several criteria, and the
+    /// list's own that meet them), with the exact total: the page's runners are read unless
+    /// `in_hand`, and one that `keep` no longer accepts (its counts moved since they were read)
+    /// is left out.
+    pub async fn page_of_matches(
         &self,
-        types: &[RunnerType],
-        criteria: &[(Criterion, RunnerCounts)],
+        mut matching: Vec<i64>,
+        in_hand: &[Runner],
+        keep: impl Fn(&Runner) -> bool,
         page: PageRequest,
-    ) -> Result<Option<(Vec<Runner>, PageInfo)>, ApiError> {
-        let Some((rarest, counts)) = rarest(criteria, types, MAX_INTERSECTED) else {
-            return Ok(None);
-        };
-        // Only the partitions that hold some of the rarest's runners.
-        let partitions = counts.partitions(types);
-        let candidates = self.typed_bucket_ids(&partitions, Some(rarest)).await?;
-        let others: Vec<&Criterion> = criteria
-            .iter()
-            .map(|(criterion, _)| criterion)
-            .filter(|criterion| *criterion != rarest)
-            .collect();
-        let wanted: BTreeSet<(String, String)> = candidates
-            .iter()
-            .flat_map(|(runner_type, id)| {
-                others
-                    .iter()
-                    .flat_map(move |criterion| entries_of(criterion, *runner_type, *id))
-            })
-            .collect();
-        let found: BTreeMap<(String, String), Item> = self
-            .batch_get(wanted.into_iter().collect())
-            .await?
-            .into_iter()
-            .filter_map(|item| Some((super::item::key_from(&item)?, item)))
-            .collect();
-        let mut matched: Vec<i64> = candidates
-            .into_iter()
-            .filter(|(runner_type, id)| {
-                others.iter().all(|criterion| {
-                    let entries: Vec<Option<&Item>> = entries_of(criterion, *runner_type, *id)
-                        .iter()
-                        .map(|key| found.get(key))
-                        .collect();
-                    entries_admit(criterion, &entries)
-                })
-            })
-            .map(|(_, id)| id)
-            .collect();
-        matched.dedup();
-        let (page_ids, info) = page.cut(matched, true);
-        let mut runners = self.get_runners(&page_ids).await?;
-        // An entry left by a write whose follow-up failed, or a contact that moved since its
-        // entry was read, is not a match.
-        runners.retain(|runner| {
-            types.contains(&runner.runner_type)
-                && criteria
-                    .iter()
-                    .all(|(criterion, _)| criterion.admits(runner))
-        });
-        Ok(Some((runners, info)))
-    }
-
-    /// The runners of `types` that meet the rarest of `criteria` (each with its counts), each
-    /// with its type, in id order, when at most [`MAX_INTERSECTED`] do (their keys are then
-    /// under 1 MB); `None` when every criterion has more.
-    pub async fn rarest_criterion_ids(
-        &self,
-        types: &[RunnerType],
-        criteria: &[(Criterion, RunnerCounts)],
-    ) -> Result<Option<Vec<(RunnerType, i64)>>, ApiError> {
-        let Some((rarest, counts)) = rarest(criteria, types, MAX_INTERSECTED) else {
-            return Ok(None);
-        };
-        let ids = self
-            .typed_bucket_ids(&counts.partitions(types), Some(rarest))
-            .await?;
-        Ok(Some(ids))
-    }
-
-    /// One page of a project's or group's list filtered on several criteria (each with its
-    /// counts, read beside the links): the `listed` runners (its own, read whole) and the
-    /// runners of `types` that meet every criterion, in id order, with the exact total, when
-    /// the rarest criterion has at most [`MAX_INTERSECTED_WHOLE`] runners of those types: their
-    /// ids are read from its buckets beside the listed runners, then those runners whole, and
-    /// the page is cut from the matches. `None` when every criterion has more: the caller walks.
-    pub async fn listed_intersected_page(
-        &self,
-        mut listed: Vec<i64>,
-        types: &[RunnerType],
-        criteria: &[(Criterion, RunnerCounts)],
-        page: PageRequest,
-    ) -> Result<Option<(Vec<Runner>, PageInfo)>, ApiError> {
-        let Some((rarest, counts)) = rarest(criteria, types, MAX_INTERSECTED_WHOLE) else {
-            return Ok(None);
-        };
-        listed.sort_unstable();
-        listed.dedup();
-        let partitions = counts.partitions(types);
-        let (linked, candidates) = futures_util::future::try_join(
-            self.get_runners(&listed),
-            self.typed_bucket_ids(&partitions, Some(rarest)),
-        )
-        .await?;
-        let mut candidates: Vec<i64> = candidates.into_iter().map(|(_, id)| id).collect();
-        candidates.dedup();
-        let typed = self.get_runners(&candidates).await?;
-        let meets_all = |runner: &Runner| {
-            criteria
-                .iter()
-                .all(|(criterion, _)| criterion.admits(runner))
-        };
-        let mut matched: Vec<Runner> = linked
-            .into_iter()
-            .chain(
-                typed
-                    .into_iter()
-                    .filter(|runner| types.contains(&runner.runner_type)),
-            )
-            .filter(meets_all)
-            .collect();
-        matched.sort_unstable_by_key(|runner| runner.id);
-        matched.dedup_by_key(|runner| runner.id);
-        Ok(Some(page.cut(matched, true)))
+    ) -> Result<(Vec<Runner>, PageInfo), ApiError> {
+        matching.sort_unstable();
+        matching.dedup();
+        let (page_ids, info) = page.cut(matching, true);
+        let mut runners = self.runners_with(&page_ids, in_hand).await?;
+        runners.retain(keep);
+        Ok((runners, info))
     }
 
     /// Which of these runners are in a group's subtree set or linked to a project of these
@@ -1454,12 +1532,39 @@ mod tests {
         changes.facet_puts.iter().map(|e| e.key.clone()).collect()
     }
 
+    /// Each count change as the delta it makes, checking that the count's member set moves
+    /// with it: the one runner joins on 1 and leaves on -1.
+    fn deltas(counts: &[CountChange]) -> Vec<((String, String), BTreeMap<String, i64>)> {
+        counts
+            .iter()
+            .map(|(key, changes)| {
+                let deltas = changes
+                    .iter()
+                    .map(|(attribute, change)| {
+                        let (joining, leaving) = (change.joining.len(), change.leaving.len());
+                        assert_eq!(
+                            (joining, leaving),
+                            match change.delta {
+                                1 => (1, 0),
+                                -1 => (0, 1),
+                                other => panic!("one runner moved a count by {other}"),
+                            },
+                            "{key:?} {attribute}"
+                        );
+                        (attribute.clone(), change.delta)
+                    })
+                    .collect();
+                (key.clone(), deltas)
+            })
+            .collect()
+    }
+
     /// The change of each counter item's runner count (`value`).
     fn totals(changes: &ListingChanges) -> Vec<((String, String), i64)> {
         changes
             .counts
             .iter()
-            .filter_map(|(key, deltas)| Some((key.clone(), *deltas.get("value")?)))
+            .filter_map(|(key, deltas)| Some((key.clone(), deltas.get("value")?.delta)))
             .collect()
     }
 
@@ -1497,7 +1602,7 @@ mod tests {
         // So does its last-seen day's count (never contacted: the day it was created).
         expected.push((keys::runner_seen_count(1, 1_234), moved.clone()));
         expected.sort();
-        assert_eq!(changes.counts, expected);
+        assert_eq!(deltas(&changes.counts), expected);
         let never_contacted = changes
             .facet_puts
             .iter()
@@ -1617,7 +1722,8 @@ mod tests {
         .collect();
         expected.sort();
         assert_eq!(
-            changes.counts, expected,
+            deltas(&changes.counts),
+            expected,
             "one count item per facet that moves; the runner count itself and `tag:linux` stay"
         );
         let entry = |facet| keys::runner_facet(facet, "project_type", 77);
@@ -1650,9 +1756,8 @@ mod tests {
         after.runner_type = RunnerType::Project;
         after.projects.push(project(7, &[1]));
         let changes = listing_changes(Some(&before), Some(&after));
-        let span_count = changes
-            .counts
-            .iter()
+        let span_count = deltas(&changes.counts)
+            .into_iter()
             .find(|(key, _)| *key == keys::runner_contact_count(at.millis(), 1_234));
         assert_eq!(
             span_count.map(|(_, deltas)| deltas.clone()),
@@ -1687,7 +1792,7 @@ mod tests {
             deleted.contact_delete,
             Some(keys::runner_contact("instance_type", 1_234))
         );
-        assert!(deleted.counts.iter().any(|(key, deltas)| {
+        assert!(deltas(&deleted.counts).iter().any(|(key, deltas)| {
             *key == keys::runner_contact_count(at.millis(), 1_234)
                 && deltas == &BTreeMap::from([("instance_type".to_owned(), -1)])
         }));
@@ -1720,13 +1825,11 @@ mod tests {
     #[test]
     fn a_heartbeat_moves_the_last_seen_count_only_across_days() {
         let day = |n: i64, ms: i64| Timestamp::from_millis(n * keys::SEEN_SPAN_MS + ms);
-        let seen_counts = |changes: &ListingChanges| -> Vec<CountChange> {
-            changes
-                .counts
-                .iter()
+        let seen_counts = |changes: &ListingChanges| {
+            deltas(&changes.counts)
+                .into_iter()
                 .filter(|((pk, _), _)| pk == keys::RUNNER_SEEN_COUNTS)
-                .cloned()
-                .collect()
+                .collect::<Vec<_>>()
         };
         let moved = |from: Timestamp, to: Timestamp| {
             vec![
@@ -1790,7 +1893,7 @@ mod tests {
             None,
         );
         assert_eq!(
-            across.counts,
+            deltas(&across.counts),
             [
                 (
                     keys::runner_contact_count(span(3, 1).millis(), 9),
@@ -1846,7 +1949,7 @@ mod tests {
             count("15.2.0", 1),
         ];
         expected.sort();
-        assert_eq!(upgraded.counts, expected, "`15` stays");
+        assert_eq!(deltas(&upgraded.counts), expected, "`15` stays");
         let first = contact_changes(
             RunnerType::Project,
             9,
@@ -1858,7 +1961,7 @@ mod tests {
             }),
         );
         assert_eq!(put_keys(&first), [entry("16")]);
-        assert_eq!(first.counts, [count("16", 1)]);
+        assert_eq!(deltas(&first.counts), [count("16", 1)]);
     }
 
     fn page(page: u64, per_page: u64) -> PageRequest {

@@ -11,14 +11,14 @@
 //! function stopped, DynamoDB failed), the sweeper applies what is left a minute later; the
 //! condition makes sure that only one of them does.
 
-use super::item::{Item, ItemBuilder, ItemReader, key_of};
-use super::listing::{CountChange, ListingChanges};
+use super::item::{Item, ItemBuilder, ItemReader, ids_of_set, key_of, number_set};
+use super::listing::{CountChange, CountDelta, ListingChanges};
 use super::runners::{MAX_TRANSACTION_ACTIONS, Transaction};
 use super::{Store, build_error, keys};
 use crate::error::ApiError;
 use crate::time::Timestamp;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The count changes one transaction applies from an outbox item: its delete takes one action
 /// and the outbox item of what is left, if anything is, another.
@@ -59,18 +59,34 @@ fn encode(changes: &[CountChange]) -> AttributeValue {
     AttributeValue::L(
         changes
             .iter()
-            .map(|((pk, sk), adds)| {
-                let adds = adds
+            .map(|((pk, sk), deltas)| {
+                let adds = deltas
                     .iter()
-                    .map(|(attribute, delta)| {
-                        (attribute.clone(), AttributeValue::N(delta.to_string()))
+                    .map(|(attribute, change)| {
+                        (
+                            attribute.clone(),
+                            AttributeValue::N(change.delta.to_string()),
+                        )
                     })
                     .collect();
+                let sets = |side: fn(&CountDelta) -> &BTreeSet<i64>| {
+                    AttributeValue::M(
+                        deltas
+                            .iter()
+                            .filter(|(_, change)| !side(change).is_empty())
+                            .map(|(attribute, change)| {
+                                (attribute.clone(), number_set(side(change)))
+                            })
+                            .collect(),
+                    )
+                };
                 AttributeValue::M(
                     [
                         (keys::PK.to_owned(), AttributeValue::S(pk.clone())),
                         (keys::SK.to_owned(), AttributeValue::S(sk.clone())),
                         ("add".to_owned(), AttributeValue::M(adds)),
+                        ("join".to_owned(), sets(|change| &change.joining)),
+                        ("leave".to_owned(), sets(|change| &change.leaving)),
                     ]
                     .into(),
                 )
@@ -94,40 +110,73 @@ fn decode(item: &Item) -> Result<Vec<CountChange>, ApiError> {
                 .get("add")
                 .and_then(|a| a.as_m().ok())
                 .ok_or_else(unreadable)?;
-            let adds = adds
+            // An outbox item written before member sets has no `join` or `leave`.
+            let side = |name: &str, attribute: &str| match change
+                .get(name)
+                .and_then(|sets| sets.as_m().ok())
+                .and_then(|sets| sets.get(attribute))
+            {
+                Some(set) => ids_of_set(set),
+                None => Ok(BTreeSet::new()),
+            };
+            let deltas = adds
                 .keys()
                 .map(|attribute| {
                     let delta = ItemReader::new(adds, "listing outbox change").n(attribute)?;
-                    Ok((attribute.clone(), delta))
+                    let change = CountDelta {
+                        delta,
+                        joining: side("join", attribute)?,
+                        leaving: side("leave", attribute)?,
+                    };
+                    Ok((attribute.clone(), change))
                 })
                 .collect::<Result<_, ApiError>>()?;
-            Ok(((reader.s(keys::PK)?, reader.s(keys::SK)?), adds))
+            Ok(((reader.s(keys::PK)?, reader.s(keys::SK)?), deltas))
         })
         .collect()
 }
 
 impl Store {
-    /// The action that adds `deltas` to the attributes of the count item `key`.
+    /// The action that adds `deltas` to the counts of the count item `key`, and adds and
+    /// removes their runners in the counts' member sets.
     fn count_update(
         &self,
         key: &(String, String),
-        deltas: &BTreeMap<String, i64>,
+        deltas: &BTreeMap<String, CountDelta>,
     ) -> Result<TransactWriteItem, ApiError> {
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(key.clone())));
-        let mut adds = Vec::new();
-        for (i, (attribute, delta)) in deltas.iter().enumerate() {
+        let (mut adds, mut deletes) = (Vec::new(), Vec::new());
+        for (i, (attribute, change)) in deltas.iter().enumerate() {
             adds.push(format!("#a{i} :d{i}"));
             update = update
                 .expression_attribute_names(format!("#a{i}"), attribute)
                 .expression_attribute_values(
                     format!(":d{i}"),
-                    AttributeValue::N(delta.to_string()),
+                    AttributeValue::N(change.delta.to_string()),
                 );
+            // A set takes no empty value: only the side that changes is written.
+            for (ids, clause, value) in [
+                (&change.joining, &mut adds, format!(":j{i}")),
+                (&change.leaving, &mut deletes, format!(":l{i}")),
+            ] {
+                if !ids.is_empty() {
+                    clause.push(format!("#m{i} {value}"));
+                    update = update.expression_attribute_values(value, number_set(ids));
+                }
+            }
+            if !(change.joining.is_empty() && change.leaving.is_empty()) {
+                update = update
+                    .expression_attribute_names(format!("#m{i}"), keys::members_of(attribute));
+            }
+        }
+        let mut expression = format!("ADD {}", adds.join(", "));
+        if !deletes.is_empty() {
+            expression.push_str(&format!(" DELETE {}", deletes.join(", ")));
         }
         let update = update
-            .update_expression(format!("ADD {}", adds.join(", ")))
+            .update_expression(expression)
             .build()
             .map_err(build_error)?;
         Ok(TransactWriteItem::builder().update(update).build())
@@ -279,21 +328,52 @@ mod tests {
 
     #[test]
     fn outbox_changes_read_back_as_written() {
+        let change = |delta: i64| {
+            let mut change = CountDelta {
+                delta,
+                ..CountDelta::default()
+            };
+            match delta > 0 {
+                true => change.joining.insert(7),
+                false => change.leaving.insert(7),
+            };
+            change
+        };
         let changes: Vec<CountChange> = vec![
             (
                 keys::runner_count("project_type", 7),
-                BTreeMap::from([("value".to_owned(), -1)]),
+                BTreeMap::from([("value".to_owned(), change(-1))]),
             ),
             (
                 keys::runner_facet_count("tag:dö#cker", 7),
                 BTreeMap::from([
-                    ("instance_type".to_owned(), -1),
-                    ("project_type".to_owned(), 1),
+                    ("instance_type".to_owned(), change(-1)),
+                    ("project_type".to_owned(), change(1)),
                 ]),
             ),
         ];
         let mut item = outbox_item((keys::LISTING_OUTBOX.to_owned(), "1".to_owned()), &changes);
         assert_eq!(decode(&item).unwrap(), changes);
+        // One written before member sets moves the counts only.
+        let Some(AttributeValue::L(written)) = item.get_mut("counts") else {
+            panic!("no counts");
+        };
+        for change in written.iter_mut() {
+            if let AttributeValue::M(change) = change {
+                change.remove("join");
+                change.remove("leave");
+            }
+        }
+        let counts_only: Vec<(String, i64)> = decode(&item)
+            .unwrap()
+            .into_iter()
+            .flat_map(|(_, deltas)| deltas)
+            .map(|(attribute, change)| {
+                assert!(change.joining.is_empty() && change.leaving.is_empty());
+                (attribute, change.delta)
+            })
+            .collect();
+        assert_eq!(counts_only.len(), 3);
         item.insert("counts".to_owned(), AttributeValue::S("x".into()));
         assert_eq!(decode(&item).unwrap_err().status().as_u16(), 500);
     }
