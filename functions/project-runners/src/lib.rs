@@ -290,8 +290,8 @@ enum Counted {
 
 /// How a project's or group's list is counted rather than walked: when the filter asks for
 /// types that take either all linked runners (group and project runners) or none, and for at
-/// most [`MAX_INTERSECTED_CRITERIA`] criteria (several are intersected when the rarest is
-/// small enough, else walked).
+/// most [`MAX_INTERSECTED_CRITERIA`] criteria (several are intersected from the member sets
+/// of their counts).
 struct CountedList {
     /// Whether the linked runners are listed.
     linked: bool,

@@ -322,50 +322,6 @@ async fn modern_status_filters_and_version_prefix_on_lists() {
     assert!(!ids(&all_stale).contains(&SHARED), "contacted just now");
 }
 
-/// A deep owned page reads a group's subtree set as parallel id ranges: the ranges together
-/// give what one query in id order gives, cut at the same place.
-#[tokio::test]
-async fn a_subtree_set_read_in_id_ranges_matches_one_query_in_id_order() {
-    let app = app().await;
-    let group = 999;
-    let ids: Vec<i64> = (1..=12_000).map(|i| i * 3).collect();
-    for chunk in ids.chunks(25) {
-        let requests = chunk
-            .iter()
-            .map(|id| {
-                let (pk, sk) = runners_shared::store::keys::subtree_runner(group, *id);
-                let put = aws_sdk_dynamodb::types::PutRequest::builder()
-                    .item("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
-                    .item("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk))
-                    .build()
-                    .unwrap();
-                aws_sdk_dynamodb::types::WriteRequest::builder()
-                    .put_request(put)
-                    .build()
-            })
-            .collect();
-        app.store
-            .client()
-            .batch_write_item()
-            .request_items(app.store.table(), requests)
-            .send()
-            .await
-            .unwrap();
-    }
-    let ranges = [(0, 15_999), (16_000, 31_999), (32_000, i64::MAX)];
-    for limit in [5_000, 10_666, 11_000, 12_000, 12_001] {
-        let ranged = app
-            .store
-            .subtree_runner_ids_in_ranges(group, &ranges, limit)
-            .await
-            .unwrap();
-        let single = app.store.subtree_runner_ids(group, limit).await.unwrap();
-        assert_eq!(ranged, single, "limit {limit}");
-        assert_eq!(ranged.0, ids[..limit.min(ids.len())].to_vec());
-        assert_eq!(ranged.1, limit < ids.len(), "limit {limit}");
-    }
-}
-
 /// A table written before the list structures existed: runner and job items without their
 /// index keys, no counts, no subtree sets. Lists miss those runners until
 /// `runnerctl table rebuild-lists` (this function) has run; then they are whole again.
@@ -395,7 +351,7 @@ async fn rebuilding_the_lists_of_a_table_written_before_them() {
         ])
     };
     // Undo what the structures hold: index keys of every runner and job, every count, every
-    // subtree entry (the fixture's groups are 10-41).
+    // subtree count (the fixture's groups are 10-41).
     for id in 1..=7 {
         client
             .update_item()
@@ -425,7 +381,7 @@ async fn rebuilding_the_lists_of_a_table_written_before_them() {
         (keys::runner_job_counts(2), String::new()),
     ]
     .into_iter()
-    .chain([10, 20, 40, 41].map(|g| (format!("GROUP#{g}"), keys::SUBTREE_PREFIX.to_owned())))
+    .chain([10, 20, 40, 41].map(|g| (format!("GROUP#{g}"), keys::SUBTREE_COUNT_PREFIX.to_owned())))
     {
         let found = client
             .query()
@@ -477,9 +433,12 @@ async fn rebuilding_the_lists_of_a_table_written_before_them() {
     let owned_empty = get(&app, OWNER, "/api/v4/runners").await.expect(200);
     assert_eq!(owned_empty.body, json!([]));
 
-    // Entries no runner has: a facet of a tag runner 2 never had, a group it is not below.
+    // Entries no runner has: a facet of a tag runner 2 never had, a subtree count of a group
+    // with no runner below it, and a subtree entry (as tables before subtree counts held them)
+    // of a group runner 2 is not below.
     let orphans = [
         keys::runner_facet("tag:gone", "project_type", 2),
+        keys::subtree_count(999, 2),
         keys::subtree_runner(41, 2),
     ];
     for orphan in &orphans {
@@ -517,7 +476,7 @@ async fn rebuilding_the_lists_of_a_table_written_before_them() {
     )
     .await
     .unwrap();
-    assert_eq!(summary.orphan_entries_removed, 2);
+    assert_eq!(summary.orphan_entries_removed, 3);
     assert_eq!(summary.stale_counters_removed, 2);
     for orphan in orphans.into_iter().chain(stale_counts) {
         let found = client

@@ -9,7 +9,7 @@ use crate::runner::Runner;
 use crate::store::Store;
 use crate::store::item::{Item, ItemBuilder, ItemReader, key_from, key_of, number_set};
 use crate::store::keys;
-use crate::store::listing::{CountChange, Tally, key_item, listing_changes};
+use crate::store::listing::{CountChange, Tally, listing_changes};
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::{StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
@@ -240,11 +240,7 @@ pub async fn rebuild_listing(store: &Store, jobs: JobCounts) -> Result<RebuildSu
         let changes = listing_changes(None, Some(&runner));
         counts.extend(changes.counts);
         entries.extend(
-            changes
-                .subtree_puts
-                .into_iter()
-                .map(key_item)
-                .chain(changes.facet_puts.iter().map(|entry| entry.item()))
+            (changes.facet_puts.iter().map(|entry| entry.item()))
                 .chain(changes.contact_put.map(|entry| entry.item())),
         );
         let expected =
@@ -254,9 +250,13 @@ pub async fn rebuild_listing(store: &Store, jobs: JobCounts) -> Result<RebuildSu
             unindexed.push((runner.id, expected));
         }
     }
-    let expected_entries: std::collections::BTreeSet<(String, String)> =
-        entries.iter().filter_map(key_from).collect();
     let counts = counts.changes();
+    // What a full rebuild keeps of what its scan finds: these entries, and the subtree counts
+    // (in each group's partition) some runner is counted in.
+    let expected_entries: std::collections::BTreeSet<(String, String)> = (entries.iter())
+        .filter_map(key_from)
+        .chain(counts.iter().map(|(key, _)| key.clone()))
+        .collect();
     let counted: std::collections::BTreeSet<&(String, String)> =
         counts.iter().map(|(key, _)| key).collect();
     let stale: Vec<Item> = existing_counter_keys(store)
@@ -302,7 +302,8 @@ pub async fn rebuild_listing(store: &Store, jobs: JobCounts) -> Result<RebuildSu
     Ok(summary)
 }
 
-/// Every subtree, facet and contact entry in the table (a Scan: operator-side only) that is not one of
+/// Every subtree count, facet and contact entry in the table, and every subtree entry of a
+/// table written before subtree counts (a Scan: operator-side only), that is not one of
 /// `expected`.
 async fn orphan_index_entries(
     store: &Store,
@@ -314,11 +315,16 @@ async fn orphan_index_entries(
         .scan()
         .table_name(store.table())
         .filter_expression(
-            "begins_with(pk, :facet) OR begins_with(pk, :contact) OR begins_with(sk, :subtree)",
+            "begins_with(pk, :facet) OR begins_with(pk, :contact) OR begins_with(sk, :subtree) \
+             OR begins_with(sk, :subtree_count)",
         )
         .expression_attribute_values(":facet", AttributeValue::S(keys::FACET_PREFIX.into()))
         .expression_attribute_values(":contact", AttributeValue::S(keys::CONTACT_PREFIX.into()))
         .expression_attribute_values(":subtree", AttributeValue::S(keys::SUBTREE_PREFIX.into()))
+        .expression_attribute_values(
+            ":subtree_count",
+            AttributeValue::S(keys::SUBTREE_COUNT_PREFIX.into()),
+        )
         .projection_expression("pk, sk");
     scan_pages(scan, |item| {
         if key_from(item).is_some_and(|key| !expected.contains(&key)) {

@@ -16,7 +16,6 @@
 //! deleted, enabled or disabled in a project, retagged, paused or resumed, or contacted):
 //! [`listing_changes`] and [`contact_changes`] say what changes.
 
-use super::directory::MemberOf;
 use super::item::{Item, ItemReader};
 use super::{Store, build_error, keys};
 use crate::error::ApiError;
@@ -82,8 +81,6 @@ pub(crate) struct ListingChanges {
     /// runner, a facet count's attribute named after a type the runners of that type with the
     /// facet (no zero, no item without a change).
     pub counts: Vec<CountChange>,
-    pub subtree_puts: Vec<(String, String)>,
-    pub subtree_deletes: Vec<(String, String)>,
     pub facet_puts: Vec<FacetEntry>,
     pub facet_deletes: Vec<(String, String)>,
     /// The runner's contact entry, written (with its last contact) or deleted in the write's
@@ -249,11 +246,17 @@ pub(crate) fn listing_changes(before: Option<&Runner>, after: Option<&Runner>) -
             counts.add_runner(runner, delta);
         }
     }
-    let old = before.map(subtree_groups).unwrap_or_default();
-    let new = after.map(subtree_groups).unwrap_or_default();
     let Some(id) = after.or(before).map(|r| r.id) else {
         return ListingChanges::default();
     };
+    // The subtree sets of the groups it joins or leaves.
+    let old = before.map(subtree_groups).unwrap_or_default();
+    let new = after.map(subtree_groups).unwrap_or_default();
+    for (groups, delta) in [(new.difference(&old), 1), (old.difference(&new), -1)] {
+        for group in groups {
+            counts.add(keys::subtree_count(*group, id), "value", id, delta);
+        }
+    }
     let old_facets = before.map(facet_entries).unwrap_or_default();
     let new_facets = after.map(facet_entries).unwrap_or_default();
     let old_contact = before.and_then(ContactEntry::of);
@@ -269,14 +272,6 @@ pub(crate) fn listing_changes(before: Option<&Runner>, after: Option<&Runner>) -
     };
     ListingChanges {
         counts: counts.changes(),
-        subtree_puts: new
-            .difference(&old)
-            .map(|g| keys::subtree_runner(*g, id))
-            .collect(),
-        subtree_deletes: old
-            .difference(&new)
-            .map(|g| keys::subtree_runner(*g, id))
-            .collect(),
         facet_puts: new_facets.difference(&old_facets).cloned().collect(),
         facet_deletes: old_facets
             .difference(&new_facets)
@@ -407,16 +402,6 @@ pub(crate) fn merged_ids(reads: Vec<(Vec<i64>, bool)>) -> Vec<i64> {
     ids.dedup();
     ids
 }
-
-/// An entry of a subtree set or a facet index: its keys only (the sort key ends with the
-/// runner id), about 40 bytes, so that 16,000 of them are one Query page.
-pub(crate) fn key_item(key: (String, String)) -> Item {
-    super::item::ItemBuilder::keyed(key).build()
-}
-
-/// How many runners one Query of a subtree set may meet when a deep page reads the set in
-/// parallel id ranges: 16,000 entries are under DynamoDB's 1 MB page.
-pub const SUBTREE_RANGE: u64 = 16_000;
 
 /// A GSI3 index of entries by a runner time, sharded 8 ways by id.
 #[derive(Debug, Clone, Copy)]
@@ -573,25 +558,6 @@ impl RunnerCounts {
             *count = count.saturating_sub(other.0.get(key).copied().unwrap_or(0));
         }
         self
-    }
-
-    /// Id ranges, in order and covering every id, that each hold at most [`SUBTREE_RANGE`]
-    /// runners of any type (so at most that many of one group's subtree set): consecutive
-    /// buckets are joined while their counts allow, whatever the gaps between their ids.
-    pub fn id_ranges(&self) -> Vec<(i64, i64)> {
-        let all = [RunnerType::Instance, RunnerType::Group, RunnerType::Project];
-        let mut ranges = Vec::new();
-        let (mut first, mut held) = (0i64, 0u64);
-        for (bucket, count) in self.per_bucket(&all) {
-            if held > 0 && held.saturating_add(count) > SUBTREE_RANGE {
-                let start = bucket.saturating_mul(keys::RUNNER_BUCKET_SIZE);
-                ranges.push((first, start - 1));
-                (first, held) = (start, 0);
-            }
-            held = held.saturating_add(count);
-        }
-        ranges.push((first, i64::MAX));
-        ranges
     }
 
     /// The runners of these types per bucket, in bucket order (empty buckets left out).
@@ -819,7 +785,7 @@ impl Store {
         Ok(actions)
     }
 
-    /// The writes of the index entries (subtree sets, facets) that `changes` moves: puts and
+    /// The writes of the index entries (facets) that `changes` moves: puts and
     /// deletes without conditions, which may follow right after the transaction that moves the
     /// counts when they do not all fit in it ([`Store::transact_spilling`]).
     pub(crate) fn entry_actions(
@@ -827,9 +793,7 @@ impl Store {
         changes: &ListingChanges,
     ) -> Result<Vec<TransactWriteItem>, ApiError> {
         let mut entries = Vec::new();
-        let items = (changes.subtree_puts.iter().cloned().map(key_item))
-            .chain(changes.facet_puts.iter().map(FacetEntry::item));
-        for item in items {
+        for item in changes.facet_puts.iter().map(FacetEntry::item) {
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(item))
@@ -837,7 +801,7 @@ impl Store {
                 .map_err(build_error)?;
             entries.push(TransactWriteItem::builder().put(put).build());
         }
-        for key in changes.subtree_deletes.iter().chain(&changes.facet_deletes) {
+        for key in &changes.facet_deletes {
             entries.push(self.delete_action(key.clone())?);
         }
         Ok(entries)
@@ -1039,12 +1003,15 @@ impl Store {
     /// (about 9 bytes of JSON a runner; `offline` and `stale` as every runner but the online
     /// or the recently seen, and every runner's set only when no criterion says who meets
     /// it). `None` when a set does not hold as many runners as its count (a table written
-    /// before member sets, until `runnerctl rebuild-lists`): the caller walks.
+    /// before member sets, until `runnerctl table rebuild-lists`): the caller walks.
     pub async fn runners_meeting(
         &self,
         types: &[RunnerType],
         criteria: &[Criterion],
     ) -> Result<Option<Vec<i64>>, ApiError> {
+        if types.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
         let names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
         let names = names.as_slice();
         let parts = criteria.iter().map(|criterion| async move {
@@ -1099,7 +1066,9 @@ impl Store {
             parts.into_iter().collect::<Option<Vec<Members>>>(),
             every_runner,
         ) else {
-            tracing::warn!("runner count member sets incomplete: run `runnerctl rebuild-lists`");
+            tracing::warn!(
+                "runner count member sets incomplete: run `runnerctl table rebuild-lists`"
+            );
             return Ok(None);
         };
         Ok(Some(intersect(parts, every_runner)))
@@ -1138,6 +1107,17 @@ impl Store {
         query: QueryFluentBuilder,
         counts: &[&str],
     ) -> Result<Option<BTreeSet<i64>>, ApiError> {
+        let (members, complete) = self.member_sets(query, counts).await?;
+        Ok(complete.then_some(members))
+    }
+
+    /// The runners in the member sets of the `counts` of the count items `query` finds, and
+    /// whether every set holds as many runners as its count.
+    async fn member_sets(
+        &self,
+        query: QueryFluentBuilder,
+        counts: &[&str],
+    ) -> Result<(BTreeSet<i64>, bool), ApiError> {
         let mut query = query;
         let mut projected = vec!["sk".to_owned()];
         for (i, count) in counts.iter().enumerate() {
@@ -1163,7 +1143,7 @@ impl Store {
             Ok(false)
         })
         .await?;
-        Ok(complete.then_some(members))
+        Ok((members, complete))
     }
 
     /// The runners of `types` whose time on `timeline` is at or after `first`, from the member
@@ -1364,80 +1344,17 @@ impl Store {
         Ok((runners, info))
     }
 
-    /// Which of these runners are in a group's subtree set or linked to a project of these
-    /// (`MemberOf::Group`: its subtree set; `MemberOf::Project`: its links): one key read per
-    /// runner and source, all batched at once, keys only.
-    pub async fn runners_in_sources(
-        &self,
-        ids: &[i64],
-        sources: &[MemberOf],
-    ) -> Result<BTreeSet<i64>, ApiError> {
-        let wanted: Vec<(String, String)> = sources
-            .iter()
-            .flat_map(|source| {
-                ids.iter().map(move |id| match source {
-                    MemberOf::Group(group) => keys::subtree_runner(*group, *id),
-                    MemberOf::Project(project) => keys::project_runner_link(*project, *id),
-                })
-            })
-            .collect();
-        let found = self.batch_get(wanted).await?;
-        Ok(found
-            .iter()
-            .filter_map(super::item::key_from)
-            .filter_map(|(_, sk)| keys::trailing_id(&sk))
-            .collect())
-    }
-
-    /// The first `limit` runners of a group's subtree set, in id order, and whether there are
-    /// more.
-    pub async fn subtree_runner_ids(
-        &self,
-        group_id: i64,
-        limit: usize,
-    ) -> Result<(Vec<i64>, bool), ApiError> {
-        let (pk, _) = keys::subtree_runner(group_id, 0);
-        self.prefix_ids(pk, keys::SUBTREE_PREFIX, limit).await
-    }
-
-    /// The first `limit` runners of a group's subtree set, read as parallel queries of the
-    /// given id ranges (from [`RunnerCounts::id_ranges`]: one round trip however deep the
-    /// page), and whether there are more.
-    pub async fn subtree_runner_ids_in_ranges(
-        &self,
-        group_id: i64,
-        ranges: &[(i64, i64)],
-        limit: usize,
-    ) -> Result<(Vec<i64>, bool), ApiError> {
-        let (pk, _) = keys::subtree_runner(group_id, 0);
-        let ranges = ranges.iter().map(|(first, last)| {
-            let query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
-                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                .expression_attribute_values(
-                    ":first",
-                    AttributeValue::S(keys::subtree_runner(group_id, *first).1),
-                )
-                .expression_attribute_values(
-                    ":last",
-                    AttributeValue::S(keys::subtree_runner(group_id, *last).1),
-                )
-                .projection_expression("sk");
-            self.ids_from_keys(query, keys::SK, limit)
-        });
-        let mut ids = Vec::new();
-        for (range_ids, more) in try_join_all(ranges).await? {
-            ids.extend(range_ids);
-            // Ids after a range cut short are not the next ones: stop there.
-            if more || ids.len() > limit {
-                ids.truncate(limit);
-                return Ok((ids, true));
-            }
+    /// The runners of a group's subtree set (everything below it), in id order: one Query of
+    /// its subtree counts' member sets, however many projects it holds.
+    pub async fn subtree_members(&self, group_id: i64) -> Result<Vec<i64>, ApiError> {
+        let (partition, _) = keys::subtree_count(group_id, 0);
+        let query = self.count_items(&partition, Some(keys::SUBTREE_COUNT_PREFIX), None);
+        let (members, complete) = self.member_sets(query, &["value"]).await?;
+        if !complete {
+            // Only a write that failed halfway could leave this; the ids are what is known.
+            tracing::warn!(group_id, "subtree count and member set disagree");
         }
-        Ok((ids, false))
+        Ok(members.into_iter().collect())
     }
 
     /// The first `limit` ids of the runners linked to a project or group, in id order, and
@@ -1564,7 +1481,19 @@ mod tests {
         changes
             .counts
             .iter()
+            .filter(|((pk, _), _)| pk == keys::RUNNER_COUNTS)
             .filter_map(|(key, deltas)| Some((key.clone(), deltas.get("value")?.delta)))
+            .collect()
+    }
+
+    /// The groups whose subtree set the runner joins (1) or leaves (-1).
+    fn subtree_moves(changes: &ListingChanges) -> Vec<(i64, i64)> {
+        deltas(&changes.counts)
+            .into_iter()
+            .filter_map(|((pk, _), deltas)| {
+                let group = pk.strip_prefix("GROUP#")?.parse().ok()?;
+                Some((group, *deltas.get("value")?))
+            })
             .collect()
     }
 
@@ -1601,6 +1530,13 @@ mod tests {
         }
         // So does its last-seen day's count (never contacted: the day it was created).
         expected.push((keys::runner_seen_count(1, 1_234), moved.clone()));
+        // It joins the subtree sets of the project's groups.
+        for group in [1, 2] {
+            expected.push((
+                keys::subtree_count(group, 1_234),
+                BTreeMap::from([("value".to_owned(), 1)]),
+            ));
+        }
         expected.sort();
         assert_eq!(deltas(&changes.counts), expected);
         let never_contacted = changes
@@ -1640,14 +1576,7 @@ mod tests {
                 (keys::runner_count("project_type", 1_234), 1),
             ]
         );
-        assert_eq!(
-            changes.subtree_puts,
-            [
-                keys::subtree_runner(1, 1_234),
-                keys::subtree_runner(2, 1_234)
-            ]
-        );
-        assert!(changes.subtree_deletes.is_empty());
+        assert_eq!(subtree_moves(&changes), [(1, 1), (2, 1)]);
     }
 
     #[test]
@@ -1658,12 +1587,11 @@ mod tests {
         after.projects.retain(|p| p.id != 8);
         let changes = listing_changes(Some(&before), Some(&after));
         assert!(
-            changes.counts.is_empty(),
+            totals(&changes).is_empty(),
             "same type, same bucket, same facets"
         );
         assert!(changes.facet_puts.is_empty() && changes.facet_deletes.is_empty());
-        assert!(changes.subtree_puts.is_empty());
-        assert_eq!(changes.subtree_deletes, [keys::subtree_runner(3, 5)]);
+        assert_eq!(subtree_moves(&changes), [(3, -1)], "only group 3's set");
     }
 
     #[test]
@@ -1677,19 +1605,14 @@ mod tests {
         });
         let created = listing_changes(None, Some(&group_runner));
         assert_eq!(totals(&created), [(keys::runner_count("group_type", 9), 1)]);
-        let groups: Vec<i64> = created
-            .subtree_puts
-            .iter()
-            .map(|(pk, _)| pk.trim_start_matches("GROUP#").parse().unwrap())
-            .collect();
-        assert_eq!(groups, [10, 20, 30]);
+        assert_eq!(subtree_moves(&created), [(10, 1), (20, 1), (30, 1)]);
         let deleted = listing_changes(Some(&group_runner), None);
         assert_eq!(
             totals(&deleted),
             [(keys::runner_count("group_type", 9), -1)]
         );
         assert_eq!(deleted.facet_deletes, put_keys(&created));
-        assert_eq!(deleted.subtree_deletes, created.subtree_puts);
+        assert_eq!(subtree_moves(&deleted), [(10, -1), (20, -1), (30, -1)]);
         assert_eq!(listing_changes(None, None), ListingChanges::default());
     }
 
@@ -2029,24 +1952,6 @@ mod tests {
                 total: 0
             }
         );
-    }
-
-    #[test]
-    fn id_ranges_hold_at_most_a_query_page_of_runners_whatever_the_gaps() {
-        let counts = RunnerCounts(BTreeMap::from([
-            ((RunnerType::Instance, 0), 900),
-            ((RunnerType::Project, 0), 99),
-            // Ids far apart: joined while the counts allow.
-            ((RunnerType::Project, 7), 1_000),
-            ((RunnerType::Group, 1_000_000_000), 1),
-        ]));
-        assert_eq!(counts.id_ranges(), [(0, i64::MAX)]);
-        let crowded = RunnerCounts((0..40).map(|b| ((RunnerType::Project, b), 1_000)).collect());
-        assert_eq!(
-            crowded.id_ranges(),
-            [(0, 15_999), (16_000, 31_999), (32_000, i64::MAX)]
-        );
-        assert_eq!(RunnerCounts::default().id_ranges(), [(0, i64::MAX)]);
     }
 
     #[test]
