@@ -601,10 +601,27 @@ async fn every_page_of_every_unfiltered_list_in_a_fixed_number_of_round_trips() 
         check_first_middle_last(&app, query, &model.ids(keep), 50, 3).await;
     }
     // More criteria than that walk the runners, and agree with the model.
-    let calls = check_page(
+    // Five criteria are intersected the same way.
+    check_page(
         &app,
         ADMIN,
         "/api/v4/runners/all?tag_list=docker,a,b,c&status=online",
+        &[],
+        1,
+        50,
+        2,
+    )
+    .await;
+    // More criteria than a request may read the sets of walk the runners, and agree with the
+    // model.
+    let many_tags: Vec<String> = (0..16).map(|n| format!("t{n}")).collect();
+    let calls = check_page(
+        &app,
+        ADMIN,
+        &format!(
+            "/api/v4/runners/all?tag_list={}&status=online",
+            many_tags.join(",")
+        ),
         &[],
         1,
         50,
@@ -1854,6 +1871,13 @@ async fn an_owned_list_on_criteria_finds_every_match_past_the_first_ten_thousand
         json!({"id": 10_700, "token": "theirs", "runner_type": "project_type",
                         "projects": [11], "tag_list": ["gpu", "linux"]}),
     );
+    // Two group runners of the Owner's group, and one of the other group.
+    for (id, group) in [(10_800, 1), (10_801, 1), (10_802, 2)] {
+        runners.push(
+            json!({"id": id, "token": format!("g{id}"), "runner_type": "group_type",
+                            "groups": [group]}),
+        );
+    }
     let app = app_seeded(json!({
         "users": [
             {"id": 1, "username": "admin", "admin": true, "tokens": [{"token": ADMIN}]},
@@ -1913,6 +1937,27 @@ async fn an_owned_list_on_criteria_finds_every_match_past_the_first_ten_thousand
             4,
         )
         .await;
+    }
+    // Types alone: the runners of one owned type, from every runner's set of that type.
+    for (query, expected) in [
+        ("type=project_type", linux.clone()),
+        ("type=group_type", vec![10_800, 10_801]),
+        ("", linux.iter().copied().chain([10_800, 10_801]).collect()),
+        ("type=instance_type", Vec::new()),
+    ] {
+        let last = expected.len().div_ceil(100).max(1);
+        for page in [1, last] {
+            check_page(
+                &app,
+                OWNER,
+                &format!("/api/v4/runners?{query}"),
+                &expected,
+                page,
+                100,
+                4,
+            )
+            .await;
+        }
     }
     let last = linux.len().div_ceil(100);
     for page in [1, last] {

@@ -7,7 +7,7 @@
 //! subtree counts: everything below it, one query however many projects it holds, about 9
 //! bytes a runner) and the links of each Maintainer+ project; then the page's runners (3). So
 //! the total is exact, and every page costs the same. A filter on counted criteria (types, a
-//! tag, the active flag, contact, staleness, a version prefix; up to 4) reads the runners that
+//! tag, the active flag, contact, staleness, a version prefix; up to 16) reads the runners that
 //! meet them from the member sets of their counts beside the memberships: the page is cut from
 //! the caller's runners among them. Any other filter reads candidates (at most 10,001) until
 //! the page is found.

@@ -472,9 +472,10 @@ impl Timeline {
     }
 }
 
-/// The most criteria a filter may intersect (each costs a read of its counts) before the list
-/// walks instead.
-pub const MAX_INTERSECTED_CRITERIA: usize = 4;
+/// The most criteria a filter may intersect (each costs a parallel read of its counts' member
+/// sets, which always reads less than walking the runners would) before the list walks
+/// instead: a bound on the calls one request can make.
+pub const MAX_INTERSECTED_CRITERIA: usize = 16;
 
 /// The runners that meet one criterion, as the member sets of its counts say.
 #[derive(Debug, Clone, PartialEq, Eq)]
