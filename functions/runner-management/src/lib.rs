@@ -101,7 +101,7 @@ async fn list_all(
     // Counted: a filter on types and criteria (tags, active or paused, never contacted,
     // online, offline or stale). One criterion's page is placed by its counts; several are
     // intersected from the member sets of their counts. Either is read beside the caller's
-    // token, so that a page costs three round trips; they are shown to admins only.
+    // token, so that a page costs at most three round trips; they are shown to admins only.
     let now = Timestamp::now();
     let timeout = state.settings.online_timeout_secs;
     let counted = filter

@@ -22,22 +22,31 @@ use runners_shared::runner_filter::{Criterion, RunnerFacts, RunnerFilter};
 use runners_shared::store::keys;
 use runners_shared::store::listing::MAX_INTERSECTED_CRITERIA;
 use runners_shared::time::Timestamp;
-use std::collections::BTreeSet;
 
-/// Every runner the caller owns, in id order; and, for a filter of counted criteria
-/// (`counted`: its types and criteria) that a caller's runners do not all meet, the group and
-/// project runners of its types that meet them, read beside the memberships (`None` inside:
-/// their member sets are not complete, and the list walks).
+/// Which of the caller's runners a filter keeps, as read beside the memberships.
+enum Kept {
+    /// Every one: no filter, or types that take every owned runner.
+    All,
+    /// Those among these group and project runners, which meet the filter's types and counted
+    /// criteria (from the member sets of their counts).
+    Among(Vec<i64>),
+    /// Those a walk of the candidates finds: a filter that is not counted, or member sets not
+    /// complete (a table written before them).
+    Walked,
+}
+
+/// Every runner the caller owns, in id order, and which of them the filter keeps (`counted`:
+/// its types and criteria, if it is counted).
 async fn owned_ids(
     state: &AppState,
     caller: Caller,
     counted: Option<&(Vec<RunnerType>, Vec<Criterion>)>,
-) -> Result<(Vec<i64>, Option<Option<Vec<i64>>>), ApiError> {
+) -> Result<(Vec<i64>, Kept), ApiError> {
     let store = &state.store;
-    let (memberships, meeting) =
+    let (memberships, kept) =
         futures_util::future::try_join(store.memberships_of(caller.user_id), async {
             let Some((types, criteria)) = counted else {
-                return Ok(None);
+                return Ok(Kept::Walked);
             };
             // Owned runners are group and project runners: types that take both take all.
             let owned_types: Vec<RunnerType> = OWNED_TYPES
@@ -45,12 +54,10 @@ async fn owned_ids(
                 .filter(|t| types.contains(t))
                 .collect();
             if criteria.is_empty() && owned_types.len() == OWNED_TYPES.len() {
-                return Ok(None);
+                return Ok(Kept::All);
             }
-            store
-                .runners_meeting(&owned_types, criteria)
-                .await
-                .map(Some)
+            let meeting = store.runners_meeting(&owned_types, criteria).await?;
+            Ok(meeting.map_or(Kept::Walked, Kept::Among))
         })
         .await?;
     let memberships: Memberships = memberships.into_iter().collect();
@@ -69,7 +76,7 @@ async fn owned_ids(
     let mut ids: Vec<i64> = sources.into_iter().flatten().collect();
     ids.sort_unstable();
     ids.dedup();
-    Ok((ids, meeting))
+    Ok((ids, kept))
 }
 
 /// The types an owned runner may have.
@@ -90,18 +97,15 @@ pub async fn page(
     let counted = filter
         .counted_criteria(now, timeout)
         .filter(|(_, criteria)| criteria.len() <= MAX_INTERSECTED_CRITERIA);
-    let (ids, meeting) = owned_ids(state, caller, counted.as_ref()).await?;
-    let matching = match (&counted, meeting) {
-        (Some(_), None) => ids,
-        (Some(_), Some(Some(meeting))) => {
-            let owned: BTreeSet<i64> = ids.into_iter().collect();
-            meeting
-                .into_iter()
-                .filter(|id| owned.contains(id))
-                .collect()
-        }
-        // Not counted, or member sets not complete: the candidates are walked.
-        _ => {
+    let (ids, kept) = owned_ids(state, caller, counted.as_ref()).await?;
+    let matching = match kept {
+        Kept::All => ids,
+        // `ids` is in id order.
+        Kept::Among(meeting) => meeting
+            .into_iter()
+            .filter(|id| ids.binary_search(id).is_ok())
+            .collect(),
+        Kept::Walked => {
             return state
                 .store
                 .runner_page(ids, &[], false, filter, page, now, timeout)

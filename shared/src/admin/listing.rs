@@ -50,8 +50,8 @@ pub enum JobCounts {
     All,
 }
 
-/// A counter item holding absolute counts (`value`, and any others).
-/// A recomputed runner count item: each count, and its member set (none when empty).
+/// A recomputed runner count item: each count, absolute, and its member set (none when
+/// empty).
 fn runner_counter_item((key, counts): CountChange) -> Item {
     let mut item = counts
         .iter()
@@ -67,7 +67,7 @@ fn runner_counter_item((key, counts): CountChange) -> Item {
     item
 }
 
-/// A recomputed job count item.
+/// A recomputed job count item: absolute counts (`value`, and one per status).
 fn counter_item((key, counts): ((String, String), BTreeMap<String, i64>)) -> Item {
     counts
         .into_iter()

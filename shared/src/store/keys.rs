@@ -115,15 +115,24 @@ pub fn runner_facet_counts_prefix(facet: &str) -> String {
     format!("{}#", &digest[..32])
 }
 
+/// The end of every count item's sort key: the runner's id bucket and slot (`<bucket,
+/// padded>#<id mod 4>`), so that a count item holds at most 250 runners.
+fn bucket_and_slot(runner_id: i64) -> String {
+    format!(
+        "{}#{}",
+        padded(runner_bucket(runner_id)),
+        runner_id.rem_euclid(RUNNER_COUNT_SLOTS)
+    )
+}
+
 /// The facet count item that counts this runner (by its bucket and slot) if it has `facet`.
 pub fn runner_facet_count(facet: &str, runner_id: i64) -> (String, String) {
     (
         RUNNER_FACET_COUNTS.to_owned(),
         format!(
-            "{}{}#{}",
+            "{}{}",
             runner_facet_counts_prefix(facet),
-            padded(runner_bucket(runner_id)),
-            runner_id.rem_euclid(RUNNER_COUNT_SLOTS)
+            bucket_and_slot(runner_id)
         ),
     )
 }
@@ -210,10 +219,9 @@ fn span_count(partition: &str, span: i64, runner_id: i64) -> (String, String) {
     (
         partition.to_owned(),
         format!(
-            "{}{}#{}",
+            "{}{}",
             contact_span_prefix(span),
-            padded(runner_bucket(runner_id)),
-            runner_id.rem_euclid(RUNNER_COUNT_SLOTS)
+            bucket_and_slot(runner_id)
         ),
     )
 }
@@ -253,11 +261,7 @@ pub const RUNNER_COUNTS: &str = "RUNNER_COUNTS";
 pub fn runner_count(runner_type: &str, runner_id: i64) -> (String, String) {
     (
         RUNNER_COUNTS.to_owned(),
-        format!(
-            "{runner_type}#{}#{}",
-            padded(runner_bucket(runner_id)),
-            runner_id.rem_euclid(RUNNER_COUNT_SLOTS)
-        ),
+        format!("{runner_type}#{}", bucket_and_slot(runner_id)),
     )
 }
 
@@ -289,15 +293,11 @@ pub const SUBTREE_COUNT_PREFIX: &str = "SUBTREE_COUNT#";
 pub fn subtree_count(group_id: i64, runner_id: i64) -> (String, String) {
     (
         format!("GROUP#{group_id}"),
-        format!(
-            "{SUBTREE_COUNT_PREFIX}{}#{}",
-            padded(runner_bucket(runner_id)),
-            runner_id.rem_euclid(RUNNER_COUNT_SLOTS)
-        ),
+        format!("{SUBTREE_COUNT_PREFIX}{}", bucket_and_slot(runner_id)),
     )
 }
 
-/// The runner id in a key that ends with a padded id (`SUBTREE#…`, `RUNNER#…`).
+/// The runner id in a key that ends with a padded id (`PROJECT#p/RUNNER#…`, `SUBTREE#…`).
 pub fn trailing_id(sk: &str) -> Option<i64> {
     sk.rsplit('#').next()?.parse().ok()
 }
